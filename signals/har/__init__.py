@@ -1,0 +1,1 @@
+"""Human activity recognition: FusionActNet (static + dynamic residual CNNs fused by a guidance net)."""

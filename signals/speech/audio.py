@@ -1,0 +1,126 @@
+"""The audio layer every speech model uses: load, mix to mono, resample, validate, normalise, trim.
+
+Torch-free (numpy, soundfile, soxr). Every failure is an :class:`~signals.errors.AudioError` that
+names the file and the problem, never a stack trace from inside libsndfile.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from signals.errors import AudioError
+
+# Peak below this (about -80 dBFS) is treated as digital silence.
+SILENCE_PEAK = 1e-4
+
+
+def load_audio(
+    path: str | Path,
+    sample_rate: int | None = None,
+    mono: bool = True,
+) -> tuple[np.ndarray, int]:
+    """Read any WAV/FLAC/OGG/... file soundfile understands.
+
+    Returns ``(wav, sr)``: ``float32 [T]`` when ``mono`` (channels averaged), else ``float32 [C, T]``;
+    resampled to ``sample_rate`` when given. Integer formats (8/16/24/32-bit) are scaled to [-1, 1].
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"audio file not found: {path}")
+    if path.is_dir():
+        raise AudioError(f"{path} is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path} is an empty file (0 bytes)")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError by format
+        raise AudioError(
+            f"{path} is not a readable audio file ({exc}). Supported: WAV, FLAC, OGG/Vorbis, MP3 and "
+            "other formats libsndfile reads."
+        ) from exc
+    if data.shape[0] == 0:
+        raise AudioError(f"{path} contains no audio samples")
+    wav = data.mean(axis=1) if mono else data.T
+    wav = np.ascontiguousarray(wav, dtype=np.float32)
+    check_finite(wav, name=str(path))
+    if sample_rate is not None and sr != sample_rate:
+        wav = resample(wav, sr, sample_rate)
+        sr = sample_rate
+    return wav, int(sr)
+
+
+def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """High-quality (soxr VHQ) resampling along the last axis; ``float32`` out."""
+    import soxr
+
+    if orig_sr <= 0 or target_sr <= 0:
+        raise AudioError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
+    wav = np.asarray(wav, dtype=np.float32)
+    if orig_sr == target_sr:
+        return wav
+    if wav.ndim == 1:
+        return soxr.resample(wav, orig_sr, target_sr, quality="VHQ").astype(np.float32)
+    # soxr wants [T, C]
+    flat = wav.reshape(-1, wav.shape[-1]).T
+    out = soxr.resample(np.ascontiguousarray(flat), orig_sr, target_sr, quality="VHQ").T
+    return np.ascontiguousarray(out.reshape(*wav.shape[:-1], -1), dtype=np.float32)
+
+
+def check_finite(wav: np.ndarray, name: str = "audio") -> None:
+    if not np.all(np.isfinite(wav)):
+        bad = int(np.size(wav) - np.count_nonzero(np.isfinite(wav)))
+        raise AudioError(f"{name} contains {bad} NaN or infinite samples")
+
+
+def check_audio(
+    wav: np.ndarray,
+    sample_rate: int,
+    name: str = "audio",
+    min_seconds: float = 0.0,
+    allow_silence: bool = False,
+) -> np.ndarray:
+    """Validate an in-memory signal; returns it as ``float32``.
+
+    Raises :class:`AudioError` for empty, NaN/inf, silent or too-short audio.
+    """
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.size == 0:
+        raise AudioError(f"{name} is empty (0 samples)")
+    check_finite(wav, name)
+    seconds = wav.shape[-1] / float(sample_rate)
+    if seconds < min_seconds:
+        raise AudioError(f"{name} is too short: {seconds:.3f} s, at least {min_seconds:.2f} s is needed")
+    if not allow_silence and float(np.max(np.abs(wav))) < SILENCE_PEAK:
+        raise AudioError(f"{name} is silent (peak below {20 * np.log10(SILENCE_PEAK):.0f} dBFS)")
+    return wav
+
+
+def rms_dbfs(wav: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(wav, dtype=np.float64)) + 1e-12))
+
+
+def normalize_loudness(wav: np.ndarray, target_dbfs: float = -30.0, increase_only: bool = False,
+                       decrease_only: bool = False) -> np.ndarray:
+    """Scale to an RMS level of ``target_dbfs`` (the GE2E encoder's convention)."""
+    change = target_dbfs - rms_dbfs(wav)
+    if (change < 0 and increase_only) or (change > 0 and decrease_only):
+        return wav
+    return (wav * 10 ** (change / 20)).astype(np.float32)
+
+
+def write_audio(path: str | Path, wav: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> Path:
+    """Write ``float [T]`` or ``[C, T]`` audio; clips to [-1, 1] for integer subtypes."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.asarray(wav, dtype=np.float32)
+    data = data.T if data.ndim == 2 else data
+    if subtype.startswith("PCM"):
+        data = np.clip(data, -1.0, 1.0)
+    sf.write(str(path), data, int(sample_rate), subtype=subtype)
+    return path

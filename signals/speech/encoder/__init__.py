@@ -1,0 +1,1 @@
+"""GE2E speaker encoder (SV2TTS / Resemblyzer network)."""

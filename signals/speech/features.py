@@ -1,0 +1,121 @@
+"""The mel spectrogram, defined once, in numpy (runtime) and torch (training) that agree.
+
+Two named definitions serve the whole speech stack (see ``../shared/DESIGN.md``):
+
+* :data:`ENCODER_MEL` - the GE2E speaker encoder's 40-band mel at 16 kHz (25 ms window, 10 ms hop).
+  It is a *linear power* mel, exactly what Resemblyzer / Real-Time-Voice-Cloning feed their LSTM,
+  so their pretrained weights work unchanged.
+* :data:`SR_MEL` - the 48 kHz mel of HiFi-SR and the TTS vocoder (n_fft 1024, hop 256, 80 bands),
+  natural-log magnitude with a 1e-5 floor as in HiFi-GAN.
+
+Both implementations share the filterbank (librosa's Slaney mel, computed once) and the periodic
+Hann window, so the only difference between them is floating-point rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    sample_rate: int
+    n_fft: int
+    hop_length: int
+    win_length: int | None = None  # None = n_fft
+    n_mels: int = 80
+    fmin: float = 0.0
+    fmax: float | None = None  # None = sample_rate / 2
+    power: float = 1.0  # 1 = magnitude, 2 = power
+    center: bool = True  # pad n_fft // 2 on both sides so frame i is centred on sample i * hop
+    pad_mode: str = "reflect"  # "reflect" or "constant" (zeros)
+    log: bool = True  # natural log of max(mel, log_floor)
+    log_floor: float = 1e-5
+    norm: str | None = "slaney"
+    htk: bool = False
+
+    @property
+    def win(self) -> int:
+        return self.win_length or self.n_fft
+
+    def n_frames(self, n_samples: int) -> int:
+        if self.center:
+            return 1 + n_samples // self.hop_length
+        return 1 + (n_samples - self.n_fft) // self.hop_length
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MelConfig:
+        return cls(**d)
+
+
+ENCODER_MEL = MelConfig(
+    sample_rate=16000, n_fft=400, hop_length=160, n_mels=40, power=2.0, log=False, pad_mode="constant"
+)
+SR_MEL = MelConfig(sample_rate=48000, n_fft=1024, hop_length=256, n_mels=80, fmax=24000.0, power=1.0, log=True)
+
+
+@lru_cache(maxsize=16)
+def mel_filterbank(cfg: MelConfig) -> np.ndarray:
+    """``float32 [n_mels, n_fft // 2 + 1]``."""
+    import librosa
+
+    return librosa.filters.mel(
+        sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax,
+        htk=cfg.htk, norm=cfg.norm,
+    ).astype(np.float32)
+
+
+@lru_cache(maxsize=16)
+def stft_window(cfg: MelConfig) -> np.ndarray:
+    """Periodic Hann of ``win`` samples, zero-padded (centred) to ``n_fft``, ``float32 [n_fft]``."""
+    n = np.arange(cfg.win)
+    win = 0.5 - 0.5 * np.cos(2 * np.pi * n / cfg.win)
+    left = (cfg.n_fft - cfg.win) // 2
+    return np.pad(win, (left, cfg.n_fft - cfg.win - left)).astype(np.float32)
+
+
+def mel_numpy(wav: np.ndarray, cfg: MelConfig) -> np.ndarray:
+    """``wav: float [..., T]`` -> ``float32 [..., n_mels, frames]``."""
+    x = np.asarray(wav, dtype=np.float32)
+    if cfg.center:
+        pad = [(0, 0)] * (x.ndim - 1) + [(cfg.n_fft // 2, cfg.n_fft // 2)]
+        x = np.pad(x, pad, mode=cfg.pad_mode)
+    if x.shape[-1] < cfg.n_fft:
+        raise ValueError(f"signal of {wav.shape[-1]} samples is shorter than one {cfg.n_fft}-sample frame")
+    frames = np.lib.stride_tricks.sliding_window_view(x, cfg.n_fft, axis=-1)[..., :: cfg.hop_length, :]
+    spec = np.abs(np.fft.rfft(frames * stft_window(cfg), axis=-1)).astype(np.float32)
+    if cfg.power != 1.0:
+        spec = spec ** cfg.power
+    mel = np.einsum("mf,...tf->...mt", mel_filterbank(cfg), spec)
+    if cfg.log:
+        mel = np.log(np.maximum(mel, cfg.log_floor))
+    return mel.astype(np.float32)
+
+
+def mel_torch(wav, cfg: MelConfig):
+    """``wav: Tensor[..., T]`` -> ``Tensor[..., n_mels, frames]`` (differentiable, same numbers as numpy)."""
+    import torch
+
+    shape = wav.shape
+    x = wav.reshape(-1, shape[-1])
+    window = torch.from_numpy(stft_window(cfg)).to(x.device, x.dtype)
+    if cfg.center:
+        # torch.stft's own centring pads with the same modes; do it explicitly for 'constant'
+        # because older torch versions only reflect-pad inside stft.
+        x = torch.nn.functional.pad(x.unsqueeze(1), (cfg.n_fft // 2, cfg.n_fft // 2), mode=cfg.pad_mode).squeeze(1)
+    spec = torch.stft(x, cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.n_fft, window=window,
+                      center=False, return_complex=True).abs()
+    if cfg.power != 1.0:
+        spec = spec ** cfg.power
+    fb = torch.from_numpy(mel_filterbank(cfg)).to(x.device, spec.dtype)
+    mel = torch.matmul(fb, spec)
+    if cfg.log:
+        mel = torch.log(torch.clamp(mel, min=cfg.log_floor))
+    return mel.reshape(*shape[:-1], *mel.shape[-2:])

@@ -1,0 +1,32 @@
+"""Shared fixtures: real data under ``../shared/data`` (or ``$SIGNALS_DATA``), skipped where absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from signals.paths import data_root
+
+
+def shared_dataset(name: str) -> Path:
+    """Path of a real dataset folder, or skip the test saying where it was looked for."""
+    path = data_root() / name
+    if not path.exists():
+        pytest.skip(f"real dataset {name!r} not found at {path} (set SIGNALS_DATA to its parent folder)")
+    return path
+
+
+@pytest.fixture
+def hapt_root() -> Path:
+    return shared_dataset("uci-hapt")
+
+
+@pytest.fixture
+def librispeech_root() -> Path:
+    return shared_dataset("librispeech-mini")
+
+
+@pytest.fixture
+def vctk_root() -> Path:
+    return shared_dataset("vctk-wideband")

@@ -36,3 +36,13 @@ def test_too_short_signal_is_a_clear_error():
     cfg = MelConfig(sample_rate=16000, n_fft=400, hop_length=160, center=False)
     with pytest.raises(ValueError, match="shorter than one"):
         mel_numpy(np.zeros(100, np.float32), cfg)
+
+
+@pytest.mark.parametrize("cfg", [ENCODER_MEL, SR_MEL, MelConfig(22050, 1024, 256, n_mels=80, htk=True, norm=None)])
+def test_filterbank_matches_librosa(cfg: MelConfig):
+    librosa = pytest.importorskip("librosa")
+    from signals.speech.features import mel_filterbank
+
+    ref = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax,
+                              htk=cfg.htk, norm=cfg.norm)
+    np.testing.assert_allclose(mel_filterbank(cfg), ref, rtol=1e-4, atol=1e-7)

@@ -61,15 +61,43 @@ ENCODER_MEL = MelConfig(
 SR_MEL = MelConfig(sample_rate=48000, n_fft=1024, hop_length=256, n_mels=80, fmax=24000.0, power=1.0, log=True)
 
 
+def _hz_to_mel(f: np.ndarray, htk: bool) -> np.ndarray:
+    if htk:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+    # Slaney: linear below 1 kHz, logarithmic above.
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp)
+
+
+def _mel_to_hz(m: np.ndarray, htk: bool) -> np.ndarray:
+    if htk:
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
 @lru_cache(maxsize=16)
 def mel_filterbank(cfg: MelConfig) -> np.ndarray:
-    """``float32 [n_mels, n_fft // 2 + 1]``."""
-    import librosa
+    """``float32 [n_mels, n_fft // 2 + 1]`` triangular filters, identical to ``librosa.filters.mel``.
 
-    return librosa.filters.mel(
-        sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax,
-        htk=cfg.htk, norm=cfg.norm,
-    ).astype(np.float32)
+    Written out in numpy so that training machines without librosa compute the same features.
+    """
+    fmax = cfg.fmax if cfg.fmax is not None else cfg.sample_rate / 2.0
+    fft_freqs = np.linspace(0.0, cfg.sample_rate / 2.0, cfg.n_fft // 2 + 1)
+    mels = np.linspace(_hz_to_mel(np.array(cfg.fmin), cfg.htk), _hz_to_mel(np.array(fmax), cfg.htk), cfg.n_mels + 2)
+    edges = _mel_to_hz(mels, cfg.htk)
+    fdiff = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    if cfg.norm == "slaney":
+        weights *= (2.0 / (edges[2 : cfg.n_mels + 2] - edges[: cfg.n_mels]))[:, None]
+    elif cfg.norm is not None:
+        raise ValueError(f"unsupported mel norm {cfg.norm!r}: use 'slaney' or None")
+    return weights.astype(np.float32)
 
 
 @lru_cache(maxsize=16)

@@ -30,3 +30,8 @@ def librispeech_root() -> Path:
 @pytest.fixture
 def vctk_root() -> Path:
     return shared_dataset("vctk-wideband")
+
+
+@pytest.fixture
+def basicmotions_root() -> Path:
+    return shared_dataset("uea-basicmotions")

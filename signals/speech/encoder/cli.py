@@ -1,9 +1,143 @@
-"""Commands of this speech model (filled in by its implementation)."""
+"""``signals speech embed | verify`` and ``signals speech encoder train | evaluate | export | convert``.
+
+Handlers import their implementation lazily: ``embed``, ``verify`` and ``evaluate`` run on the
+torch-free runtime; ``train``, ``export`` and ``convert`` need the training extra (torch).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from signals.cliutil import add_command, add_group
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model folder (default: models/speaker_encoder)")
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
+
+
+def _load(args):
+    from signals.speech.encoder.infer import SpeakerEncoder
+
+    return SpeakerEncoder.load(args.model, threads=args.threads)
+
+
+def _embed(args) -> int:
+    import numpy as np
+
+    enc = _load(args)
+    embeds = enc.embed_files(args.files)
+    if args.output:
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, embeds)
+        print(f"wrote {out}: {embeds.shape[0]} x {embeds.shape[1]} float32 (rows in argument order)")
+    if args.json or not args.output:
+        print(json.dumps([{"file": str(f), "embedding": [round(float(x), 6) for x in e]}
+                          for f, e in zip(args.files, embeds)]))
+    return 0
+
+
+def _verify(args) -> int:
+    enc = _load(args)
+    r = enc.verify(args.a, args.b, threshold=args.threshold)
+    if args.json:
+        print(json.dumps({"a": args.a, "b": args.b, "score": r.score, "threshold": r.threshold, "same": r.same}))
+    else:
+        verdict = "same speaker" if r.same else "different speakers"
+        print(f"cosine similarity {r.score:.4f} (threshold {r.threshold:.4f}): {verdict}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from signals.speech.encoder.evaluate import calibrate, evaluate, record
+
+    enc = _load(args)
+    rep = evaluate(args.dir, enc, split=args.split_halves, speakers=args.speakers, out=args.out,
+                   cohort_speakers=args.cohort_speakers)
+    print(f"{rep['n_speakers']} speakers, {rep['n_embeddings']} embeddings, {rep['n_target']} same-speaker / "
+          f"{rep['n_nontarget']} different-speaker pairs")
+    if rep["n_cohort_embeddings"]:
+        print(f"S-norm against a cohort of {rep['n_cohort_embeddings']} embeddings of other speakers")
+    print(f"EER {100 * rep['eer']:.2f} % at threshold {rep['threshold']:.4f} "
+          f"(mean {rep['score']} same {rep['target_mean']:.3f}, different {rep['nontarget_mean']:.3f})")
+    for path in rep.get("outputs", []):
+        print(f"wrote {path}")
+    if args.calibrate:
+        print(f"calibrated threshold written to {calibrate(args.calibrate, rep)}")
+    if args.record:
+        print(f"evaluation recorded in {record(args.record, rep)}")
+    return 0
+
+
+def _train(args) -> int:
+    from signals.speech.encoder.train import train
+
+    train(args)
+    return 0
+
+
+def _export(args) -> int:
+    from signals.speech.encoder.export import export_checkpoint
+
+    cfg = export_checkpoint(args.checkpoint, args.out)
+    print(f"wrote {args.out} (ONNX parity max |diff| {cfg['onnx']['parity_max_abs_diff']:.2e})")
+    return 0
+
+
+def _convert(args) -> int:
+    from signals.paths import model_dir
+    from signals.speech.encoder.convert import convert
+
+    cfg = convert(args.weights, args.out)
+    out = args.out or model_dir("speaker_encoder")
+    kept = " (kept the calibrated verification threshold)" if cfg["verification"].get("threshold") else ""
+    print(f"wrote {out}: step {cfg['source']['step']}, ONNX parity max |diff| "
+          f"{cfg['onnx']['parity_max_abs_diff']:.2e}{kept}")
+    return 0
 
 
 def register(group: argparse._SubParsersAction) -> None:
-    """Add this model's commands to ``signals speech``."""
+    """Add ``embed``, ``verify`` and the ``encoder`` group to ``signals speech``."""
+    p = add_command(group, "embed", "256-d speaker embeddings of audio files", _embed)
+    p.add_argument("files", nargs="+", help="audio files (WAV/FLAC/OGG, any rate and channel count)")
+    p.add_argument("--output", "-o", help="write a float32 [N, 256] .npy, rows in argument order")
+    p.add_argument("--json", action="store_true", help="print embeddings as JSON (default when no --output)")
+    _model_args(p)
+
+    p = add_command(group, "verify", "same speaker? cosine similarity of two recordings vs a calibrated threshold",
+                    _verify)
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--threshold", type=float, help="decision threshold (default: the model's calibrated one)")
+    p.add_argument("--json", action="store_true")
+    _model_args(p)
+
+    enc = add_group(group.add_parser("encoder", help="GE2E speaker encoder: train, evaluate, export, convert"))
+
+    p = add_command(enc, "train", "train the GE2E encoder (torchrun-ready; rerun to resume)", _train)
+    from signals.speech.encoder.train_args import add_train_args
+
+    add_train_args(p)
+
+    p = add_command(enc, "evaluate", "EER over all same/different-speaker pairs of a folder", _evaluate)
+    p.add_argument("dir", help="one sub-folder per speaker, or LibriSpeech <spk>-<chapter>-<utt> files")
+    p.add_argument("--split-halves", action="store_true",
+                   help="cut each recording into two halves to get same-speaker pairs (one recording per speaker)")
+    p.add_argument("--speakers", help="file of speaker IDs to evaluate (e.g. a training run's test_speakers.txt)")
+    p.add_argument("--out", help="folder for eer.json, scores.npz and the DET/histogram scores.png")
+    p.add_argument("--cohort-speakers", metavar="LIST",
+                   help="score with S-norm against these speakers' recordings in DIR (disjoint from --speakers)")
+    p.add_argument("--calibrate", metavar="MODEL_DIR", help="store the EER threshold in MODEL_DIR/config.json")
+    p.add_argument("--record", metavar="MODEL_DIR", help="add the result to MODEL_DIR's config.json and model card")
+    _model_args(p)
+
+    p = add_command(enc, "export", "training checkpoint -> model folder (safetensors + ONNX, parity-checked)", _export)
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True)
+
+    p = add_command(enc, "convert", "Resemblyzer's pretrained.pt -> models/speaker_encoder", _convert)
+    p.add_argument("--weights", help="path of pretrained.pt (default: the installed resemblyzer package's)")
+    p.add_argument("--out", help="model folder (default: models/speaker_encoder)")

@@ -1,0 +1,119 @@
+"""``signals speech embed | verify`` and ``signals speech encoder evaluate``, run in-process on real speech."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from signals.cli import main
+from signals.paths import model_dir
+
+
+@pytest.fixture
+def flacs(librispeech_root):
+    return sorted((librispeech_root / "train-clean-100").glob("*.flac"))[:3]
+
+
+def test_embed_npy_rows_in_argument_order_and_json(tmp_path, flacs, capsys):
+    from signals.speech.encoder.infer import SpeakerEncoder
+
+    out = tmp_path / "e.npy"
+    order = [flacs[2], flacs[0], flacs[1]]
+    assert main(["speech", "embed", *map(str, order), "--output", str(out), "--threads", "1"]) == 0
+    e = np.load(out)
+    assert e.shape == (3, 256) and e.dtype == np.float32
+    enc = SpeakerEncoder.load(threads=1)
+    for row, f in zip(e, order):
+        np.testing.assert_allclose(row, enc.embed_file(f), atol=1e-5)
+    capsys.readouterr()
+    assert main(["speech", "embed", str(flacs[0]), str(flacs[1]), "--json", "--threads", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["file"] for d in data] == [str(flacs[0]), str(flacs[1])]
+    np.testing.assert_allclose(data[1]["embedding"], e[2], atol=1e-5)
+
+
+def test_verify_same_and_different(tmp_path, flacs, capsys):
+    from signals.speech.audio import load_audio, write_audio
+
+    wav, sr = load_audio(flacs[0])
+    half = len(wav) // 2
+    a = write_audio(tmp_path / "a.wav", wav[:half], sr)
+    b = write_audio(tmp_path / "b.wav", wav[half:], sr)
+    assert main(["speech", "verify", str(a), str(b), "--json", "--threads", "1"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert same["same"] is True and same["score"] > same["threshold"]
+    assert main(["speech", "verify", str(a), str(flacs[1]), "--json", "--threads", "1"]) == 0
+    diff = json.loads(capsys.readouterr().out)
+    assert diff["same"] is False and diff["score"] < same["score"]
+    assert main(["speech", "verify", str(a), str(b), "--threads", "1"]) == 0
+    assert "same speaker" in capsys.readouterr().out
+
+
+def test_evaluate_folder_and_calibrate(tmp_path, librispeech_root, capsys):
+    from signals.speech.audio import load_audio, write_audio
+
+    # A sub-folder-per-speaker folder: two 4 s excerpts of each of 5 real speakers.
+    files = sorted((librispeech_root / "train-clean-100").glob("*.flac"))[10:15]
+    data = tmp_path / "data"
+    for f in files:
+        wav, sr = load_audio(f)
+        spk = f.name.split("-")[0]
+        write_audio(data / spk / "first.wav", wav[: 4 * sr], sr)
+        write_audio(data / spk / "second.wav", wav[4 * sr : 8 * sr], sr)
+    model = tmp_path / "model"
+    shutil.copytree(model_dir("speaker_encoder"), model)
+    out = tmp_path / "eval"
+    assert main(["speech", "encoder", "evaluate", str(data), "--out", str(out), "--model", str(model),
+                 "--calibrate", str(model), "--threads", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "5 speakers, 10 embeddings, 5 same-speaker / 40 different-speaker pairs" in text
+    rep = json.loads((out / "eer.json").read_text())
+    assert 0.0 <= rep["eer"] <= 0.2 and rep["target_mean"] > rep["nontarget_mean"]
+    assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
+    cfg = json.loads((model / "config.json").read_text())
+    assert cfg["verification"]["threshold"] == pytest.approx(rep["threshold"])
+    assert "5 speakers" in cfg["verification"]["data"]
+
+
+def test_evaluate_split_halves_with_speaker_list(tmp_path, librispeech_root, capsys):
+    ids = sorted({f.name.split("-")[0] for f in (librispeech_root / "train-clean-100").glob("*.flac")})[:4]
+    lst = tmp_path / "spk.txt"
+    lst.write_text("\n".join(ids))
+    root = str(librispeech_root / "train-clean-100")
+    assert main(["speech", "encoder", "evaluate", root, "--speakers", str(lst), "--threads", "1"]) == 2
+    assert "use --split-halves" in capsys.readouterr().err
+    assert main(["speech", "encoder", "evaluate", root, "--speakers", str(lst), "--split-halves",
+                 "--threads", "1"]) == 0
+    assert "4 speakers, 8 embeddings, 4 same-speaker / 24 different-speaker pairs" in capsys.readouterr().out
+
+
+def test_cli_errors_print_without_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    assert main(["speech", "embed", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.wav is not a readable audio file" in err and "Traceback" not in err
+    assert main(["speech", "embed", str(tmp_path / "missing.flac")]) == 2
+    assert "audio file not found" in capsys.readouterr().err
+    assert main(["speech", "verify", str(bad), str(bad), "--model", str(tmp_path)]) == 2
+    assert "not a model folder" in capsys.readouterr().err
+
+
+def test_evaluate_snorm_cohort_must_be_disjoint(tmp_path, librispeech_root, capsys):
+    ids = sorted({f.name.split("-")[0] for f in (librispeech_root / "train-clean-100").glob("*.flac")})
+    trial, cohort = tmp_path / "trial.txt", tmp_path / "cohort.txt"
+    trial.write_text("\n".join(ids[:3]))
+    cohort.write_text("\n".join(ids[2:6]))  # overlaps in ids[2]
+    root = str(librispeech_root / "train-clean-100")
+    args = ["speech", "encoder", "evaluate", root, "--split-halves", "--speakers", str(trial), "--threads", "1"]
+    assert main(args + ["--cohort-speakers", str(cohort)]) == 2
+    assert "must be disjoint" in capsys.readouterr().err
+    cohort.write_text("\n".join(ids[3:6]))
+    out = tmp_path / "eval"
+    assert main(args + ["--cohort-speakers", str(cohort), "--out", str(out)]) == 0
+    assert "S-norm against a cohort of 6 embeddings" in capsys.readouterr().out
+    rep = json.loads((out / "eer.json").read_text())
+    assert rep["score"] == "s-norm" and rep["n_target"] == 3 and rep["n_nontarget"] == 12

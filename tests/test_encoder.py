@@ -110,6 +110,44 @@ def test_snorm_removes_per_utterance_offsets():
         snorm_pair_scores(trial, names, cohort[:1])
 
 
+def test_snorm_hand_computed():
+    from signals.speech.encoder.metrics import cohort_stats, snorm, snorm_pair_scores
+
+    # 2-D unit vectors: the cosine of angles is easy to write down. Cohort at 0, 90, 180 and 270 degrees.
+    cohort = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], float)
+    a = np.array([[1.0, 0.0]])  # cosines with the cohort: 1, 0, -1, 0 -> mean 0, std sqrt(1/2)
+    b = np.array([[0.6, 0.8]])  # cosines: .6, .8, -.6, -.8 -> mean 0, std sqrt(.5)
+    mu, sd = cohort_stats(np.r_[a, b] * 5, cohort)  # lengths do not matter
+    np.testing.assert_allclose(mu, [0, 0], atol=1e-12)
+    np.testing.assert_allclose(sd, [np.sqrt(0.5), np.sqrt(0.5)])
+    # cos(a, b) = 0.6 -> ((0.6 - 0) / .7071 + (0.6 - 0) / .7071) / 2 = 0.8485
+    assert snorm(0.6, mu[0], sd[0], mu[1], sd[1]) == pytest.approx(0.6 / np.sqrt(0.5))
+    s, y = snorm_pair_scores(np.r_[a, b], ["x", "y"], cohort)
+    assert s[0] == pytest.approx(0.6 / np.sqrt(0.5)) and not y[0]
+    # Leave-own-speaker-out: rows of the embedding's own speaker are dropped from its statistics only.
+    rows = ["x", "y", "z", "z"]  # cohort row 0 is speaker x, row 1 speaker y
+    mu2, sd2 = cohort_stats(np.r_[a, b], cohort, ["x", "y"], rows)
+    for k, keep in enumerate([[1, 2, 3], [0, 2, 3]]):
+        c = (np.r_[a, b][k] @ cohort[keep].T)
+        assert mu2[k] == pytest.approx(c.mean()) and sd2[k] == pytest.approx(c.std())
+    s2, _ = snorm_pair_scores(np.r_[a, b], ["x", "y"], cohort, rows)
+    assert s2[0] == pytest.approx(snorm(0.6, mu2[0], sd2[0], mu2[1], sd2[1]))
+    with pytest.raises(ValueError, match="after leaving out"):
+        cohort_stats(a, cohort[:3], ["x"], ["x", "x", "y"])
+    with pytest.raises(ValueError, match="dimensions"):
+        cohort_stats(np.ones((1, 3)), cohort)
+
+
+def test_decisions_at_threshold():
+    from signals.speech.encoder.metrics import decisions_at
+
+    scores = np.array([0.9, 0.8, 0.3, 0.7, 0.2, 0.1, 0.75])
+    labels = np.array([1, 1, 1, 0, 0, 0, 0], bool)
+    d = decisions_at(scores, labels, 0.7)  # accepts 0.9, 0.8 (right), 0.7 and 0.75 (wrong); rejects 0.3 (wrong)
+    assert (d.false_accepts, d.false_rejects, d.n_target, d.n_nontarget) == (2, 1, 3, 4)
+    assert d.far == pytest.approx(0.5) and d.frr == pytest.approx(1 / 3) and d.accuracy == pytest.approx(4 / 7)
+
+
 # --- partials, the same as Resemblyzer's --------------------------------------------------------------
 
 
@@ -223,6 +261,8 @@ def test_runtime_is_torch_free_and_batches_files(librispeech_root):
         "one = np.stack([enc.embed_file(f) for f in files])\n"
         "assert E.shape == (3, 256) and np.allclose(np.linalg.norm(E, axis=1), 1, atol=1e-5)\n"
         "assert np.abs(E - one).max() < 1e-5, np.abs(E - one).max()\n"
+        "r = enc.verify(files[0], files[1])\n"  # S-norm against the shipped cohort: numpy only as well
+        "assert r.method == 's-norm' and r.snorm is not None, r\n"
         "print('torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -243,6 +283,86 @@ def test_runtime_input_errors(tmp_path):
         enc.embed_utterance(np.full((2, 16000), 0.1, np.float32), 16000)
     with pytest.raises(ModelError, match="not a model folder"):
         Runtime.load(tmp_path)
+
+
+def _model_copy(tmp_path, cohort: bool):
+    """The shipped model folder in ``tmp_path`` (large files linked), with or without its S-norm cohort."""
+    import json
+    import shutil
+
+    src, dst = model_dir("speaker_encoder"), tmp_path / ("with" if cohort else "without")
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.is_file() and f.name != "config.json" and (cohort or f.name != "cohort.npy"):
+            if f.suffix in {".onnx", ".safetensors"}:
+                (dst / f.name).symlink_to(f)
+            else:
+                shutil.copy(f, dst / f.name)
+    cfg = json.loads((src / "config.json").read_text())
+    if not cohort:
+        cfg.pop("cohort")
+        cfg["verification"].pop("snorm")
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+def test_shipped_cohort_is_disjoint_from_test_speakers_and_matches_config():
+    import hashlib
+
+    from signals.runtime import read_config
+
+    folder = model_dir("speaker_encoder")
+    cfg = read_config(folder)
+    info, ver = cfg["cohort"], cfg["verification"]
+    cohort = np.load(folder / info["file"])
+    assert cohort.dtype == np.float32 and cohort.shape == tuple(info["shape"]) and cohort.shape[1] == 256
+    assert (folder / info["file"]).stat().st_size < 1_000_000
+    np.testing.assert_allclose(np.linalg.norm(cohort, axis=1), 1, atol=1e-5)
+    assert hashlib.sha256((folder / info["file"]).read_bytes()).hexdigest() == info["sha256"]
+    assert ver["snorm"]["cohort_sha256"] == info["sha256"]  # the S-norm threshold belongs to this cohort
+    test = set((folder / "splits" / "test_speakers.txt").read_text().split())
+    listed = set((folder / "splits" / "cohort_speakers.txt").read_text().split())
+    rows = set(info["row_speakers"])
+    assert len(info["row_speakers"]) == len(cohort) and rows == listed and not rows & test
+
+
+def test_verify_with_and_without_cohort(tmp_path, librispeech_root):
+    from signals.errors import ModelError
+    from signals.speech.audio import load_audio, write_audio
+    from signals.speech.encoder.infer import SpeakerEncoder as Runtime
+
+    files = sorted((librispeech_root / "train-clean-100").glob("*.flac"))[:2]
+    wav, sr = load_audio(files[0])
+    a = write_audio(tmp_path / "a.wav", wav[: len(wav) // 2], sr)
+    b = write_audio(tmp_path / "b.wav", wav[len(wav) // 2 :], sr)
+    with_c = Runtime.load(_model_copy(tmp_path, cohort=True), threads=1)
+    without = Runtime.load(_model_copy(tmp_path, cohort=False), threads=1)
+    assert without.cohort is None and with_c.cohort is not None
+    for x, y, same in [(a, b, True), (a, files[1], False)]:
+        r = with_c.verify(x, y)
+        e_x, e_y = with_c.embed_files([x, y])
+        # The S-norm score recomputed here from the embeddings and the cohort file.
+        cx, cy = with_c.cohort @ e_x, with_c.cohort @ e_y
+        cos = float(e_x @ e_y)
+        want = 0.5 * ((cos - cx.mean()) / cx.std() + (cos - cy.mean()) / cy.std())
+        assert r.method == "s-norm" and r.snorm == pytest.approx(want, abs=1e-4) and r.score == r.snorm
+        assert r.cosine == pytest.approx(cos, abs=1e-5) and r.threshold == pytest.approx(with_c.snorm_threshold)
+        assert r.same is same
+        raw = with_c.verify(x, y, raw=True)
+        plain = without.verify(x, y)
+        for q in (raw, plain):
+            assert q.method == "cosine" and q.score == pytest.approx(cos, abs=1e-5)
+            assert q.threshold == pytest.approx(with_c.threshold) and q.same is same
+        assert plain.snorm is None and raw.snorm == pytest.approx(r.snorm)
+    assert with_c.verify(a, b, threshold=1e6).same is False  # an explicit threshold applies to the S-norm score
+    (tmp_path / "x").mkdir()
+    broken = _model_copy(tmp_path / "x", cohort=True)
+    (broken / "cohort.npy").unlink()
+    with pytest.raises(ModelError, match="cohort.npy is missing"):
+        Runtime.load(broken, threads=1)
+    np.save(broken / "cohort.npy", np.ones((3, 7), np.float32))
+    with pytest.raises(ModelError, match=r"expected a cohort of at least 2 embeddings \[K, 256\]"):
+        Runtime.load(broken, threads=1)
 
 
 # --- data -----------------------------------------------------------------------------------------

@@ -36,20 +36,83 @@ def test_embed_npy_rows_in_argument_order_and_json(tmp_path, flacs, capsys):
 
 
 def test_verify_same_and_different(tmp_path, flacs, capsys):
+    from signals.runtime import read_config
     from signals.speech.audio import load_audio, write_audio
 
+    ver = read_config(model_dir("speaker_encoder"))["verification"]
     wav, sr = load_audio(flacs[0])
     half = len(wav) // 2
     a = write_audio(tmp_path / "a.wav", wav[:half], sr)
     b = write_audio(tmp_path / "b.wav", wav[half:], sr)
     assert main(["speech", "verify", str(a), str(b), "--json", "--threads", "1"]) == 0
     same = json.loads(capsys.readouterr().out)
-    assert same["same"] is True and same["score"] > same["threshold"]
+    # The shipped model has a cohort: the decision is on the S-norm score at the S-norm threshold.
+    assert same["method"] == "s-norm" and same["score"] == same["snorm"]
+    assert same["threshold"] == pytest.approx(ver["snorm"]["threshold"])
+    assert same["same"] is True and same["score"] > same["threshold"] and 0 < same["cosine"] <= 1
     assert main(["speech", "verify", str(a), str(flacs[1]), "--json", "--threads", "1"]) == 0
     diff = json.loads(capsys.readouterr().out)
-    assert diff["same"] is False and diff["score"] < same["score"]
+    assert diff["same"] is False and diff["score"] < same["score"] and diff["cosine"] < same["cosine"]
     assert main(["speech", "verify", str(a), str(b), "--threads", "1"]) == 0
-    assert "same speaker" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert f"cosine similarity {same['cosine']:.4f}, S-norm score {same['snorm']:.3f}; decision on s-norm " \
+           f"(threshold {ver['snorm']['threshold']:.4f}): same speaker" in text
+    assert main(["speech", "verify", str(a), str(flacs[1]), "--raw", "--threads", "1"]) == 0
+    text = capsys.readouterr().out
+    assert f"cosine similarity {diff['cosine']:.4f}, S-norm score {diff['snorm']:.3f}; decision on cosine " \
+           f"(threshold {ver['threshold']:.4f}): different speakers" in text
+    assert main(["speech", "verify", str(a), str(b), "--raw", "--json", "--threads", "1"]) == 0
+    raw = json.loads(capsys.readouterr().out)
+    assert raw["method"] == "cosine" and raw["score"] == pytest.approx(same["cosine"]) and raw["same"] is True
+
+
+def test_cohort_command_then_model_cohort_calibration(tmp_path, librispeech_root, capsys):
+    root = librispeech_root / "train-clean-100"
+    ids = sorted({f.name.split("-")[0] for f in root.glob("*.flac")})
+    model = tmp_path / "model"
+    shutil.copytree(model_dir("speaker_encoder"), model)
+    coh, test, trial = tmp_path / "cohort.txt", tmp_path / "test.txt", tmp_path / "trial.txt"
+    coh.write_text("\n".join(ids[:3]))
+    test.write_text("\n".join(ids[2:4]))  # shares ids[2] with the cohort
+    trial.write_text("\n".join(ids[1:3] + ids[4:6]))  # two cohort speakers, two others
+    cmd = ["speech", "encoder", "cohort", str(root), "--speakers", str(coh), "--split-halves", "--model", str(model),
+           "--threads", "1"]
+    assert main(cmd + ["--exclude", str(test)]) == 2
+    assert "must not contain the excluded (test) speakers" in capsys.readouterr().err
+    assert main(cmd + ["--licence", "CC BY 4.0"]) == 0
+    assert "6 x 256 float32 embeddings of 3 speakers (3 recordings)" in capsys.readouterr().out
+    cfg = json.loads((model / "config.json").read_text())
+    assert cfg["cohort"]["row_speakers"] == [ids[0], ids[0], ids[1], ids[1], ids[2], ids[2]]
+    assert cfg["cohort"]["data_licence"] == "CC BY 4.0" and "--split-halves" in cfg["cohort"]["command"]
+    assert "snorm" not in cfg["verification"]  # the old cohort's threshold no longer applies
+    assert np.load(model / "cohort.npy").shape == (6, 256)
+    assert "## Score normalisation (S-norm)" in (model / "README.md").read_text()
+    # Without an S-norm threshold verify refuses (unless --raw) and says how to calibrate.
+    f = sorted(root.glob("*.flac"))
+    assert main(["speech", "verify", str(f[0]), str(f[1]), "--model", str(model), "--threads", "1"]) == 2
+    assert "no calibrated s-norm threshold" in capsys.readouterr().err
+    out = tmp_path / "eval"
+    assert main(["speech", "encoder", "evaluate", str(root), "--split-halves", "--speakers", str(trial),
+                 "--model-cohort", "--model", str(model), "--calibrate", str(model), "--out", str(out),
+                 "--threads", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "S-norm against a cohort of 6 embeddings" in text and "2 trial speakers are in it" in text
+    rep = json.loads((out / "eer.json").read_text())
+    assert rep["score"] == "s-norm" and rep["n_speakers_in_cohort"] == 2 and rep["n_target"] == 4
+    cfg = json.loads((model / "config.json").read_text())
+    assert cfg["verification"]["snorm"]["threshold"] == pytest.approx(rep["threshold"])
+    assert cfg["verification"]["snorm"]["cohort_sha256"] == cfg["cohort"]["sha256"]
+    assert main(["speech", "verify", str(f[0]), str(f[1]), "--model", str(model), "--json", "--threads", "1"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["method"] == "s-norm" and r["threshold"] == pytest.approx(rep["threshold"])
+    assert main(["speech", "encoder", "evaluate", str(root), "--split-halves", "--speakers", str(test),
+                 "--cohort-speakers", str(coh), "--model-cohort", "--model", str(model)]) == 2
+    assert "either --cohort-speakers or --model-cohort" in capsys.readouterr().err
+    from signals.errors import DataError
+    from signals.speech.encoder.evaluate import calibrate
+
+    with pytest.raises(DataError, match="use --model-cohort"):  # a cohort from DIR is not the model's cohort
+        calibrate(model, {**rep, "cohort_speakers_file": str(coh)})
 
 
 def test_evaluate_folder_and_calibrate(tmp_path, librispeech_root, capsys):

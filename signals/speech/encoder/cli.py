@@ -1,7 +1,7 @@
-"""``signals speech embed | verify`` and ``signals speech encoder train | evaluate | export | convert``.
+"""``signals speech embed | verify`` and ``signals speech encoder train | evaluate | cohort | export | convert``.
 
-Handlers import their implementation lazily: ``embed``, ``verify`` and ``evaluate`` run on the
-torch-free runtime; ``train``, ``export`` and ``convert`` need the training extra (torch).
+Handlers import their implementation lazily: ``embed``, ``verify``, ``evaluate`` and ``cohort`` run on
+the torch-free runtime; ``train``, ``export`` and ``convert`` need the training extra (torch).
 """
 
 from __future__ import annotations
@@ -42,12 +42,15 @@ def _embed(args) -> int:
 
 def _verify(args) -> int:
     enc = _load(args)
-    r = enc.verify(args.a, args.b, threshold=args.threshold)
+    r = enc.verify(args.a, args.b, threshold=args.threshold, raw=args.raw)
     if args.json:
-        print(json.dumps({"a": args.a, "b": args.b, "score": r.score, "threshold": r.threshold, "same": r.same}))
+        print(json.dumps({"a": args.a, "b": args.b, "method": r.method, "score": r.score, "cosine": r.cosine,
+                          "snorm": r.snorm, "threshold": r.threshold, "same": r.same}))
     else:
         verdict = "same speaker" if r.same else "different speakers"
-        print(f"cosine similarity {r.score:.4f} (threshold {r.threshold:.4f}): {verdict}")
+        snorm = f", S-norm score {r.snorm:.3f}" if r.snorm is not None else ""
+        print(f"cosine similarity {r.cosine:.4f}{snorm}; decision on {r.method} "
+              f"(threshold {r.threshold:.4f}): {verdict}")
     return 0
 
 
@@ -56,13 +59,22 @@ def _evaluate(args) -> int:
 
     enc = _load(args)
     rep = evaluate(args.dir, enc, split=args.split_halves, speakers=args.speakers, out=args.out,
-                   cohort_speakers=args.cohort_speakers)
+                   cohort_speakers=args.cohort_speakers, exclude_speakers=args.exclude_speakers,
+                   model_cohort=args.model_cohort)
     print(f"{rep['n_speakers']} speakers, {rep['n_embeddings']} embeddings, {rep['n_target']} same-speaker / "
           f"{rep['n_nontarget']} different-speaker pairs")
     if rep["n_cohort_embeddings"]:
-        print(f"S-norm against a cohort of {rep['n_cohort_embeddings']} embeddings of other speakers")
+        inside = (f"; {rep['n_speakers_in_cohort']} trial speakers are in it and were scored leave-own-speaker-out"
+                  if rep["n_speakers_in_cohort"] else "")
+        print(f"S-norm against a cohort of {rep['n_cohort_embeddings']} embeddings of other speakers "
+              f"({rep['cohort_speakers_file']}){inside}")
     print(f"EER {100 * rep['eer']:.2f} % at threshold {rep['threshold']:.4f} "
           f"(mean {rep['score']} same {rep['target_mean']:.3f}, different {rep['nontarget_mean']:.3f})")
+    if "at_model_threshold" in rep:
+        d = rep["at_model_threshold"]
+        print(f"at the model's {rep['score']} threshold {d['threshold']:.4f}: false accepts {d['false_accepts']}/"
+              f"{rep['n_nontarget']} (FAR {100 * d['far']:.2f} %), false rejects {d['false_rejects']}/"
+              f"{rep['n_target']} (FRR {100 * d['frr']:.2f} %), accuracy {100 * d['accuracy']:.2f} %")
     for path in rep.get("outputs", []):
         print(f"wrote {path}")
     if args.calibrate:
@@ -70,6 +82,23 @@ def _evaluate(args) -> int:
     if args.record:
         print(f"evaluation recorded in {record(args.record, rep)}")
     return 0
+
+
+def _cohort(args) -> int:
+    from signals.speech.encoder.cohort import make_cohort
+
+    path, info = make_cohort(args.dir, args.speakers, args.model, exclude=args.exclude, split=args.split_halves,
+                             licence=args.licence, threads=args.threads)
+    print(f"wrote {path}: {info['n_embeddings']} x {read_dim(path)} float32 embeddings of {info['n_speakers']} "
+          f"speakers ({info['n_recordings']} recordings), {path.stat().st_size / 1e6:.2f} MB; "
+          "config.json['cohort'] updated (any S-norm threshold of an earlier cohort dropped)")
+    return 0
+
+
+def read_dim(path) -> int:
+    import numpy as np
+
+    return int(np.load(path, mmap_mode="r").shape[1])
 
 
 def _train(args) -> int:
@@ -112,10 +141,12 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--threshold", type=float, help="decision threshold (default: the model's calibrated one)")
+    p.add_argument("--raw", action="store_true",
+                   help="decide on the plain cosine at the cosine threshold, even when the model has a cohort")
     p.add_argument("--json", action="store_true")
     _model_args(p)
 
-    enc = add_group(group.add_parser("encoder", help="GE2E speaker encoder: train, evaluate, export, convert"))
+    enc = add_group(group.add_parser("encoder", help="GE2E speaker encoder: train, evaluate, cohort, export, convert"))
 
     p = add_command(enc, "train", "train the GE2E encoder (torchrun-ready; rerun to resume)", _train)
     from signals.speech.encoder.train_args import add_train_args
@@ -128,10 +159,24 @@ def register(group: argparse._SubParsersAction) -> None:
                    help="cut each recording into two halves to get same-speaker pairs (one recording per speaker)")
     p.add_argument("--speakers", help="file of speaker IDs to evaluate (e.g. a training run's test_speakers.txt)")
     p.add_argument("--out", help="folder for eer.json, scores.npz and the DET/histogram scores.png")
+    p.add_argument("--exclude-speakers", metavar="LIST", help="leave these speakers out (e.g. the test speakers)")
     p.add_argument("--cohort-speakers", metavar="LIST",
                    help="score with S-norm against these speakers' recordings in DIR (disjoint from --speakers)")
-    p.add_argument("--calibrate", metavar="MODEL_DIR", help="store the EER threshold in MODEL_DIR/config.json")
+    p.add_argument("--model-cohort", action="store_true",
+                   help="score with S-norm against the model folder's cohort.npy (the one `verify` uses); trial "
+                        "speakers in the cohort are scored leave-own-speaker-out")
+    p.add_argument("--calibrate", metavar="MODEL_DIR",
+                   help="store the EER threshold in MODEL_DIR/config.json (the S-norm one with --model-cohort)")
     p.add_argument("--record", metavar="MODEL_DIR", help="add the result to MODEL_DIR's config.json and model card")
+    _model_args(p)
+
+    p = add_command(enc, "cohort", "embed an impostor cohort into MODEL_DIR/cohort.npy for S-norm in `verify`",
+                    _cohort)
+    p.add_argument("dir", help="one sub-folder per speaker, or LibriSpeech <spk>-<chapter>-<utt> files")
+    p.add_argument("--speakers", required=True, metavar="LIST", help="file of the cohort's speaker IDs")
+    p.add_argument("--exclude", metavar="LIST", help="refuse if the cohort shares a speaker with this list (test)")
+    p.add_argument("--split-halves", action="store_true", help="cut each recording into two halves, as the trials")
+    p.add_argument("--licence", help="licence/attribution of DIR's audio, recorded in config.json")
     _model_args(p)
 
     p = add_command(enc, "export", "training checkpoint -> model folder (safetensors + ONNX, parity-checked)", _export)

@@ -68,12 +68,16 @@ def convert(weights: str | Path | None = None, out: str | Path | None = None) ->
                                                   else "") + (f" --out {out}" if out != model_dir(MODEL_NAME) else "")
     source = {"type": "resemblyzer", "resemblyzer_version": RESEMBLYZER_VERSION, "weights_sha256": src_sha,
               "step": step, "licence": "Apache-2.0", "command": command}
-    # A calibration measured on these exact weights stays valid when the folder is rebuilt.
+    # A calibration measured on these exact weights stays valid when the folder is rebuilt;
     same = old.get("source", {}).get("weights_sha256") == src_sha
     config = write_model_folder(model, out, source, verification=old.get("verification") if same else None)
-    if same and old.get("evaluations"):
-        config["evaluations"] = old["evaluations"]
-        write_config(out, config)
+    # so do the evaluations and the S-norm cohort (embeddings of these weights); other weights void the cohort.
+    for key in ("cohort", "evaluations") if same else ():
+        if old.get(key):
+            config[key] = old[key]
+    if not same and (out / "cohort.npy").is_file():
+        (out / "cohort.npy").unlink()
+    write_config(out, config)
     (out / "README.md").write_text(render_card(config))
     return config
 

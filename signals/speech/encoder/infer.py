@@ -3,7 +3,13 @@
     enc = SpeakerEncoder.load()                    # models/speaker_encoder
     e = enc.embed_file("a.flac")                   # float32 [256], L2-normalised
     E = enc.embed_files(["a.flac", "b.wav"])       # float32 [2, 256], partials of all files batched
-    enc.verify("a.flac", "b.wav")                  # VerifyResult(score=0.83, same=True, threshold=...)
+    enc.verify("a.flac", "b.wav")                  # VerifyResult(score=5.1, cosine=0.83, snorm=5.1, same=True, ...)
+    enc.verify("a.flac", "b.wav", raw=True)        # plain cosine at the cosine threshold
+
+When the model folder ships an impostor cohort (``cohort.npy``: embeddings of other speakers, described
+in ``config.json["cohort"]``), ``verify`` decides on the S-norm score, ``((s - mu_a) / sd_a + (s - mu_b) / sd_b) / 2``
+with mu/sd the mean/std of each recording's cosines with the cohort, at the threshold calibrated for it
+(``config.json["verification"]["snorm"]``); ``raw=True`` (CLI ``--raw``) uses the plain cosine.
 
 The front end reproduces Resemblyzer's ``preprocess_wav`` + ``embed_utterance``: resample to 16 kHz,
 raise the level to -30 dBFS (never lower it), drop pauses longer than ~200 ms with WebRTC's VAD, cut
@@ -24,6 +30,7 @@ from signals.errors import AudioError, ModelError
 from signals.paths import model_dir as _model_dir
 from signals.runtime import create_session, read_config
 from signals.speech.audio import check_audio, load_audio, normalize_loudness, resample, trim_long_silences
+from signals.speech.encoder.metrics import cohort_stats, snorm
 from signals.speech.features import ENCODER_MEL, MelConfig, mel_numpy
 
 MODEL_NAME = "speaker_encoder"
@@ -106,9 +113,35 @@ def mean_embedding(partials: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    score: float  # cosine similarity of the two utterance embeddings
+    score: float  # the score decided on: the S-norm score, or the cosine when there is no cohort / raw=True
     same: bool  # score >= threshold
     threshold: float
+    cosine: float  # raw cosine similarity of the two utterance embeddings
+    snorm: float | None = None  # S-norm score against the model's cohort (None without a cohort)
+    method: str = "cosine"  # "s-norm" or "cosine": which score the decision used
+
+
+def load_cohort(folder: Path, cfg: dict[str, Any]) -> tuple[np.ndarray | None, list[str] | None]:
+    """The impostor cohort ``float32 [K, D]`` and its per-row speaker IDs, if ``config.json`` declares one."""
+    info = cfg.get("cohort")
+    if not info:
+        return None, None
+    path = folder / info.get("file", "cohort.npy")
+    if not path.is_file():
+        raise ModelError(f"{folder}/config.json declares a score-normalisation cohort but {path} is missing")
+    try:
+        cohort = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} is not a readable .npy array: {exc}") from exc
+    dim = cfg["model"]["embedding_size"]
+    if cohort.ndim != 2 or cohort.shape[1] != dim or len(cohort) < 2:
+        raise ModelError(f"{path}: expected a cohort of at least 2 embeddings [K, {dim}], got shape {cohort.shape}")
+    if not np.isfinite(cohort).all():
+        raise ModelError(f"{path}: cohort contains NaN or infinite values")
+    rows = info.get("row_speakers")
+    if rows is not None and len(rows) != len(cohort):
+        raise ModelError(f"{path}: {len(cohort)} rows but config.json lists {len(rows)} row speakers")
+    return cohort.astype(np.float32), (list(map(str, rows)) if rows is not None else None)
 
 
 @dataclass
@@ -118,6 +151,8 @@ class SpeakerEncoder:
     front: FrontEnd = field(default_factory=FrontEnd)
     mel: MelConfig = ENCODER_MEL
     batch_size: int = 64
+    cohort: np.ndarray | None = None  # float32 [K, D] impostor embeddings for S-norm (config["cohort"])
+    cohort_speakers: list[str] | None = None  # speaker ID of each cohort row
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, providers: Sequence[str] | None = None,
@@ -128,16 +163,35 @@ class SpeakerEncoder:
             front = FrontEnd.from_dict(cfg["frontend"])
             mel = MelConfig.from_dict(cfg["mel"])
             onnx_file = cfg.get("onnx", {}).get("file", ONNX_FILE)
+            cohort, cohort_speakers = load_cohort(folder, cfg)
         except (KeyError, TypeError) as exc:
             raise ModelError(f"{folder}/config.json is not a speaker-encoder config: missing {exc}") from exc
         session = create_session(folder / onnx_file, providers=providers, threads=threads)
-        return cls(session=session, config=cfg, front=front, mel=mel)
+        return cls(session=session, config=cfg, front=front, mel=mel, cohort=cohort, cohort_speakers=cohort_speakers)
 
     @property
     def threshold(self) -> float | None:
-        """Same-speaker decision threshold calibrated at the EER (``config.json["verification"]``)."""
+        """Cosine same-speaker threshold calibrated at the EER (``config.json["verification"]["threshold"]``)."""
         value = (self.config.get("verification") or {}).get("threshold")
         return None if value is None else float(value)
+
+    @property
+    def snorm_threshold(self) -> float | None:
+        """S-norm threshold calibrated at the EER (``config.json["verification"]["snorm"]["threshold"]``)."""
+        value = ((self.config.get("verification") or {}).get("snorm") or {}).get("threshold")
+        return None if value is None else float(value)
+
+    def snorm_scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """S-norm scores of embedding pairs ``a, b: float [P, D]`` against the model's cohort -> ``float [P]``."""
+        if self.cohort is None:
+            raise ModelError("this model folder has no cohort.npy: run `signals speech encoder cohort DIR "
+                             "--speakers LIST` to make one")
+        a, b = np.atleast_2d(a), np.atleast_2d(b)
+        mu_a, sd_a = cohort_stats(a, self.cohort)
+        mu_b, sd_b = cohort_stats(b, self.cohort)
+        raw = np.einsum("pd,pd->p", a / np.linalg.norm(a, axis=1, keepdims=True),
+                        b / np.linalg.norm(b, axis=1, keepdims=True))
+        return snorm(raw, mu_a, sd_a, mu_b, sd_b)
 
     def run(self, mels: np.ndarray) -> np.ndarray:
         """``mels: float32 [N, T, n_mels]`` -> ``float32 [N, D]`` partial embeddings, in batches."""
@@ -172,15 +226,26 @@ class SpeakerEncoder:
             wavs.append(self.preprocess(wav, sr, name=str(p)))
         return self.embed_preprocessed(wavs)
 
-    def verify(self, a: str | Path, b: str | Path, threshold: float | None = None) -> VerifyResult:
-        """Same speaker? Cosine of the two embeddings against the calibrated (or given) threshold."""
-        threshold = self.threshold if threshold is None else threshold
-        if threshold is None:
-            raise ModelError("this model has no calibrated threshold: pass one, or run "
-                             "`signals speech encoder evaluate DIR --calibrate MODEL_DIR`")
+    def verify(self, a: str | Path, b: str | Path, threshold: float | None = None, raw: bool = False) -> VerifyResult:
+        """Same speaker? S-norm score vs its calibrated threshold when the model has a cohort, else cosine.
+
+        ``raw=True`` decides on the plain cosine at the cosine threshold; ``threshold`` overrides the
+        calibrated threshold of whichever score is used.
+        """
         ea, eb = self.embed_files([a, b])
-        score = float(np.dot(ea, eb))
-        return VerifyResult(score=score, same=score >= threshold, threshold=float(threshold))
+        cosine = float(np.dot(ea, eb))
+        score_snorm = float(self.snorm_scores(ea, eb)[0]) if self.cohort is not None else None
+        if score_snorm is not None and not raw:
+            method, score, calibrated = "s-norm", score_snorm, self.snorm_threshold
+            how = "`signals speech encoder evaluate DIR --split-halves --model-cohort --calibrate MODEL_DIR`, or pass --raw"
+        else:
+            method, score, calibrated = "cosine", cosine, self.threshold
+            how = "`signals speech encoder evaluate DIR --calibrate MODEL_DIR`"
+        threshold = calibrated if threshold is None else threshold
+        if threshold is None:
+            raise ModelError(f"this model has no calibrated {method} threshold: pass --threshold, or run {how}")
+        return VerifyResult(score=score, same=score >= threshold, threshold=float(threshold), cosine=cosine,
+                            snorm=score_snorm, method=method)
 
 
 def load(model_dir: str | Path | None = None, providers: Sequence[str] | None = None,

@@ -60,25 +60,87 @@ def pair_scores(embeddings: np.ndarray, speakers: list[str]) -> tuple[np.ndarray
     return np.einsum("pd,pd->p", e[i], e[j]), spk[i] == spk[j]
 
 
-def snorm_pair_scores(embeddings: np.ndarray, speakers: list[str], cohort: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def cohort_stats(embeddings: np.ndarray, cohort: np.ndarray, speakers: list[str] | None = None,
+                 cohort_speakers: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of each embedding's cosines with an impostor ``cohort``: ``(float [N], float [N])``.
+
+    ``embeddings: float [N, D]``, ``cohort: float [K, D]``. When both speaker lists are given (one ID per
+    row), each embedding leaves its own speaker's cohort rows out, so a speaker's own voice never counts
+    as an impostor (leave-own-speaker-out; used to calibrate on speakers who are in the cohort).
+    """
+    e, c = _unit(np.atleast_2d(embeddings)), _unit(np.atleast_2d(cohort))
+    if e.shape[1] != c.shape[1]:
+        raise ValueError(f"embeddings have {e.shape[1]} dimensions but the cohort has {c.shape[1]}")
+    cs = e @ c.T  # [N, K]
+    if speakers is None or cohort_speakers is None:
+        if len(c) < 2:
+            raise ValueError(f"S-norm needs a cohort of at least 2 embeddings, got {len(c)}")
+        return cs.mean(axis=1), np.maximum(cs.std(axis=1), 1e-12)
+    if len(speakers) != len(e) or len(cohort_speakers) != len(c):
+        raise ValueError(f"{len(speakers)} speaker IDs for {len(e)} embeddings / {len(cohort_speakers)} for "
+                         f"{len(c)} cohort rows")
+    keep = np.asarray(speakers, dtype=str)[:, None] != np.asarray(cohort_speakers, dtype=str)[None, :]  # [N, K]
+    n = keep.sum(axis=1)
+    if (n < 2).any():
+        raise ValueError(f"S-norm needs a cohort of at least 2 embeddings, got {int(n.min())} after leaving out "
+                         "the embedding's own speaker")
+    mu = (cs * keep).sum(axis=1) / n
+    var = (((cs - mu[:, None]) ** 2) * keep).sum(axis=1) / n
+    return mu, np.maximum(np.sqrt(var), 1e-12)
+
+
+def snorm(raw: np.ndarray | float, mu_a, sd_a, mu_b, sd_b) -> np.ndarray | float:
+    """Symmetric normalisation of a raw cosine ``s(a, b)``: ``((s - mu_a) / sd_a + (s - mu_b) / sd_b) / 2``."""
+    return 0.5 * ((raw - mu_a) / sd_a + (raw - mu_b) / sd_b)
+
+
+def snorm_pair_scores(embeddings: np.ndarray, speakers: list[str], cohort: np.ndarray,
+                      cohort_speakers: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`pair_scores` with symmetric score normalisation (S-norm) against an impostor ``cohort``.
 
     Each raw cosine ``s(a, b)`` becomes ``((s - mu_a) / sd_a + (s - mu_b) / sd_b) / 2``, where mu/sd are the
-    mean/std of that embedding's cosines with the cohort ``float [K, D]`` (speakers disjoint from the trial).
-    It removes per-utterance score offsets (a voice that resembles many others scores high against all of
-    them), so one threshold fits all trials better. Scores are in standard deviations, not cosines.
+    mean/std of that embedding's cosines with the cohort ``float [K, D]`` (see :func:`cohort_stats`; pass
+    ``cohort_speakers`` to leave each embedding's own speaker out of its cohort). It removes per-utterance
+    score offsets (a voice that resembles many others scores high against all of them), so one threshold
+    fits all trials better. Scores are in standard deviations, not cosines.
     """
-    e = np.asarray(embeddings, dtype=np.float64)
-    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-    c = np.asarray(cohort, dtype=np.float64)
-    c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
-    if len(c) < 2:
-        raise ValueError(f"S-norm needs a cohort of at least 2 embeddings, got {len(c)}")
-    cs = e @ c.T  # [N, K]
-    mu, sd = cs.mean(axis=1), np.maximum(cs.std(axis=1), 1e-12)
+    e = _unit(embeddings)
+    mu, sd = cohort_stats(e, cohort, speakers if cohort_speakers is not None else None, cohort_speakers)
     raw, labels = pair_scores(e, speakers)
     i, j = np.triu_indices(len(e), k=1)
-    return 0.5 * ((raw - mu[i]) / sd[i] + (raw - mu[j]) / sd[j]), labels
+    return snorm(raw, mu[i], sd[i], mu[j], sd[j]), labels
+
+
+@dataclass(frozen=True)
+class Decisions:
+    threshold: float
+    far: float  # false accepts / different-speaker trials
+    frr: float  # false rejects / same-speaker trials
+    false_accepts: int
+    false_rejects: int
+    n_target: int
+    n_nontarget: int
+
+    @property
+    def accuracy(self) -> float:
+        """Fraction of all trials decided right (dominated by the many different-speaker trials)."""
+        return 1.0 - (self.false_accepts + self.false_rejects) / (self.n_target + self.n_nontarget)
+
+
+def decisions_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> Decisions:
+    """Error counts and rates of the decision ``same = score >= threshold`` on labelled trials."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels).astype(bool).ravel()
+    accept = scores >= threshold
+    fa, fr = int((accept & ~labels).sum()), int((~accept & labels).sum())
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    return Decisions(threshold=float(threshold), far=fa / max(n_neg, 1), frr=fr / max(n_pos, 1),
+                     false_accepts=fa, false_rejects=fr, n_target=n_pos, n_nontarget=n_neg)
 
 
 def plot_scores(scores: np.ndarray, labels: np.ndarray, result: EER, path: str | Path, title: str = "",

@@ -1,0 +1,261 @@
+"""HiFi-SR generator: a transformer encoder over log-mel frames feeding a HiFi-GAN upsampler.
+
+After Zhao et al., "HiFi-SR: A Unified Generative Transformer-Convolutional Adversarial Network for
+High-Fidelity Speech Super-Resolution" (arXiv 2501.10045). The paper's encoder is MossFormer2; we use a
+standard conformer-style stack (self-attention + depthwise convolution + feed-forward) with *banded*
+(local) self-attention: every frame attends to +-``attn_window`` frames. That choice keeps the receptive
+field finite, so overlapped chunked inference is exactly whole-file inference (up to float rounding)
+and memory stays flat on long files; the depthwise convolutions carry relative position, so no
+absolute position embedding is needed (which would also break chunking).
+
+The upsampler is HiFi-GAN V1/V2-shaped: transposed convolutions whose rates multiply to the mel hop
+(8*8*2*2 = 256), multi-receptive-field residual blocks, Snake activations (BigVGAN) and a tanh output.
+Sizes live in :class:`GeneratorConfig`: :data:`SMALL` (~2 M parameters, what we ship, faster than real
+time on one CPU core) and :data:`PAPER` (~101 M, the paper's size) are the same class.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# --------------------------------------------------------------------------------------------------
+# blocks
+
+
+class Snake(nn.Module):
+    """Snake activation ``x + sin^2(a x) / a`` with a learned per-channel ``a`` (stored as log a).
+
+    Periodic inductive bias for waveforms (Ziyin et al. 2020; BigVGAN). ``x: Tensor[B, C, T]``.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.log_alpha = nn.Parameter(torch.zeros(1, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha = self.log_alpha.exp()
+        return x + torch.sin(alpha * x).pow(2) / (alpha + 1e-9)
+
+
+class LocalSelfAttention(nn.Module):
+    """Multi-head self-attention restricted to a band of frames. ``x: Tensor[B, T, D]``."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0):
+        super().__init__()
+        assert d_model % n_heads == 0, "d_model must be divisible by n_heads"
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4).unbind(0)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(b, t, d))
+
+
+class ConvModule(nn.Module):
+    """Conformer convolution: pointwise -> GLU -> depthwise -> LayerNorm -> SiLU -> pointwise.
+
+    LayerNorm (not BatchNorm) so a frame's output never depends on the rest of the batch or chunk.
+    ``x: Tensor[B, T, D]``.
+    """
+
+    def __init__(self, d_model: int, kernel_size: int, dropout: float = 0.0):
+        super().__init__()
+        self.pw1 = nn.Conv1d(d_model, 2 * d_model, 1)
+        self.dw = nn.Conv1d(d_model, d_model, kernel_size, padding=kernel_size // 2, groups=d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.pw2 = nn.Conv1d(d_model, d_model, 1)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.glu(self.pw1(x.transpose(1, 2)), dim=1)
+        y = self.norm(self.dw(y).transpose(1, 2))
+        y = self.pw2(F.silu(y).transpose(1, 2)).transpose(1, 2)
+        return self.drop(y)
+
+
+class ConformerBlock(nn.Module):
+    """Pre-norm residual: local attention, convolution, feed-forward. ``x: Tensor[B, T, D]``."""
+
+    def __init__(self, d_model: int, n_heads: int, ff_mult: int, conv_kernel: int, dropout: float = 0.0):
+        super().__init__()
+        self.ln_attn = nn.LayerNorm(d_model)
+        self.attn = LocalSelfAttention(d_model, n_heads, dropout)
+        self.ln_conv = nn.LayerNorm(d_model)
+        self.conv = ConvModule(d_model, conv_kernel, dropout)
+        self.ln_ff = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(
+            nn.Linear(d_model, ff_mult * d_model), nn.SiLU(), nn.Dropout(dropout), nn.Linear(ff_mult * d_model, d_model)
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_attn(x), mask)
+        x = x + self.conv(self.ln_conv(x))
+        return x + self.ff(self.ln_ff(x))
+
+
+class ResBlock(nn.Module):
+    """HiFi-GAN "ResBlock1" with Snake: dilated conv pairs, each a residual. ``x: Tensor[B, C, T]``."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...]):
+        super().__init__()
+        self.convs1 = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=d * (kernel_size - 1) // 2) for d in dilations
+        )
+        self.convs2 = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, padding=(kernel_size - 1) // 2) for _ in dilations
+        )
+        self.acts1 = nn.ModuleList(Snake(channels) for _ in dilations)
+        self.acts2 = nn.ModuleList(Snake(channels) for _ in dilations)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for c1, c2, a1, a2 in zip(self.convs1, self.convs2, self.acts1, self.acts2):
+            x = x + c2(a2(c1(a1(x))))
+        return x
+
+
+# --------------------------------------------------------------------------------------------------
+# config
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    n_mels: int = 80
+    # transformer encoder
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    ff_mult: int = 4
+    conv_kernel: int = 15  # depthwise conv over frames (odd)
+    attn_window: int = 32  # each frame attends to +-attn_window frames (finite receptive field)
+    dropout: float = 0.0
+    # HiFi-GAN upsampler
+    upsample_initial_channel: int = 128
+    upsample_rates: tuple[int, ...] = (8, 8, 2, 2)  # product = mel hop (256)
+    upsample_kernel_sizes: tuple[int, ...] = (16, 16, 4, 4)
+    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
+    resblock_dilations: tuple[tuple[int, ...], ...] = field(default=((1, 3, 5), (1, 3, 5), (1, 3, 5)))
+
+    @property
+    def hop(self) -> int:
+        return math.prod(self.upsample_rates)
+
+    @property
+    def context_frames(self) -> int:
+        """Frames on each side that can influence one output frame (for chunked inference)."""
+        enc = self.n_layers * (self.attn_window + self.conv_kernel // 2) + 1 + 3  # + pre conv + conv_pre
+        # Upsampler: at stage i one element spans hop / prod(rates[:i+1]) samples; sum each stage's
+        # half receptive field (transposed conv + residual blocks) in frames, rounded up, plus 1.
+        ups, factor = 0.0, 1
+        for u, k in zip(self.upsample_rates, self.upsample_kernel_sizes):
+            factor *= u
+            half = k / u + max(sum(d * (k2 - 1) + (k2 - 1) for d in dil) for k2, dil in
+                               zip(self.resblock_kernel_sizes, self.resblock_dilations)) / 2
+            ups += half / factor
+        return enc + math.ceil(ups + 7 / self.hop) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
+        d = dict(d)
+        for key in ("upsample_rates", "upsample_kernel_sizes", "resblock_kernel_sizes"):
+            if key in d:
+                d[key] = tuple(d[key])
+        if "resblock_dilations" in d:
+            d["resblock_dilations"] = tuple(tuple(x) for x in d["resblock_dilations"])
+        return cls(**d)
+
+
+SMALL = GeneratorConfig()
+# ~101 M parameters: an 11-layer 720-wide encoder and the HiFi-GAN V1 upsampler (512 channels).
+PAPER = GeneratorConfig(d_model=720, n_layers=11, n_heads=12, ff_mult=4, attn_window=64, upsample_initial_channel=512)
+CONFIGS = {"small": SMALL, "paper": PAPER}
+
+
+# --------------------------------------------------------------------------------------------------
+# model
+
+
+class Generator(nn.Module):
+    """Log-mel of the (resampled-to-48 kHz) low-resolution input -> 48 kHz waveform.
+
+    ``forward(mel: Tensor[B, n_mels, F]) -> Tensor[B, 1, F * hop]`` in [-1, 1].
+    """
+
+    def __init__(self, cfg: GeneratorConfig = SMALL):
+        super().__init__()
+        self.cfg = cfg
+        self.pre = nn.Conv1d(cfg.n_mels, cfg.d_model, 3, padding=1)
+        self.blocks = nn.ModuleList(
+            ConformerBlock(cfg.d_model, cfg.n_heads, cfg.ff_mult, cfg.conv_kernel, cfg.dropout) for _ in range(cfg.n_layers)
+        )
+        self.ln_out = nn.LayerNorm(cfg.d_model)
+        self.conv_pre = nn.Conv1d(cfg.d_model, cfg.upsample_initial_channel, 7, padding=3)
+        self.ups = nn.ModuleList()
+        self.up_acts = nn.ModuleList()
+        self.resblocks = nn.ModuleList()
+        ch = cfg.upsample_initial_channel
+        for u, k in zip(cfg.upsample_rates, cfg.upsample_kernel_sizes):
+            assert (k - u) % 2 == 0, "upsample kernel minus rate must be even so the output is exactly T * rate"
+            self.up_acts.append(Snake(ch))
+            self.ups.append(nn.ConvTranspose1d(ch, ch // 2, k, u, padding=(k - u) // 2))
+            ch //= 2
+            self.resblocks.append(
+                nn.ModuleList(ResBlock(ch, k2, d) for k2, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilations))
+            )
+        self.act_post = Snake(ch)
+        self.conv_post = nn.Conv1d(ch, 1, 7, padding=3)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        # PyTorch's default (Kaiming-uniform) init, not HiFi-GAN's N(0, 0.01): with Snake residual
+        # stacks the latter leaves the untrained output near 1e-6, below the log-mel floor, where the
+        # mel loss has no gradient at all.
+        if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    def band_mask(self, n_frames: int, device: torch.device) -> torch.Tensor:
+        """``Tensor[F, F]`` bool, True where attention is allowed (|i - j| <= attn_window)."""
+        idx = torch.arange(n_frames, device=device)
+        return (idx[None, :] - idx[:, None]).abs() <= self.cfg.attn_window
+
+    def encode(self, mel: torch.Tensor) -> torch.Tensor:
+        """``mel: Tensor[B, n_mels, F]`` -> latent ``Tensor[B, C0, F]`` (C0 = upsample_initial_channel)."""
+        x = self.pre(mel).transpose(1, 2)
+        mask = self.band_mask(x.shape[1], x.device)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.conv_pre(self.ln_out(x).transpose(1, 2))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.encode(mel)
+        for act, up, blocks in zip(self.up_acts, self.ups, self.resblocks):
+            x = up(act(x))
+            # multi-receptive-field fusion: the average of the parallel residual blocks
+            x = sum(block(x) for block in blocks) / len(blocks)
+        return torch.tanh(self.conv_post(self.act_post(x)))
+
+    @torch.inference_mode()
+    def infer(self, mel: torch.Tensor) -> torch.Tensor:
+        """``mel: Tensor[B, n_mels, F]`` -> ``Tensor[B, F * hop]``."""
+        return self.forward(mel).squeeze(1)
+
+
+def build_generator(cfg: GeneratorConfig | dict | str = SMALL) -> Generator:
+    if isinstance(cfg, str):
+        cfg = CONFIGS[cfg]
+    elif isinstance(cfg, dict):
+        cfg = GeneratorConfig.from_dict(cfg)
+    return Generator(cfg)

@@ -1,0 +1,365 @@
+"""HiFi-SR: degradation, model/discriminator shapes, losses, a training step, export parity,
+chunked inference, post-processing, metrics, bad inputs and the CLI."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from signals.errors import AudioError, DataError
+from signals.speech.features import SR_MEL, mel_torch
+from signals.speech.sr import data as srdata
+from signals.speech.sr.discriminators import TINY_DISC, DiscriminatorConfig, Discriminators
+from signals.speech.sr.losses import (
+    LossConfig,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adv_loss,
+    multiscale_mel_loss,
+)
+from signals.speech.sr.metrics import lsd, si_sdr
+from signals.speech.sr.model import PAPER, SMALL, Generator, GeneratorConfig
+from signals.speech.sr.postprocess import crossover, crossover_cutoff, crossover_filter, detect_bandwidth
+
+SR = 48000
+# A very small generator so that export and chunked inference run in a second on busy CPUs.
+TEST_CFG = GeneratorConfig(d_model=32, n_layers=2, n_heads=2, conv_kernel=5, attn_window=8,
+                           upsample_initial_channel=32, resblock_kernel_sizes=(3, 5), resblock_dilations=((1, 3), (1, 3)))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small ops on shared CI cores: one thread avoids OpenMP oversubscription (10x faster here)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def band_energy_db(x: np.ndarray, lo: float, hi: float, sr: int = SR) -> float:
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / sr)
+    return float(10 * np.log10(spec[(f >= lo) & (f < hi)].sum() / spec.sum() + 1e-30))
+
+
+def wideband(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Speech-like test signal: harmonic 'voice' plus white noise, energy up to 24 kHz."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = 140 + 30 * np.sin(2 * np.pi * 2 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    voice = sum(np.sin(k * phase) / k for k in range(1, 40))
+    return (0.1 * voice / np.abs(voice).max() + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+@pytest.mark.parametrize("kind", srdata.FILTERS)
+@pytest.mark.parametrize("rate", [4000, 11025, 16000, 32000])
+def test_degrade_removes_band_above_nyquist_and_keeps_below(kind, rate):
+    x = wideband(0.5)
+    y = srdata.degrade(x, rate, kind, np.random.default_rng(1))
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert band_energy_db(y, rate / 2 * 1.15, SR / 2) < band_energy_db(x, rate / 2 * 1.15, SR / 2) - 35
+    # well inside the pass band the degraded signal is the original (zero phase, no delay)
+    h = crossover_filter(rate / 2 * 0.5)
+    from scipy.signal import oaconvolve
+
+    lx = oaconvolve(x, h, mode="same")[2000:-2000]
+    ly = oaconvolve(y, h, mode="same")[2000:-2000]
+    assert np.corrcoef(lx, ly)[0, 1] > 0.99
+
+
+def test_dataset_items_are_deterministic_crops_with_random_rates():
+    cfg = srdata.DegradeConfig(segment=4096)
+    ds = srdata.SRDataset([wideband(1.0, 0), wideband(0.7, 1)], cfg, length=100, seed=3)
+    low, high, rate = ds[5]
+    assert low.shape == high.shape == (4096,) and cfg.min_rate <= rate <= cfg.max_rate
+    low2, high2, rate2 = ds[5]
+    np.testing.assert_array_equal(low, low2)
+    assert rate == rate2
+    assert len({ds[i][2] for i in range(20)}) > 5
+    batch = srdata.collate([ds[i] for i in range(3)])
+    assert batch[0].shape == (3, 4096) and batch[2].shape == (3,)
+
+
+def test_split_and_npz_roundtrip(tmp_path):
+    arrays = {"a_1": wideband(0.3, 0), "a_2": wideband(0.3, 1), "b_1": wideband(0.3, 2)}
+    path = tmp_path / "c.npz"
+    np.savez(path, **arrays)
+    corpus = srdata.load_corpus(path)
+    assert set(corpus) == set(arrays)
+    train, val, test = srdata.split_corpus(sorted(corpus), ["b_1"], ["a_2"])
+    assert train == ["a_1"] and val == ["a_2"] and test == ["b_1"]
+    with pytest.raises(DataError, match="nope"):
+        srdata.split_corpus(sorted(corpus), ["nope"], [])
+    with pytest.raises(DataError, match="not found"):
+        srdata.load_corpus(tmp_path / "missing.npz")
+
+
+# ---------------------------------------------------------------------------------------------- model
+
+
+def test_generator_shapes_and_paper_size():
+    gen = Generator(TEST_CFG)
+    mel = torch.randn(2, 80, 13)
+    assert gen(mel).shape == (2, 1, 13 * 256)
+    assert gen.infer(mel).shape == (2, 13 * 256)
+    n_small = sum(p.numel() for p in Generator(SMALL).parameters())
+    assert 1e6 < n_small < 5e6
+    with torch.device("meta"):
+        paper = Generator(PAPER)
+    n_paper = sum(p.numel() for p in paper.parameters())
+    assert 95e6 < n_paper < 108e6, n_paper
+    assert GeneratorConfig.from_dict(PAPER.to_dict()) == PAPER
+
+
+def test_discriminator_shapes():
+    disc = Discriminators(TINY_DISC)
+    out = disc(torch.randn(2, 1, 8192))
+    assert [len(out[k][0]) for k in ("mpd", "msd", "mbd")] == [5, 3, 3]
+    for logits, feats in out.values():
+        for lg, fm in zip(logits, feats):
+            assert lg.shape[0] == 2 and lg.ndim == 2 and len(fm) >= 5
+    # the MBD has 5 bands x 5 convs + the output conv per resolution
+    assert len(out["mbd"][1][0]) == 26
+
+
+def test_loss_terms():
+    ones, zeros = [torch.ones(2, 5)], [torch.zeros(2, 5)]
+    assert discriminator_loss(ones, zeros).item() == 0
+    assert discriminator_loss(zeros, ones).item() == pytest.approx(2.0)
+    assert generator_adv_loss(ones).item() == 0 and generator_adv_loss(zeros).item() == pytest.approx(1.0)
+    f = [[torch.randn(2, 3, 4), torch.randn(2, 5)]]
+    assert feature_matching_loss(f, f).item() == 0
+    assert feature_matching_loss(f, [[x + 1 for x in f[0]]]).item() == pytest.approx(2.0)
+    x = torch.from_numpy(wideband(0.2))[None, None]
+    cfg = LossConfig()
+    assert multiscale_mel_loss(x, x, cfg).item() == pytest.approx(0.0, abs=1e-6)
+    assert multiscale_mel_loss(0.5 * x, x, cfg).item() == pytest.approx(np.log(2), rel=0.05)
+
+
+def test_untrained_generator_gets_mel_gradient():
+    """A fresh generator must be loud enough for the floored log-mel loss to have a gradient."""
+    torch.manual_seed(0)
+    gen = Generator(TEST_CFG)
+    x = torch.from_numpy(wideband(0.2))[None]
+    y = gen(mel_torch(x, SR_MEL))[..., : x.shape[-1]]
+    multiscale_mel_loss(y, x[:, None], LossConfig()).backward()
+    assert sum(float(p.grad.abs().sum()) for p in gen.parameters() if p.grad is not None) > 0
+
+
+def test_one_training_step_updates_weights(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    import signals.speech.sr.train as tr
+    from signals.speech.sr.train_args import add_arguments
+    from signals.torchutils import seed_everything
+
+    monkeypatch.setitem(tr.CONFIGS, "small", TEST_CFG)
+    monkeypatch.setattr(tr, "TINY_DISC", DiscriminatorConfig(mpd_channels=(4, 8, 8, 8, 8), msd_width=4, mbd_channels=4))
+    corpus = tmp_path / "c.npz"
+    np.savez(corpus, a_1=wideband(0.4, 0), a_2=wideband(0.4, 1), a_3=wideband(0.2, 2), b_1=wideband(0.2, 3))
+    args = add_arguments(argparse.ArgumentParser()).parse_args([
+        "--data", str(corpus), "--out", str(tmp_path / "run"), "--disc", "tiny", "--steps", "2", "--batch-size", "2",
+        "--segment", "2048", "--disc-start", "1", "--workers", "0", "--log-every", "1", "--eval-every", "2",
+        "--test", "--test-speakers", "b", "--val", "a_3", "--quiet", "--device", "cpu",
+    ])
+    result = tr.train(args)
+    assert result["step"] == 2
+    assert (result["train"], result["val"], result["test"]) == (["a_1", "a_2"], ["a_3"], ["b_1"])
+    seed_everything(1234)
+    init = Generator(TEST_CFG).state_dict()
+    trained = load_file(str(tmp_path / "run" / "generator.safetensors"))
+    changed = [k for k in init if not torch.equal(init[k], trained[k])]
+    assert len(changed) > len(init) // 2
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+    log = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+    assert "adv_mbd" in log[-1] and "val_lsd_8k" in log[-1]
+    # resuming continues from the saved step
+    args.steps, args.resume = 3, True
+    assert tr.train(args)["step"] == 3
+
+
+# ---------------------------------------------------------------------------------------------- export + runtime
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    from signals.speech.sr.export import export
+    from signals.torchutils import save_safetensors
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("sr_model")
+    save_safetensors(Generator(TEST_CFG), folder / "w.safetensors")
+    info = export(folder / "w.safetensors", folder, gcfg=TEST_CFG, extra={"data": {"test_utterances": ["p360_001"]}})
+    assert info["parity_max_abs"] < 1e-4
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model(model_folder):
+    from signals.speech.sr.infer import load
+
+    return load(model_folder, threads=1)
+
+
+def test_export_parity_on_dynamic_lengths(model_folder):
+    from signals.speech.sr.export import check_parity
+    from signals.torchutils import load_safetensors
+
+    gen = load_safetensors(Generator(TEST_CFG), model_folder / "model.safetensors")
+    assert check_parity(gen, model_folder / "generator.onnx", lengths=(7, 31, 150)) < 1e-4
+    for name in ("config.json", "model.safetensors", "generator.onnx"):
+        assert (model_folder / name).is_file()
+
+
+def test_chunked_inference_equals_whole_file(model):
+    x = wideband(1.5)
+    from signals.speech.audio import resample
+
+    x48 = resample(resample(x, SR, 8000), 8000, SR)
+    h = crossover_filter(3800.0)
+    whole = model.generate(x48, chunk_frames=10**6, h=h)
+    for chunk in (17, 64, 140):  # 140: the last chunk is shorter than the crossfade
+        chunked = model.generate(x48, chunk_frames=chunk, h=h)
+        assert chunked.shape == whole.shape == x48.shape
+        np.testing.assert_allclose(chunked, whole, atol=1e-5)
+
+
+def test_upsample_any_rate_mono_and_stereo(model):
+    x = wideband(0.5)
+    from signals.speech.audio import resample
+
+    for rate in (4000, 8000, 22050, 32000):
+        low = resample(x, SR, rate)
+        y = model.upsample(low, rate)
+        assert y.shape == (int(round(len(low) * SR / rate)),) and np.all(np.isfinite(y))
+        # below the detected bandwidth the output is the input (the crossover keeps it)
+        ref = resample(low, rate, SR)
+        assert band_energy_db(y - ref, 0, rate * 0.35) < band_energy_db(ref, 0, rate * 0.35) - 30
+    stereo = np.stack([resample(x, SR, 16000), 0.5 * resample(x, SR, 16000)])
+    y = model.upsample(stereo, 16000)
+    assert y.shape == (2, len(x))
+
+
+def test_postprocess_bandwidth_and_crossover():
+    x = wideband(1.0)
+    from signals.speech.audio import resample
+
+    for rate in (8000, 16000, 32000):
+        up = resample(resample(x, SR, rate), rate, SR)
+        bw = detect_bandwidth(up, SR)
+        assert 0.85 * rate / 2 < bw <= rate / 2 * 1.02, (rate, bw)
+    t = np.arange(SR) / SR
+    low_tone, high_tone = np.sin(2 * np.pi * 1000 * t), np.sin(2 * np.pi * 9000 * t)
+    h = crossover_filter(crossover_cutoff(4000.0))
+    out = crossover(low_tone, high_tone, h)  # keeps the input's 1 kHz and the generated 9 kHz
+    np.testing.assert_allclose(out[2000:-2000], (low_tone + high_tone)[2000:-2000], atol=2e-3)
+    np.testing.assert_allclose(crossover(x, x, h), x, atol=1e-6)
+
+
+def test_metrics():
+    x = wideband(0.5)
+    assert lsd(x, x) == pytest.approx(0.0, abs=1e-9)
+    assert si_sdr(x, 3 * x) > 100
+    noisy = x + 0.05 * np.random.default_rng(0).standard_normal(len(x)).astype(np.float32)
+    assert lsd(x, noisy) > 0.1 and 0 < si_sdr(x, noisy) < 30
+    from signals.speech.audio import resample
+
+    low = resample(resample(x, SR, 8000), 8000, SR)
+    assert lsd(x, low, min_hz=4000) > lsd(x, low)
+
+
+def test_spectral_replication_fills_the_high_band():
+    from signals.speech.audio import resample
+    from signals.speech.sr.evaluate import spectral_replication
+
+    x = wideband(0.5)
+    up = resample(resample(x, SR, 8000), 8000, SR)
+    rep = spectral_replication(up, 4000)
+    assert rep.shape == up.shape
+    assert band_energy_db(rep, 5000, 20000) > band_energy_db(up, 5000, 20000) + 20
+    assert lsd(x, rep, min_hz=4000) < lsd(x, up, min_hz=4000)
+
+
+def test_evaluate_on_real_vctk(vctk_root, model_folder, tmp_path):
+    from signals.speech.sr.evaluate import run
+
+    res = run(vctk_root / "wav", model_folder, out=tmp_path, held_out=True, rates=(8000, 16000), threads=1)
+    assert res["files"] == ["p360_001"]
+    s = res["summary"]
+    assert set(s) == {"unprocessed", "spectral_replication", "hifi_sr"}
+    assert s["unprocessed"]["8000"]["lsd_hf"] > s["unprocessed"]["8000"]["lsd"]
+    assert (tmp_path / "results.json").is_file() and "hifi_sr" in (tmp_path / "results.txt").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- bad input + CLI
+
+
+def _write(path, data, sr, subtype="PCM_16"):
+    sf.write(str(path), data, sr, subtype=subtype)
+    return path
+
+
+def test_bad_inputs(model, tmp_path):
+    good = wideband(0.3)
+    with pytest.raises(AudioError, match="silent"):
+        model.upsample_file(_write(tmp_path / "silence.wav", np.zeros(8000), 16000), tmp_path / "o.wav")
+    nan = good.copy()
+    nan[100] = np.nan
+    with pytest.raises(AudioError, match="NaN"):
+        model.upsample_file(_write(tmp_path / "nan.wav", nan, 48000, "FLOAT"), tmp_path / "o.wav")
+    with pytest.raises(AudioError, match="too short"):
+        model.upsample_file(_write(tmp_path / "one.wav", good[:1], 16000), tmp_path / "o.wav")
+    with pytest.raises(AudioError, match="6 channels"):
+        model.upsample_file(_write(tmp_path / "six.wav", np.stack([good] * 6, 1), 48000), tmp_path / "o.wav")
+    with pytest.raises(AudioError, match="lowest supported"):
+        model.upsample(good[:3000], 2000)
+    # 8-bit unsigned PCM (old telephone recordings) is valid input
+    from signals.speech.audio import resample
+
+    eight = _write(tmp_path / "u8.wav", resample(good, SR, 8000), 8000, "PCM_U8")
+    info = model.upsample_file(eight, tmp_path / "u8_48k.wav")
+    out, sr = sf.read(str(tmp_path / "u8_48k.wav"))
+    assert sr == 48000 and len(out) == len(good) and info["input_rate"] == 8000
+
+
+def test_cli_upsample_and_errors(model_folder, tmp_path, capsys):
+    from signals.cli import main
+    from signals.speech.audio import resample
+
+    src = _write(tmp_path / "in.wav", np.stack([resample(wideband(0.4), SR, 16000)] * 2, 1), 16000)
+    assert main(["speech", "upsample", str(src), "-o", str(tmp_path / "out.wav"), "--model", str(model_folder),
+                 "--float", "--threads", "1"]) == 0
+    info = sf.info(str(tmp_path / "out.wav"))
+    assert info.samplerate == 48000 and info.channels == 2 and info.subtype == "FLOAT"
+    silent = _write(tmp_path / "s.wav", np.zeros(4000), 16000)
+    assert main(["speech", "upsample", str(silent), "-o", str(tmp_path / "x.wav"), "--model", str(model_folder),
+                 "--threads", "1"]) == 2
+    assert "silent" in capsys.readouterr().err
+
+
+def test_shipped_model_beats_resampling_on_held_out_vctk(vctk_root):
+    """The model in models/super_resolution on a held-out utterance: far lower LSD than soxr alone."""
+    from signals.paths import model_dir
+    from signals.speech.audio import load_audio, resample
+    from signals.speech.sr.infer import load
+
+    folder = model_dir("super_resolution")
+    if not (folder / "config.json").is_file():
+        pytest.skip(f"no shipped model at {folder}")
+    model = load(folder, threads=1)
+    assert "p360_001" in model.config["data"]["test_utterances"]
+    ref, _ = load_audio(vctk_root / "wav" / "p360_001.wav", sample_rate=SR)
+    low = resample(ref, SR, 8000)
+    out = model.upsample(low, 8000)
+    plain = resample(low, 8000, SR)
+    assert out.shape == plain.shape
+    assert lsd(ref, out) < lsd(ref, plain) - 1.0
+    assert lsd(ref, out, min_hz=4000) < lsd(ref, plain, min_hz=4000) - 1.0

@@ -161,10 +161,10 @@ def test_bad_recordings_raise_clear_errors(runtime, tmp_path):
     good = CSV.read_text().splitlines()
     cases = [
         (["time,acc_x,acc_y,acc_z,gyro_x,gyro_y"] + good[1:], r"line 1: missing columns \['gyro_z'\]"),
-        (good[:5] + ["0.08,0.1,nan,0.3,0,0,0"] + good[6:], r"line 6: column 3: 'nan'"),
-        (good[:7] + ["0.12,0.1,abc,0.3,0,0,0"] + good[8:], r"line 8: column 3: 'abc' is not a number"),
+        (good[:5] + ["0.08,0.1,nan,0.3,0,0,0"] + good[6:], r"line 6, column 3: 'nan'"),
+        (good[:7] + ["0.12,0.1,abc,0.3,0,0,0"] + good[8:], r"line 8, column 3: 'abc' is not a number"),
         (good[:9] + ["0.16,0.1,0.2,0.3,0,0"] + good[10:], r"line 10: expected 7 columns, found 6"),
-        (good[:1500] + ["29.98,0.1,0.2,0.3,0,0,"] + good[1501:], r"line 1501: column 7: '' is not a number"),
+        (good[:1500] + ["29.98,0.1,0.2,0.3,0,0,"] + good[1501:], r"line 1501, column 7: '' is not a number"),
         (good[:100], r"too short: 99 samples \(1\.98 s at 50 Hz\)"),
         (good[:1], "no data rows"),
         ([""], "empty file"),

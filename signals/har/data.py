@@ -117,22 +117,29 @@ def _groups(n_classes: int, static: Sequence[int]) -> tuple[list[int], list[int]
 # Robust numeric text reading: fast path with numpy, slow path only to name the bad line
 
 
+def describe_bad_row(cells: Sequence[str], ncols: int, lineno: int) -> str | None:
+    """What is wrong with line ``lineno`` of a numeric table (wrong width, non-number, NaN), or None."""
+    if len(cells) != ncols:
+        return f"line {lineno}: expected {ncols} columns, found {len(cells)}"
+    for col, cell in enumerate(cells, start=1):
+        try:
+            value = float(cell)
+        except ValueError:
+            return f"line {lineno}, column {col}: {cell.strip()!r} is not a number"
+        if not np.isfinite(value):
+            return f"line {lineno}, column {col}: {cell.strip()!r} (NaN/infinite values are not allowed)"
+    return None
+
+
 def _locate_problem(path: Path, ncols: int, delimiter: str | None, skip: int) -> str:
     """Scan ``path`` line by line and describe the first malformed line (for the error message)."""
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, start=1):
             if lineno <= skip or not line.strip():
                 continue
-            cells = [c.strip() for c in (line.split(delimiter) if delimiter else line.split())]
-            if len(cells) != ncols:
-                return f"line {lineno}: expected {ncols} columns, found {len(cells)}"
-            for col, cell in enumerate(cells, start=1):
-                try:
-                    value = float(cell)
-                except ValueError:
-                    return f"line {lineno}, column {col}: {cell!r} is not a number"
-                if not np.isfinite(value):
-                    return f"line {lineno}, column {col}: {cell!r} (NaN/infinite values are not allowed)"
+            problem = describe_bad_row(line.split(delimiter) if delimiter else line.split(), ncols, lineno)
+            if problem:
+                return problem
     return "unreadable content"
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from signals.errors import DataError, ModelError
+from signals.har.data import describe_bad_row
 from signals.har.preprocess import CHANNELS, PreprocessConfig, UCIHARFilter
 from signals.paths import model_dir as default_model_dir
 from signals.runtime import create_session, read_config
@@ -121,19 +122,6 @@ class HARRuntime:
 # Reading recordings, streamed
 
 
-def _bad_row(cells: list[str], ncols: int) -> str | None:
-    if len(cells) != ncols:
-        return f"expected {ncols} columns, found {len(cells)}"
-    for col, cell in enumerate(cells, start=1):
-        try:
-            v = float(cell)
-        except ValueError:
-            return f"column {col}: {cell.strip()!r} is not a number"
-        if not np.isfinite(v):
-            return f"column {col}: {cell.strip()!r} (NaN/infinite values are not allowed)"
-    return None
-
-
 def _parse_rows(rows: list[list[str]], linenos: list[int], path: Path, ncols: int) -> np.ndarray:
     """Cells of one chunk -> float64 [n, ncols], or DataError naming the file and line."""
     try:
@@ -143,9 +131,9 @@ def _parse_rows(rows: list[list[str]], linenos: list[int], path: Path, ncols: in
         ok = False
     if not ok:
         for cells, lineno in zip(rows, linenos):
-            problem = _bad_row(cells, ncols)
+            problem = describe_bad_row(cells, ncols, lineno)
             if problem:
-                raise DataError(f"{path}: line {lineno}: {problem}")
+                raise DataError(f"{path}: {problem}")
     return a
 
 

@@ -189,7 +189,7 @@ def test_bad_recordings_raise_clear_errors(runtime, tmp_path):
         predict_recording(runtime, acc)
     gyro_lines[41] = "0.1 0.2 x"
     _write(gyro, gyro_lines)
-    with pytest.raises(DataError, match=r"gyro_exp01_user01\.txt: line 42: column 3: 'x' is not a number"):
+    with pytest.raises(DataError, match=r"gyro_exp01_user01\.txt: line 42, column 3: 'x' is not a number"):
         predict_recording(runtime, acc)
 
 

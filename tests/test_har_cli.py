@@ -1,0 +1,164 @@
+"""``signals har train | evaluate | export | predict`` in-process on a tiny generated HAPT folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from signals.cli import main
+
+USERS = (1, 2, 3, 5, 6)  # 2 is an official UCI HAR test subject, the rest are training subjects
+SEG = 300  # samples per labelled segment -> 3 windows of 128 with hop 64
+
+
+def write_hapt(root: Path, seed: int = 0) -> Path:
+    """A generated dataset in the official UCI HAPT raw layout (RawData/acc_*, gyro_*, labels.txt)."""
+    rng = np.random.default_rng(seed)
+    raw = root / "RawData"
+    raw.mkdir(parents=True)
+    labels = []
+    t = np.arange(SEG) / 50.0
+    for exp, user in enumerate(USERS, start=1):
+        acc, gyro, pos = [], [], 1
+        for act in range(1, 7):
+            a = 0.01 * rng.normal(size=(SEG, 3))
+            g = 0.01 * rng.normal(size=(SEG, 3))
+            if act >= 4:  # postures: gravity along a different axis
+                a[:, act - 4] += 1.0
+            else:  # walks: 1 / 2 / 3 Hz bouncing
+                a[:, 0] += 1.0 + 0.4 * np.sin(2 * np.pi * act * t)
+                g[:, 1] += 0.5 * np.cos(2 * np.pi * act * t)
+            acc.append(a)
+            gyro.append(g)
+            labels.append((exp, user, act, pos, pos + SEG - 1))
+            pos += SEG
+        np.savetxt(raw / f"acc_exp{exp:02d}_user{user:02d}.txt", np.concatenate(acc), fmt="%.6f")
+        np.savetxt(raw / f"gyro_exp{exp:02d}_user{user:02d}.txt", np.concatenate(gyro), fmt="%.6f")
+    np.savetxt(raw / "labels.txt", np.asarray(labels), fmt="%d")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("SIGNALS_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny model trained, evaluated and exported through the CLI, shared by the tests below."""
+    import os
+
+    tmp = tmp_path_factory.mktemp("har_cli")
+    old = os.environ.get("SIGNALS_CACHE")
+    os.environ["SIGNALS_CACHE"] = str(tmp / "cache")
+    try:
+        data = write_hapt(tmp / "hapt")
+        out = tmp / "model"
+        rc = main(["har", "train", "--dataset", "uci-har", "--data", str(data), "--out", str(out),
+                   "--epochs", "1", "--widths", "8", "8", "--val-subjects", "1", "--batch-size", "16",
+                   "--threads", "1", "--seed", "3"])
+        assert rc == 0
+        assert main(["har", "export", "--model", str(out), "--data", str(data), "--calib-windows", "32"]) == 0
+    finally:
+        if old is None:
+            os.environ.pop("SIGNALS_CACHE", None)
+        else:
+            os.environ["SIGNALS_CACHE"] = old
+    return data, out
+
+
+def test_train_and_export_write_the_model_folder(trained):
+    _, out = trained
+    for name in ("config.json", "model.safetensors", "fusionactnet.onnx", "fusionactnet.int8.onnx"):
+        assert (out / name).is_file(), name
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["classes"][0] == "WALKING" and cfg["static_classes"] == [3, 4, 5]
+    assert cfg["preprocess"]["window"] == 128 and cfg["dataset"]["name"] == "uci-har"
+    assert cfg["training"]["config"]["seeds"] == [3]
+    assert cfg["export"]["parity_max_abs_diff"] <= 1e-4
+
+
+@pytest.mark.parametrize("backend", [[], ["--backend", "onnx"], ["--int8"]])
+def test_evaluate_writes_json_and_png(trained, tmp_path, capsys, backend):
+    data, out = trained
+    js, png = tmp_path / "m.json", tmp_path / "cm.png"
+    rc = main(["har", "evaluate", "--model", str(out), "--dataset", "uci-har", "--data", str(data),
+               "--json", str(js), "--png", str(png), *backend])
+    assert rc == 0
+    m = json.loads(js.read_text())
+    assert m["n"] == 18  # user 2: 6 segments x 3 windows
+    assert 0 <= m["accuracy"] <= 1 and "macro_f1" in m
+    assert set(m["per_class"]) == {"WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING",
+                                   "LAYING"}
+    assert np.asarray(m["confusion_matrix"]).sum() == 18
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "accuracy=" in capsys.readouterr().out
+
+
+def test_onnx_and_torch_evaluate_agree(trained, tmp_path):
+    data, out = trained
+    got = {}
+    for b in ("torch", "onnx"):
+        main(["har", "evaluate", "--model", str(out), "--data", str(data), "--backend", b,
+              "--json", str(tmp_path / f"{b}.json")])
+        got[b] = json.loads((tmp_path / f"{b}.json").read_text())["confusion_matrix"]
+    assert got["torch"] == got["onnx"]
+
+
+@pytest.mark.parametrize("int8", [[], ["--int8"]])
+def test_predict_recording(trained, tmp_path, capsys, int8):
+    data, out = trained
+    js = tmp_path / "pred.json"
+    rc = main(["har", "predict", str(data / "RawData" / "acc_exp02_user02.txt"), "--model", str(out),
+               "--json", str(js), "--threads", "1", *int8])
+    assert rc == 0
+    doc = json.loads(js.read_text())
+    assert doc["segments"] and all(s["label"] in json.loads((out / "config.json").read_text())["classes"]
+                                   for s in doc["segments"])
+    assert "activity" in capsys.readouterr().out
+
+
+def test_bad_inputs_print_clear_errors(trained, tmp_path, capsys):
+    _, out = trained
+    assert main(["har", "evaluate", "--model", str(tmp_path / "missing")]) == 2
+    assert "model folder not found" in capsys.readouterr().err
+    assert main(["har", "train", "--dataset", "no-such-set", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown HAR dataset" in capsys.readouterr().err
+    assert main(["har", "train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["har", "predict", str(tmp_path / "nothing.txt"), "--model", str(out)]) == 2
+    assert "nothing.txt" in capsys.readouterr().err
+    assert main(["har", "export", "--model", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_har_commands_parse_without_torch():
+    code = ("import sys; from signals.cli import build_parser; p = build_parser(); "
+            "[p.parse_args(a) for a in (['har', 'train', '--epochs', '1'], ['har', 'evaluate', '--int8'], "
+            "['har', 'export'], ['har', 'predict', 'r.txt', '--sample-rate', '50'])]; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_two_processes(tmp_path):
+    """``torchrun --nproc_per_node=2 -m signals.har.train`` (Gloo on CPU) through the same entry point."""
+    import os
+
+    data = write_hapt(tmp_path / "hapt")
+    out = tmp_path / "ddp"
+    env = dict(os.environ, SIGNALS_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "signals.har.train", "--dataset", "uci-har", "--data", str(data), "--out", str(out),
+           "--epochs", "2", "--widths", "8", "8", "--val-subjects", "1", "--batch-size", "8", "--device", "cpu"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["training"]["world_size"] == 2
+    assert (out / "model.safetensors").is_file()

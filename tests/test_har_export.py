@@ -1,0 +1,137 @@
+"""ONNX export: self-contained graph (normalisation inside), names, dynamic batch, parity, int8."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from signals.errors import ModelError
+from signals.har.export import export_folder, input_convs, load_torch_model
+from signals.har.model import FusionActNetConfig, build_model
+from signals.runtime import write_config
+from signals.torchutils import save_safetensors
+
+MEAN = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.8, -0.1, 0.1])
+STD = np.array([0.2, 0.1, 0.1, 0.4, 0.4, 0.3, 0.4, 0.4, 0.3])
+
+
+def make_folder(path, members: int = 1, static=(3, 4, 5), dynamic=(0, 1, 2)):
+    cfg = FusionActNetConfig(branch_widths=(8, 16), guide_stem=4, guide_widths=(8,), guide_depths=(1,),
+                             members=members, static_classes=static, dynamic_classes=dynamic)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    for m in model.members:
+        m.set_normalization(MEAN, STD)
+        # non-trivial BatchNorm statistics, so eval-mode folding is exercised
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm1d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 2.0)
+    save_safetensors(model, path / "model.safetensors")
+    names = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"]
+    write_config(path, dict(model=cfg.to_dict(), classes=names, channels=[f"c{i}" for i in range(9)],
+                            static_classes=list(static), dynamic_classes=list(dynamic), preprocess=None,
+                            normalization=dict(mean=MEAN.tolist(), std=STD.tolist()),
+                            onnx=dict(fp32="fusionactnet.onnx", int8="fusionactnet.int8.onnx"),
+                            dataset=dict(name="synthetic")))
+    return model
+
+
+def raw_windows(n: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, 9, 128))
+    return (x * STD[:, None] + MEAN[:, None]).astype(np.float32)
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_export_parity_dynamic_batch_and_int8(tmp_path, members):
+    import onnx
+    import onnxruntime as ort
+
+    model = make_folder(tmp_path, members=members, static=(5, 3, 4), dynamic=(1, 0, 2))
+    report = export_folder(tmp_path, int8=True, calib=raw_windows(96, seed=1))
+    assert report["parity_max_abs_diff"] <= 1e-4
+    graph = onnx.load(str(tmp_path / "fusionactnet.onnx"))
+    onnx.checker.check_model(graph)
+    inp, out = graph.graph.input[0], graph.graph.output[0]
+    assert inp.name == "x" and out.name == "probs"
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert inp.type.tensor_type.shape.dim[0].dim_param  # symbolic (dynamic) batch axis
+    assert [d.dim_value for d in inp.type.tensor_type.shape.dim[1:]] == [9, 128]
+
+    sess = ort.InferenceSession(str(tmp_path / "fusionactnet.onnx"), providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        for n in (1, 7):  # any batch size; raw units in, probabilities in dataset order out
+            x = raw_windows(n, seed=10 + n)
+            got = sess.run(["probs"], {"x": x})[0]
+            ref = model.eval().log_probs(torch.from_numpy(x)).exp().numpy()
+            assert got.shape == (n, 6) and got.dtype == np.float32
+            assert np.abs(got - ref).max() <= 1e-4
+            np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
+
+    q = ort.InferenceSession(str(tmp_path / "fusionactnet.int8.onnx"), providers=["CPUExecutionProvider"])
+    qgraph = onnx.load(str(tmp_path / "fusionactnet.int8.onnx"))
+    assert any(n.op_type == "QuantizeLinear" for n in qgraph.graph.node)
+    # the convolutions reading the input windows stay float: their weights are plain initializers
+    inits = {i.name for i in qgraph.graph.initializer}
+    first = [n for n in qgraph.graph.node if n.name in set(input_convs(tmp_path / "fusionactnet.onnx"))]
+    assert len(first) == 5 * members and all(n.input[1] in inits for n in first)
+    x = raw_windows(32, seed=3)
+    pq = q.run(["probs"], {"x": x})[0]
+    pf = sess.run(["probs"], {"x": x})[0]
+    np.testing.assert_allclose(pq.sum(1), 1.0, atol=1e-4)
+    assert np.abs(pq - pf).max() < 0.25  # quantised, so close but not equal
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["onnx"] == {"fp32": "fusionactnet.onnx", "int8": "fusionactnet.int8.onnx"}
+    assert cfg["export"]["parity_max_abs_diff"] <= 1e-4
+
+
+def test_export_without_int8_and_round_trip(tmp_path):
+    model = make_folder(tmp_path)
+    export_folder(tmp_path, int8=False)
+    assert (tmp_path / "fusionactnet.onnx").is_file() and not (tmp_path / "fusionactnet.int8.onnx").exists()
+    assert "int8" not in json.loads((tmp_path / "config.json").read_text())["onnx"]
+    again = load_torch_model(tmp_path)
+    x = torch.from_numpy(raw_windows(4))
+    with torch.inference_mode():
+        assert torch.allclose(again(x), model.eval()(x))
+
+
+def test_export_errors_name_the_problem(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        export_folder(tmp_path / "nope")
+    make_folder(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="weights not found"):
+        export_folder(tmp_path, int8=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    make_folder(other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["model"]["branch_widths"] = [8, 32]  # config no longer matches the weights
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="does not match"):
+        export_folder(other, int8=False)
+
+
+def test_shipped_model_folder_is_consistent():
+    """models/har: config rebuilds the weights, the fp32 graph matches PyTorch on real example windows."""
+    from signals.har.preprocess import CHANNELS, filter_recording, sliding_windows
+    from signals.paths import REPO_ROOT, model_dir
+    from signals.runtime import read_config
+
+    folder = model_dir("har")
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip(f"no shipped model at {folder}")
+    cfg = read_config(folder)
+    assert cfg["classes"] == ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"]
+    assert cfg["channels"] == CHANNELS and cfg["static_classes"] == [3, 4, 5]
+    raw = REPO_ROOT / "examples" / "har" / "RawData"
+    acc = np.loadtxt(raw / "acc_exp04_user02.txt")
+    gyro = np.loadtxt(raw / "gyro_exp04_user02.txt")
+    x = sliding_windows(filter_recording(acc, gyro), 128, 64)[::4]  # a few real windows
+    from signals.har.export import parity
+
+    assert parity(load_torch_model(folder), folder / cfg["onnx"]["fp32"], x) <= 1e-4

@@ -1,0 +1,166 @@
+"""Training: validation split from training subjects, augmentation, the three stages, resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import signals.har.train as train_mod
+from signals.har.data import HARDataset, HARSplit
+from signals.har.preprocess import CHANNELS
+from signals.har.train import TrainConfig, augment, split_validation, train, xyz_groups
+
+CLASSES = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"]
+TINY_MODEL = dict(branch_widths=(8, 8), guide_stem=4, guide_widths=(8,), guide_depths=(1,))
+
+
+def synthetic_dataset(n_per_class: int = 6, subjects=(1, 3, 5, 6), test_subjects=(2,), t: int = 64,
+                      seed: int = 0) -> HARDataset:
+    """Separable fake windows: static classes differ in gravity direction, dynamic ones in frequency."""
+    rng = np.random.default_rng(seed)
+
+    def split(subs):
+        xs, ys, ss = [], [], []
+        time = np.arange(t) / 50.0
+        for s in subs:
+            for c in range(6):
+                for _ in range(n_per_class):
+                    x = 0.02 * rng.normal(size=(9, t))
+                    if c >= 3:
+                        x[6 + (c - 3)] += 1.0  # gravity on a different axis per posture
+                    else:
+                        x[:3] += 0.5 * np.sin(2 * np.pi * (1 + c) * time)
+                        x[6] += 1.0
+                    xs.append(x)
+                    ys.append(c)
+                    ss.append(s)
+        return HARSplit(np.asarray(xs, np.float32), np.asarray(ys, np.int64), np.asarray(ss, np.int64))
+
+    return HARDataset("synthetic", split(subjects), split(test_subjects), CLASSES, list(CHANNELS), 50.0,
+                      [3, 4, 5], [0, 1, 2], None)
+
+
+def tiny_cfg(**kw) -> TrainConfig:
+    base = dict(epochs=2, dynamic_epochs=1, fusion_epochs=1, batch_size=16, val_subjects=1, seeds=(0,), threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_validation_split_holds_out_whole_training_subjects():
+    subjects = np.repeat(np.arange(1, 22), 5)
+    mask = split_validation(subjects, 4, seed=0)
+    held = set(subjects[mask])
+    assert len(held) == 4 and held.isdisjoint(set(subjects[~mask]))
+    assert np.array_equal(mask, split_validation(subjects, 4, seed=0))  # fixed, so seeds share it
+    assert not split_validation(subjects, 0, 0).any()
+    with pytest.raises(Exception, match="only 21"):
+        split_validation(subjects, 21, 0)
+
+
+def test_augmentation_rotates_all_sensors_together():
+    groups = xyz_groups(list(CHANNELS))
+    assert groups == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    cfg = TrainConfig(aug_rotate_deg=40.0, aug_scale=0.0, aug_jitter=0.0, aug_shift=0)
+    x = torch.randn(8, 9, 32)
+    gen = torch.Generator().manual_seed(0)
+    y = augment(x, cfg, groups, torch.ones(9, 1), gen)
+    assert not torch.allclose(x, y)
+    for g in groups:  # a rotation keeps each 3-axis vector's length
+        assert torch.allclose(x[:, g].norm(dim=1), y[:, g].norm(dim=1), atol=1e-5)
+    # the same rotation for every sensor: inner products between sensors are preserved too
+    dot_x = (x[:, [0, 1, 2]] * x[:, [6, 7, 8]]).sum(1)
+    dot_y = (y[:, [0, 1, 2]] * y[:, [6, 7, 8]]).sum(1)
+    assert torch.allclose(dot_x, dot_y, atol=1e-4)
+
+
+def test_augmentation_shift_pads_with_edges():
+    cfg = TrainConfig(aug_rotate_deg=0.0, aug_scale=0.0, aug_jitter=0.0, aug_shift=3)
+    x = torch.arange(20.0).repeat(4, 9, 1)
+    y = augment(x, cfg, [], torch.ones(9, 1), torch.Generator().manual_seed(1))
+    d = y[:, :, 10] - x[:, :, 10]
+    assert d.abs().max() <= 3 and (d != 0).any()
+    assert torch.equal(y.diff(dim=-1).clamp(0, 1), y.diff(dim=-1))  # still monotone: a shift, not a shuffle
+
+
+def test_train_three_stages_writes_model_folder(tmp_path):
+    ds = synthetic_dataset()
+    from signals.har.model import FusionActNetConfig
+
+    cfg = train(ds, tmp_path / "m", tiny_cfg(epochs=8, dynamic_epochs=6, fusion_epochs=3, lr=5e-3),
+                FusionActNetConfig(**TINY_MODEL))
+    folder = tmp_path / "m"
+    assert (folder / "model.safetensors").is_file() and (folder / "checkpoint.pt").is_file()
+    on_disk = json.loads((folder / "config.json").read_text())
+    assert on_disk == json.loads(json.dumps(cfg))
+    for key in ("model", "classes", "channels", "static_classes", "dynamic_classes", "preprocess",
+                "normalization", "onnx", "dataset", "training", "metrics"):
+        assert key in on_disk, key
+    assert on_disk["dataset"]["val_subjects"] and set(on_disk["dataset"]["val_subjects"]) <= {1, 3, 5, 6}
+    stages = [h["stage"] for h in on_disk["training"]["history"] if "epoch" in h]
+    assert stages == ["static"] * 8 + ["dynamic"] * 6 + ["fusion"] * 3
+    assert on_disk["metrics"]["test"]["n"] == len(ds.test.y)
+    assert len(on_disk["normalization"]["mean"]) == 9
+    # the saved weights reproduce the in-memory model's metrics (normalisation travels with them)
+    from signals.har.export import load_torch_model
+
+    model = load_torch_model(folder)
+    p = model.predict_proba(torch.from_numpy(ds.test.x)).numpy()
+    assert np.mean(p.argmax(1) == ds.test.y) == pytest.approx(on_disk["metrics"]["test"]["accuracy"])
+    # the branches were trained and not re-initialised by the fusion stage: this data is easy
+    assert on_disk["metrics"]["test"]["accuracy"] > 0.8
+
+
+def test_resume_continues_after_interruption(tmp_path, monkeypatch):
+    from signals.har.model import FusionActNetConfig
+
+    ds = synthetic_dataset(n_per_class=3)
+    calls = {"n": 0}
+    real = train_mod.augment
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:  # dies in the middle of the dynamic stage
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_mod, "augment", flaky)
+    cfg = tiny_cfg(epochs=2, dynamic_epochs=2, batch_size=64)
+    with pytest.raises(KeyboardInterrupt):
+        train(ds, tmp_path / "r", cfg, FusionActNetConfig(**TINY_MODEL))
+    ck = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
+    done = [(h["stage"], h["epoch"]) for h in ck["history"] if "epoch" in h]
+    assert done[:2] == [("static", 0), ("static", 1)] and ("fusion", 0) not in done
+    out = train(ds, tmp_path / "r", cfg, FusionActNetConfig(**TINY_MODEL), resume=True)
+    epochs = [(h["stage"], h["epoch"]) for h in out["training"]["history"] if "epoch" in h]
+    assert epochs == [("static", 0), ("static", 1), ("dynamic", 0), ("dynamic", 1), ("fusion", 0)]
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    from signals.errors import SignalsError
+
+    with pytest.raises(SignalsError, match="no checkpoint"):
+        train(synthetic_dataset(n_per_class=1), tmp_path / "none", tiny_cfg(), resume=True)
+
+
+def test_bad_training_data_is_rejected(tmp_path):
+    from signals.errors import DataError
+
+    ds = synthetic_dataset(n_per_class=1)
+    ds.train.x[0, 0, 0] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        train(ds, tmp_path / "nan", tiny_cfg())
+
+
+def test_train_on_all_training_subjects_keeps_the_last_epoch(tmp_path):
+    """--val-subjects 0 (retrain on train+val with epochs chosen earlier): no selection, no val metrics."""
+    from signals.har.model import FusionActNetConfig
+
+    ds = synthetic_dataset(n_per_class=2)
+    out = train(ds, tmp_path / "all", tiny_cfg(val_subjects=0), FusionActNetConfig(**TINY_MODEL))
+    assert "val" not in out["metrics"] and out["dataset"]["n_val"] == 0
+    assert out["dataset"]["n_train"] == len(ds.train.y)
+    best = [h for h in out["training"]["history"] if "best_epoch" in h]
+    assert [b["best_epoch"] for b in best] == [1, 0, 0]  # the last epoch of each stage

@@ -51,10 +51,9 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: 
 
 def plot_confusion(metrics: dict, path: str | Path, title: str = "") -> Path:
     """Write the confusion matrix (counts, row-normalised colour) as a PNG."""
-    import matplotlib
+    from signals.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cm = np.asarray(metrics["confusion_matrix"])
     names = metrics["classes"]
@@ -69,12 +68,7 @@ def plot_confusion(metrics: dict, path: str | Path, title: str = "") -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title or f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def predict_onnx(model_dir: str | Path, x: np.ndarray, int8: bool = False, threads: int | None = None,

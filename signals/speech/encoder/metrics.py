@@ -146,10 +146,9 @@ def decisions_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> De
 def plot_scores(scores: np.ndarray, labels: np.ndarray, result: EER, path: str | Path, title: str = "",
                 xlabel: str = "cosine similarity") -> Path:
     """A PNG with the DET curve (probit axes) and the target / non-target score histograms."""
-    import matplotlib
+    from signals.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from scipy.stats import norm
 
     labels = np.asarray(labels, bool)
@@ -178,9 +177,4 @@ def plot_scores(scores: np.ndarray, labels: np.ndarray, result: EER, path: str |
     ax2.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

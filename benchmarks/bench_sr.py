@@ -6,13 +6,25 @@ For 1 s and 10 s of input (48 kHz, i.e. the log-mel of 188 / 1876 frames) it tim
 (mel -> waveform) in both engines, the full ``upsample`` path (resample, mel, chunked ONNX, crossover)
 for 10 s of 16 kHz input, and prints the parameter count and peak resident memory of each stage.
 RTF = processing time / audio duration (below 1 = faster than real time).
+
+Memory of ``signals speech upsample`` on long files (each run in a fresh subprocess; peak RSS from
+``getrusage``), streamed (``upsample_file``) and, for comparison, whole-file in memory::
+
+    .venv/bin/python benchmarks/bench_sr.py --stream-rss 60 600 [--in-memory] [--threads 1]
+
+The inputs are synthetic 16 kHz speech-like signals (harmonics + noise, band-limited), written block by block.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -31,12 +43,72 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
+def write_synthetic(path: Path, seconds: int, sr: int = 16000) -> None:
+    """Speech-like 16-bit mono test input, generated and written 10 s at a time (flat memory)."""
+    import soundfile as sf
+    from scipy.signal import butter, sosfilt
+
+    sos = butter(8, 0.45 * sr, fs=sr, output="sos")
+    with sf.SoundFile(str(path), "w", samplerate=sr, channels=1, subtype="PCM_16") as f:
+        for k in range(0, seconds, 10):
+            n = min(10, seconds - k) * sr
+            rng = np.random.default_rng(k)
+            t = np.arange(n) / sr
+            f0 = 120 + 40 * np.sin(2 * np.pi * 0.7 * t + k)
+            phase = 2 * np.pi * np.cumsum(f0) / sr
+            voice = sum(np.sin(j * phase) / j for j in range(1, 40)) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+            x = 0.1 * voice / np.abs(voice).max() + 0.01 * rng.standard_normal(n)
+            f.write(sosfilt(sos, x).astype(np.float32))
+
+
+_CHILD = """
+import resource, sys, time
+import numpy as np
+from signals.speech.sr.infer import load
+src, dst, model, threads, mode = sys.argv[1:6]
+sr = load(None if model == "-" else model, threads=int(threads))
+t = time.perf_counter()
+if mode == "stream":
+    info = sr.upsample_file(src, dst)
+else:  # the whole-file path: read everything, upsample in memory (chunked generator), write at once
+    from signals.speech.audio import load_audio, write_audio
+    wav, rate = load_audio(src, mono=False)
+    write_audio(dst, sr.upsample(wav, rate), 48000)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, time.perf_counter() - t)
+"""
+
+
+def stream_rss(lengths: list[int], model: str | None, threads: int, in_memory: bool) -> None:
+    modes = ["stream", "memory"] if in_memory else ["stream"]
+    rows = []
+    with tempfile.TemporaryDirectory(dir="runs" if Path("runs").is_dir() else None) as tmp:
+        for seconds in lengths:
+            src = Path(tmp) / f"in_{seconds}s_16k.wav"
+            write_synthetic(src, seconds)
+            for mode in modes:
+                r = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(Path(tmp) / "out.wav"), model or "-",
+                                    str(threads), mode], capture_output=True, text=True, check=True)
+                rss, wall = map(float, r.stdout.split()[-2:])
+                rows.append({"input_s": seconds, "mode": mode, "peak_rss_mib": round(rss, 1), "wall_s": round(wall, 1)})
+                print(json.dumps(rows[-1]), flush=True)
+    print(f"{'input':>8}{'mode':>8}{'peak RSS (MiB)':>16}{'time (s)':>10}{'RTF':>7}")
+    for r in rows:
+        print(f"{r['input_s']:>6} s{r['mode']:>8}{r['peak_rss_mib']:>16.0f}{r['wall_s']:>10.1f}"
+              f"{r['wall_s'] / r['input_s']:>7.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder (default: models/super_resolution)")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads for both engines")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--stream-rss", nargs="+", type=int, metavar="SECONDS",
+                    help="only measure peak RSS of `upsample` on synthetic 16 kHz files of these lengths")
+    ap.add_argument("--in-memory", action="store_true", help="with --stream-rss: also the whole-file path")
     args = ap.parse_args()
+    if args.stream_rss:
+        stream_rss(args.stream_rss, args.model, args.threads, args.in_memory)
+        return
 
     from signals.speech.sr.infer import load
 

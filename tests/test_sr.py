@@ -4,6 +4,7 @@ chunked inference, post-processing, metrics, bad inputs and the CLI."""
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -184,6 +185,19 @@ def test_one_training_step_updates_weights(tmp_path, monkeypatch):
     # resuming continues from the saved step
     args.steps, args.resume = 3, True
     assert tr.train(args)["step"] == 3
+    # fine-tuning: --init-weights starts G from saved weights, scores them first (step-0 row, the bar
+    # "_best" must beat), and --disc-warmup keeps the first adversarial step D-only
+    args = add_arguments(argparse.ArgumentParser()).parse_args([
+        "--data", str(corpus), "--out", str(tmp_path / "ft"), "--disc", "tiny", "--steps", "2", "--batch-size", "2",
+        "--segment", "2048", "--disc-start", "0", "--disc-warmup", "1", "--workers", "0", "--log-every", "1",
+        "--eval-every", "2", "--test", "--test-speakers", "b", "--val", "a_3", "--quiet", "--device", "cpu",
+        "--init-weights", str(tmp_path / "run" / "generator.safetensors"),
+    ])
+    tr.train(args)
+    rows = [json.loads(r) for r in (tmp_path / "ft" / "train_log.jsonl").read_text().splitlines()]
+    assert rows[0]["step"] == 0 and rows[0]["init"] and "val_lsd_8k" in rows[0]
+    assert rows[1]["d"] > 0 and "adv_mbd" not in rows[1]  # step 1: D trains, G is mel-only
+    assert "adv_mbd" in rows[2] and "fm_mpd" in rows[2] and "adv_msd" in rows[2]
 
 
 # ---------------------------------------------------------------------------------------------- export + runtime
@@ -230,6 +244,28 @@ def test_chunked_inference_equals_whole_file(model):
         chunked = model.generate(x48, chunk_frames=chunk, h=h)
         assert chunked.shape == whole.shape == x48.shape
         np.testing.assert_allclose(chunked, whole, atol=1e-5)
+
+
+def test_streamed_file_equals_in_memory_upsample(model, tmp_path):
+    """upsample_file streams (blocked reads, soxr.ResampleStream, chunked generator, incremental writes):
+    its output must equal the in-memory ``upsample`` of the whole signal, over many chunks and blocks."""
+    from signals.speech.audio import load_audio, resample
+
+    x = wideband(2.0, seed=3)
+    stereo = np.stack([resample(x, SR, 16000), 0.5 * resample(wideband(2.0, seed=4), SR, 16000)], 1)
+    src = _write(tmp_path / "in16k.wav", stereo, 16000, "FLOAT")
+    wav, sr = load_audio(src, mono=False)
+    for chunk, block in ((40, 1000), (97, 4096), (None, 333)):  # ~9 and 4 chunks; default: one chunk
+        ref = model.upsample(wav, sr, chunk_frames=chunk)
+        info = model.upsample_file(src, tmp_path / "out.wav", subtype="FLOAT", chunk_frames=chunk, block_frames=block)
+        out, sr_out = sf.read(str(tmp_path / "out.wav"), dtype="float32", always_2d=True)
+        assert sr_out == SR and info["channels"] == 2 and out.T.shape == ref.shape
+        np.testing.assert_allclose(out.T, ref, atol=1e-5)
+    # full-band input (48 kHz, energy to 24 kHz) is passed through unchanged by both paths
+    src48 = _write(tmp_path / "in48k.wav", x, SR, "FLOAT")
+    model.upsample_file(src48, tmp_path / "out48.wav", subtype="FLOAT", block_frames=5000)
+    out48, _ = sf.read(str(tmp_path / "out48.wav"), dtype="float32")
+    np.testing.assert_allclose(out48, model.upsample(x, SR), atol=1e-6)
 
 
 def test_upsample_any_rate_mono_and_stereo(model):

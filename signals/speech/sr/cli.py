@@ -56,7 +56,7 @@ def register(group: argparse._SubParsersAction) -> None:
     from signals.speech.sr.train_args import add_arguments
 
     p = add_command(group, "upsample", "super-resolve speech to 48 kHz (any input rate 4-48 kHz)", _upsample)
-    p.add_argument("input", help="audio file (WAV/FLAC/...; mono or stereo; any length)")
+    p.add_argument("input", help="audio file (WAV/FLAC/...; mono or stereo; any length: streamed, flat memory)")
     p.add_argument("--output", "-o", required=True, help="output file (48 kHz)")
     p.add_argument("--float", action="store_true", help="write 32-bit float instead of 16-bit PCM")
     p.add_argument("--no-postprocess", action="store_true", help="raw generator output (no band-keeping crossover)")

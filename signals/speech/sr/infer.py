@@ -9,6 +9,11 @@ crossover that keeps the input below its detected bandwidth and the generated si
 Chunks of ``chunk_frames`` mel frames run with ``context_frames`` of context on each side (at least the
 generator's receptive field, so a chunk's output equals whole-file output up to float rounding) and a
 short linear crossfade between neighbours; the generator's memory use is therefore flat in the length.
+
+``upsample_file`` streams: it reads the input in blocks twice (pass 1: NaN/silence checks and a running
+Welch bandwidth estimate over the whole file; pass 2: ``soxr.ResampleStream`` -> chunked generator ->
+``soundfile.SoundFile`` writes), so peak memory does not grow with the file's length. The streamed
+output equals ``upsample`` on the whole signal (same chunk grid, same resampler state).
 """
 
 from __future__ import annotations
@@ -22,13 +27,121 @@ import numpy as np
 from signals.errors import AudioError
 from signals.paths import model_dir as default_model_dir
 from signals.runtime import create_session, read_config
-from signals.speech.audio import check_audio, load_audio, resample, write_audio
+from signals.speech.audio import SILENCE_PEAK, check_audio, resample
 from signals.speech.features import MelConfig, mel_numpy
-from signals.speech.sr.postprocess import crossover, crossover_cutoff, crossover_filter, detect_bandwidth
+from signals.speech.sr.postprocess import (
+    BandwidthEstimator,
+    crossover,
+    crossover_cutoff,
+    crossover_filter,
+    detect_bandwidth,
+)
 
 MIN_RATE, MAX_CHANNELS = 4000, 2
 # Below this the input adds nothing to a 48 kHz signal: it is passed through unchanged.
 FULL_BAND_HZ = 23500.0
+# Input frames per read in the streaming pass (any value gives the same output).
+STREAM_BLOCK = 1 << 16
+
+
+class _ChunkStream:
+    """Chunked generator (+ crossover) over a 48 kHz signal that arrives in pieces.
+
+    Chunk ``[a, b)`` of mel frames runs on frames ``[a - ctx, b + xf + ctx)``; it is processed as soon as
+    enough samples have arrived that the end of the signal cannot change it (no end reflection, full
+    right context), and its output up to frame ``b`` is final (the next chunk fades in after it).
+    Only ``chunk + xf + 2 ctx`` frames of input and ``xf`` frames of output are held at any time.
+    """
+
+    def __init__(self, sr: SuperResolution, chunk_frames: int | None, h: np.ndarray | None):
+        inf = sr.config["inference"]
+        self.run, self.h = sr._run, h
+        self.chunk = int(chunk_frames or inf["chunk_frames"])
+        self.ctx, self.xf = int(inf["context_frames"]), int(inf["crossfade_frames"])
+        self.mc, self.hop = sr.mel_cfg, sr.hop
+        self.pad = self.mc.n_fft // 2
+        self.frame_cfg = replace(self.mc, center=False)
+        self.buf = np.zeros(0, dtype=np.float32)  # input samples base ... base + len(buf)
+        self.base = 0
+        self.n: int | None = None  # total length, known once the input ends
+        self.a = 0  # next chunk's first frame
+        self.pending = np.zeros(0, dtype=np.float64)  # faded tail of the last chunk, from sample a * hop
+        self.emitted = 0
+
+    @property
+    def received(self) -> int:
+        return self.base + len(self.buf)
+
+    def _window(self, i0: int, i1: int) -> np.ndarray:
+        """Input samples ``i0 ... i1`` of the reflect-padded signal (the centring ``mel_numpy`` does)."""
+        idx = np.arange(i0, i1) - self.pad
+        idx = np.abs(idx)  # reflect at the start
+        if self.n is not None:
+            idx = np.where(idx >= self.n, 2 * (self.n - 1) - idx, idx)  # reflect at the end
+        return self.buf[idx - self.base]
+
+    def _ready(self) -> bool:
+        if self.n is not None:
+            return self.a < self.mc.n_frames(self.n)
+        w1 = self.a + self.chunk + self.xf + self.ctx
+        return self.received >= w1 * self.hop + self.pad
+
+    def _step(self) -> np.ndarray:
+        a, hop, xf = self.a, self.hop, self.xf
+        n_frames = self.mc.n_frames(self.n) if self.n is not None else 1 << 62
+        b = min(a + self.chunk, n_frames)
+        keep_end = min(b + xf, n_frames)
+        w0, w1 = max(0, a - self.ctx), min(n_frames, keep_end + self.ctx)
+        y = self.run(mel_numpy(self._window(w0 * hop, (w1 - 1) * hop + self.mc.n_fft), self.frame_cfg))
+        if self.h is not None:  # samples w0*hop ... w1*hop
+            x_win = np.zeros(len(y), dtype=np.float32)
+            end = w1 * hop if self.n is None else min(self.n, w1 * hop)
+            src = self.buf[w0 * hop - self.base : end - self.base]
+            x_win[: len(src)] = src
+            y = crossover(x_win, y, self.h)
+        part = y[(a - w0) * hop : (keep_end - w0) * hop].astype(np.float64)
+        # Linear crossfade over the overlap; near the end the overlap can be shorter than xf
+        # frames, and both sides then use the same truncated ramp so the weights still sum to 1.
+        weight = np.ones(len(part))
+        ramp = np.linspace(0.0, 1.0, xf * hop, endpoint=False) + 0.5 / max(1, xf * hop)
+        if a > 0 and xf:  # fade in over the previous chunk's tail
+            fade = min(xf * hop, len(part))
+            weight[:fade] = ramp[:fade]
+        if keep_end > b:  # fade out over the next chunk's head
+            weight[(b - a) * hop :] = 1.0 - ramp[: (keep_end - b) * hop]
+        part *= weight
+        part[: len(self.pending)] += self.pending
+        done, self.pending = part[: (b - a) * hop], part[(b - a) * hop :]
+        self.a = b
+        # drop input the next chunk cannot reach (its window starts at (b - ctx) * hop - pad)
+        keep_from = max(self.base, (b - self.ctx) * hop - self.pad)
+        self.buf, self.base = self.buf[keep_from - self.base :], keep_from
+        return done
+
+    def _emit(self, parts: list[np.ndarray]) -> np.ndarray:
+        out = np.concatenate(parts) if parts else np.zeros(0)
+        if self.n is not None:
+            out = out[: max(0, self.n - self.emitted)]
+        self.emitted += len(out)
+        return out.astype(np.float32)
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        """Append ``x: float32 [t]``; returns the output samples that are final now."""
+        self.buf = np.concatenate([self.buf, np.asarray(x, dtype=np.float32)])
+        parts = []
+        while self._ready():
+            parts.append(self._step())
+        return self._emit(parts)
+
+    def finish(self) -> np.ndarray:
+        """The input has ended: process the remaining chunks; returns the rest of the output."""
+        self.n = self.received
+        parts = []
+        while self._ready():
+            parts.append(self._step())
+        parts.append(self.pending)
+        self.pending = np.zeros(0)
+        return self._emit(parts)
 
 
 @dataclass
@@ -55,39 +168,8 @@ class SuperResolution:
 
     def generate(self, wav48: np.ndarray, chunk_frames: int | None = None, h: np.ndarray | None = None) -> np.ndarray:
         """Generator (+ crossover with FIR ``h`` if given) over ``wav48: float32 [T]``, chunked; ``[T]`` out."""
-        inf = self.config["inference"]
-        chunk = int(chunk_frames or inf["chunk_frames"])
-        ctx, xf = int(inf["context_frames"]), int(inf["crossfade_frames"])
-        mc, hop = self.mel_cfg, self.hop
-        n = len(wav48)
-        n_frames = mc.n_frames(n)
-        pad = mc.n_fft // 2
-        padded = np.pad(wav48, (pad, pad), mode="reflect")  # the same centring mel_numpy does
-        frame_cfg = replace(mc, center=False)
-        out = np.zeros(n_frames * hop, dtype=np.float64)
-        for a in range(0, n_frames, chunk):
-            b = min(a + chunk, n_frames)
-            keep_end = min(b + xf, n_frames)
-            w0, w1 = max(0, a - ctx), min(n_frames, keep_end + ctx)
-            seg = padded[w0 * hop : (w1 - 1) * hop + mc.n_fft]
-            y = self._run(mel_numpy(seg, frame_cfg))  # samples w0*hop ... w1*hop
-            if h is not None:
-                x_win = np.zeros(len(y), dtype=np.float32)
-                src = wav48[w0 * hop : min(n, w1 * hop)]
-                x_win[: len(src)] = src
-                y = crossover(x_win, y, h)
-            part = y[(a - w0) * hop : (keep_end - w0) * hop].astype(np.float64)
-            # Linear crossfade over the overlap; near the end the overlap can be shorter than xf
-            # frames, and both sides then use the same truncated ramp so the weights still sum to 1.
-            weight = np.ones(len(part))
-            ramp = np.linspace(0.0, 1.0, xf * hop, endpoint=False) + 0.5 / max(1, xf * hop)
-            if a > 0 and xf:  # fade in over the previous chunk's tail
-                fade = min(xf * hop, len(part))
-                weight[:fade] = ramp[:fade]
-            if keep_end > b:  # fade out over the next chunk's head
-                weight[(b - a) * hop :] = 1.0 - ramp[: (keep_end - b) * hop]
-            out[a * hop : keep_end * hop] += weight * part
-        return out[:n].astype(np.float32)
+        stream = _ChunkStream(self, chunk_frames, h)
+        return np.concatenate([stream.push(wav48), stream.finish()])
 
     def upsample(self, wav: np.ndarray, sample_rate: int, postprocess: bool = True,
                  chunk_frames: int | None = None, name: str = "audio") -> np.ndarray:
@@ -119,13 +201,92 @@ class SuperResolution:
         out = np.stack(outs)
         return out[0] if wav.ndim == 1 else out
 
+    def _crossover_h(self, bandwidth: float, postprocess: bool) -> np.ndarray | None:
+        width = self.config["inference"]["crossover_width_hz"]
+        return crossover_filter(crossover_cutoff(bandwidth, width), self.sample_rate, width) if postprocess else None
+
     def upsample_file(self, src: str | Path, dst: str | Path, subtype: str = "PCM_16",
-                      postprocess: bool = True) -> dict[str, Any]:
-        wav, sr = load_audio(src, mono=False)
-        out = self.upsample(wav, sr, postprocess=postprocess, name=str(src))
-        write_audio(dst, out, self.sample_rate, subtype=subtype)
-        return {"input_rate": sr, "channels": int(out.shape[0]) if out.ndim == 2 else 1,
-                "seconds": out.shape[-1] / self.sample_rate, "output": str(dst)}
+                      postprocess: bool = True, chunk_frames: int | None = None,
+                      block_frames: int = STREAM_BLOCK) -> dict[str, Any]:
+        """Stream ``src`` (any rate 4-48 kHz, mono/stereo, any length) to ``dst`` at 48 kHz.
+
+        Same output as ``upsample`` on the whole file, in memory that does not grow with its length.
+        """
+        import soundfile as sf
+        import soxr
+
+        src, sr_out = Path(src), self.sample_rate
+        if not src.exists():
+            raise AudioError(f"audio file not found: {src}")
+        if src.is_dir():
+            raise AudioError(f"{src} is a folder, not an audio file")
+        if src.stat().st_size == 0:
+            raise AudioError(f"{src} is an empty file (0 bytes)")
+        try:
+            fin = sf.SoundFile(str(src))
+        except Exception as exc:  # LibsndfileError / RuntimeError / TypeError by format
+            raise AudioError(f"{src} is not a readable audio file ({exc})") from exc
+        with fin:
+            sr, n_ch, n_in = int(fin.samplerate), int(fin.channels), int(fin.frames)
+            if n_in <= 0:
+                raise AudioError(f"{src} contains no audio samples")
+            if n_ch > MAX_CHANNELS:
+                raise AudioError(f"{src} has {n_ch} channels; super-resolution takes mono or stereo. "
+                                 "Mix down or split the channels first.")
+            if sr < MIN_RATE:
+                raise AudioError(f"{src} is sampled at {sr} Hz; the lowest supported input rate is {MIN_RATE} Hz")
+            min_seconds = self.mel_cfg.n_fft / sr_out
+            if n_in / sr < min_seconds:
+                raise AudioError(f"{src} is too short: {n_in / sr:.3f} s, at least {min_seconds:.2f} s is needed")
+            # pass 1: finite check, peak, running Welch bandwidth over the whole file (block by block)
+            est, peak, pos = BandwidthEstimator(sr, n_in), 0.0, 0
+            for block in fin.blocks(blocksize=est.block, dtype="float32", always_2d=True):
+                if not np.all(np.isfinite(block)):
+                    bad = int(block.size - np.count_nonzero(np.isfinite(block)))
+                    raise AudioError(f"{src} contains {bad} NaN or infinite samples in samples {pos}-{pos + len(block)}")
+                peak = max(peak, float(np.max(np.abs(block))))
+                est.update(block.mean(axis=1))
+                pos += len(block)
+            if peak < SILENCE_PEAK:
+                raise AudioError(f"{src} is silent (peak below {20 * np.log10(SILENCE_PEAK):.0f} dBFS)")
+            bandwidth = min(est.result(), sr / 2)
+            passthrough = bandwidth >= FULL_BAND_HZ
+            h = None if passthrough else self._crossover_h(bandwidth, postprocess)
+            # pass 2: stream resample -> generator -> writer, one block at a time
+            resamplers = [soxr.ResampleStream(sr, sr_out, 1, dtype="float32", quality="VHQ") if sr != sr_out
+                          else None for _ in range(n_ch)]
+            gens = [None if passthrough else _ChunkStream(self, chunk_frames, h) for _ in range(n_ch)]
+            held: list[list[np.ndarray]] = [[] for _ in range(n_ch)]
+            written = 0
+            dst = Path(dst)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            fin.seek(0)
+            with sf.SoundFile(str(dst), "w", samplerate=sr_out, channels=n_ch, subtype=subtype) as fout:
+
+                def feed(block: np.ndarray | None) -> None:
+                    nonlocal written
+                    for c in range(n_ch):
+                        last = block is None
+                        x = np.zeros(0, np.float32) if last else np.ascontiguousarray(block[:, c])
+                        if resamplers[c] is not None:
+                            x = resamplers[c].resample_chunk(x, last=last)
+                        if gens[c] is not None:
+                            x = np.concatenate([gens[c].push(x), gens[c].finish()]) if last else gens[c].push(x)
+                        held[c].append(np.asarray(x, dtype=np.float32))
+                    ready = [np.concatenate(p) for p in held]
+                    k = min(len(r) for r in ready)  # channels advance in step; write what all have
+                    if k:
+                        out = np.stack([r[:k] for r in ready], axis=1)
+                        fout.write(np.clip(out, -1.0, 1.0) if subtype.startswith("PCM") else out)
+                        written += k
+                    for c in range(n_ch):
+                        held[c] = [ready[c][k:]]
+
+                for block in fin.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+                    feed(block)
+                feed(None)
+        return {"input_rate": sr, "channels": n_ch, "seconds": written / sr_out, "output": str(dst),
+                "bandwidth_hz": bandwidth}
 
 
 def load(model_dir: str | Path | None = None, providers=None, threads: int | None = None) -> SuperResolution:

@@ -17,37 +17,58 @@ CROSSOVER_WIDTH_HZ = 500.0
 CROSSOVER_ATTEN_DB = 60.0
 
 
+class BandwidthEstimator:
+    """Running Welch estimate of the effective bandwidth, fed block by block (flat memory).
+
+    ``update(block)`` takes consecutive ``float [T]`` blocks of the (channel-mixed) signal; feed blocks of
+    ``block_seconds`` (the last may be shorter) to get exactly :func:`detect_bandwidth`'s answer.
+    """
+
+    def __init__(self, sr: int, n_samples: int, block_seconds: float = 30.0):
+        self.sr = sr
+        self.nper = 2048 if n_samples >= 2048 else max(16, 1 << int(np.log2(max(n_samples, 16))))
+        self.block = max(int(block_seconds * sr), self.nper)
+        self.acc: np.ndarray | None = None
+        self.f: np.ndarray | None = None
+        self.count = 0
+
+    def update(self, seg: np.ndarray) -> None:
+        seg = np.asarray(seg, dtype=np.float32)
+        if len(seg) < self.nper:
+            if self.count:
+                return  # a short last block adds too little to matter (and Welch needs one segment)
+            seg = np.pad(seg, (0, self.nper - len(seg)))
+        self.f, p = sps.welch(seg, fs=self.sr, nperseg=self.nper, noverlap=self.nper // 2)
+        self.acc = p if self.acc is None else self.acc + p
+        self.count += 1
+
+    def result(self) -> float:
+        if self.acc is None or self.f is None:
+            return float(self.sr / 2)
+        f, psd = self.f, self.acc / self.count
+        smooth = max(1, int(round(200.0 / (self.sr / self.nper))))
+        psd_s = np.convolve(psd, np.ones(smooth) / smooth, mode="same")
+        db = 10 * np.log10(psd_s + 1e-20)
+        ref = np.percentile(db[f <= min(4000.0, self.sr / 2)], 95)
+        above = np.nonzero(db >= ref - BANDWIDTH_DROP_DB)[0]
+        if above.size == 0:
+            return float(self.sr / 2)
+        return float(min(f[above[-1]], self.sr / 2))
+
+
 def detect_bandwidth(wav: np.ndarray, sr: int, block_seconds: float = 30.0) -> float:
     """Effective bandwidth (Hz) of ``wav: [T]`` or ``[C, T]`` at ``sr``, at most ``sr / 2``.
 
-    Welch power spectrum (n_fft 2048) accumulated block by block (flat memory), smoothed over
+    Welch power spectrum (n_fft 2048) accumulated over ``block_seconds`` blocks, smoothed over
     ~200 Hz; the bandwidth is the highest frequency still within :data:`BANDWIDTH_DROP_DB` of the
-    95th-percentile level of the 0-4 kHz band.
+    95th-percentile level of the 0-4 kHz band. See :class:`BandwidthEstimator` for streams.
     """
     x = np.asarray(wav, dtype=np.float32)
     x = x.reshape(-1, x.shape[-1]).mean(axis=0)
-    nper = 2048 if len(x) >= 2048 else max(16, 1 << int(np.log2(max(len(x), 16))))
-    block = max(int(block_seconds * sr), nper)
-    acc, count = None, 0
-    for s in range(0, len(x), block):
-        seg = x[s : s + block]
-        if len(seg) < nper:
-            if count:
-                break
-            seg = np.pad(seg, (0, nper - len(seg)))
-        f, p = sps.welch(seg, fs=sr, nperseg=nper, noverlap=nper // 2)
-        acc = p if acc is None else acc + p
-        count += 1
-    psd = acc / count
-    smooth = max(1, int(round(200.0 / (sr / nper))))
-    psd_s = np.convolve(psd, np.ones(smooth) / smooth, mode="same")
-    db = 10 * np.log10(psd_s + 1e-20)
-    ref_band = f <= min(4000.0, sr / 2)
-    ref = np.percentile(db[ref_band], 95)
-    above = np.nonzero(db >= ref - BANDWIDTH_DROP_DB)[0]
-    if above.size == 0:
-        return float(sr / 2)
-    return float(min(f[above[-1]], sr / 2))
+    est = BandwidthEstimator(sr, len(x), block_seconds)
+    for s in range(0, len(x), est.block):
+        est.update(x[s : s + est.block])
+    return est.result()
 
 
 def crossover_filter(cutoff_hz: float, sr: int = 48000, width_hz: float = CROSSOVER_WIDTH_HZ) -> np.ndarray:

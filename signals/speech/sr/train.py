@@ -56,6 +56,7 @@ from signals.torchutils import (
     cleanup_distributed,
     count_parameters,
     load_checkpoint,
+    load_safetensors,
     save_checkpoint,
     save_safetensors,
     seed_everything,
@@ -75,6 +76,7 @@ class TrainConfig:
     batch_size: int = 16
     grad_clip: float = 1000.0
     disc_start: int = 0  # steps of mel-only warm-up before the adversarial terms switch on
+    disc_warmup: int = 0  # then this many steps train D only, so fresh discriminators do not jolt a trained G
     seed: int = 1234
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
@@ -135,7 +137,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     gcfg = CONFIGS[args.config]
     dcfg = TINY_DISC if args.disc == "tiny" else DiscriminatorConfig()
     dg = DegradeConfig(segment=args.segment)
-    cfg = TrainConfig(lr=args.lr, batch_size=args.batch_size, disc_start=args.disc_start, seed=args.seed,
+    cfg = TrainConfig(lr=args.lr, batch_size=args.batch_size, disc_start=args.disc_start,
+                      disc_warmup=args.disc_warmup, seed=args.seed,
                       generator=gcfg, discriminator=dcfg, degrade=dg)
     seed_everything(cfg.seed + ctx.rank)
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -170,6 +173,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         step, best = int(ckpt["step"]), float(ckpt.get("best", math.inf))
         if ctx.is_main:
             print(f"resumed from {out / 'checkpoint.pt'} at step {step}")
+    elif args.init_weights:
+        load_safetensors(gen, args.init_weights)
+        if ctx.is_main:
+            print(f"generator initialised from {args.init_weights}")
     if ctx.distributed:
         gen_ddp = nn.parallel.DistributedDataParallel(gen, device_ids=[device.index] if device.type == "cuda" else None)
         disc_ddp = nn.parallel.DistributedDataParallel(disc, device_ids=[device.index] if device.type == "cuda" else None)
@@ -206,6 +213,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 "opt_d": opt_d.state_dict(), "step": step, "best": best, "train_config": cfg.to_dict(),
             })
 
+    if ckpt is None and args.init_weights and ctx.is_main and val_utts:
+        # Score the starting weights: "_best" is then only written when fine-tuning beats them.
+        row = {"step": step, "time_s": 0.0, "init": True,
+               **{f"val_{k}": round(v, 4) for k, v in validate(gen, val_utts, device, amp).items()}}
+        best = float(np.mean([row[f"val_lsd_{r // 1000}k"] for r in VAL_RATES]))
+        print(json.dumps(row), flush=True)
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+
     t0 = time.time()
     stats: dict[str, float] = {}
     pbar = None
@@ -222,6 +238,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         for group in (*opt_g.param_groups, *opt_d.param_groups):
             group["lr"] = cfg.lr * _lr_factor(step, cfg)
         adversarial = step >= cfg.disc_start
+        adversarial_g = step >= cfg.disc_start + cfg.disc_warmup  # D-only warm-up before G sees D
         with torch.no_grad():
             mel = mel_torch(low, SR_MEL)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
@@ -241,7 +258,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         loss_mel = multiscale_mel_loss(fake, high, lc)
         loss_g = lc.lambda_mel * loss_mel
         terms = {"mel": loss_mel.detach()}
-        if adversarial:
+        if adversarial_g:
             d = unwrap(disc_ddp)  # G step: no all-reduce needed for D's (discarded) gradients
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
                 with torch.no_grad():

@@ -20,6 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--segment", type=int, default=24576, help="crop length in samples at 48 kHz")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--disc-start", type=int, default=0, help="mel-only warm-up steps")
+    p.add_argument("--disc-warmup", type=int, default=0,
+                   help="after --disc-start, steps that train only the discriminators (the generator stays mel-only)")
+    p.add_argument("--init-weights", default=None,
+                   help="start the generator from these .safetensors weights (fine-tuning; ignored with --resume)")
     p.add_argument("--test", nargs="*", default=list(DEFAULT_TEST), help="utterance ids held out for evaluation")
     p.add_argument("--test-speakers", nargs="*", default=[],
                    help="hold out every utterance of these speakers too (VCTK SR split: p360 p361 p362 p363 p364 p374 p376 s5)")

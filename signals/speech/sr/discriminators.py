@@ -23,6 +23,18 @@ LRELU = 0.1
 # blocks
 
 
+
+def _conv_stack(x: torch.Tensor, convs: nn.ModuleList, post: nn.Module) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU conv stack + linear head: (flattened logits, every layer's output for feature matching)."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
+
+
 class PeriodDiscriminator(nn.Module):
     """Folds ``x: Tensor[B, 1, T]`` into ``[B, 1, T / p, p]`` and runs 2-D convs along time."""
 
@@ -41,13 +53,7 @@ class PeriodDiscriminator(nn.Module):
         if t % self.period:
             x = F.pad(x, (0, self.period - t % self.period), mode="reflect")
         x = x.view(b, c, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(x, self.convs, self.post)
 
 
 class ScaleDiscriminator(nn.Module):
@@ -67,13 +73,7 @@ class ScaleDiscriminator(nn.Module):
         self.post = norm(nn.Conv1d(8 * w, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(x, self.convs, self.post)
 
 
 class BandSTFTDiscriminator(nn.Module):

@@ -136,7 +136,7 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print embeddings as JSON (default when no --output)")
     _model_args(p)
 
-    p = add_command(group, "verify", "same speaker? cosine similarity of two recordings vs a calibrated threshold",
+    p = add_command(group, "verify", "same speaker? cosine + S-norm score of two recordings vs a calibrated threshold",
                     _verify)
     p.add_argument("a")
     p.add_argument("b")

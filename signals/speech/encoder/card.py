@@ -97,6 +97,13 @@ def render_card(config: dict[str, Any]) -> str:
             "((s - mu_a) / sd_a + (s - mu_b) / sd_b) / 2, where s is the cosine and mu/sd are the mean/std of each "
             "recording's cosines with the cohort; it prints both the cosine and the S-norm score.",
         ]
+    bench = config.get("benchmark")
+    if bench:
+        lines += ["", "## Speed", "", f"`{bench['command']}` ({bench['machine']}); whole-utterance embedding from a "
+                  "16 kHz waveform (front end + network), total ms (RTF):", "",
+                  "| engine | threads | 3 s | 30 s |", "|---|---|---|---|"]
+        lines += [f"| {r['engine']} | {r['threads']} | {r['ms_3s']} ({r['rtf_3s']}) | {r['ms_30s']} ({r['rtf_30s']}) |"
+                  for r in bench["rows"]]
     lines += ["", "## Files", "",
               "- `config.json`: network, mel, front end (levelling, VAD, partials), verification threshold.",
               "- `model.safetensors`: PyTorch weights (incl. GE2E similarity w/b).",

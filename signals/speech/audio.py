@@ -16,16 +16,8 @@ from signals.errors import AudioError
 SILENCE_PEAK = 1e-4
 
 
-def load_audio(
-    path: str | Path,
-    sample_rate: int | None = None,
-    mono: bool = True,
-) -> tuple[np.ndarray, int]:
-    """Read any WAV/FLAC/OGG/... file soundfile understands.
-
-    Returns ``(wav, sr)``: ``float32 [T]`` when ``mono`` (channels averaged), else ``float32 [C, T]``;
-    resampled to ``sample_rate`` when given. Integer formats (8/16/24/32-bit) are scaled to [-1, 1].
-    """
+def open_audio(path: str | Path):
+    """Open an audio file for (streamed) reading: a ``soundfile.SoundFile``, or a clear :class:`AudioError`."""
     import soundfile as sf
 
     path = Path(path)
@@ -36,12 +28,35 @@ def load_audio(
     if path.stat().st_size == 0:
         raise AudioError(f"{path} is an empty file (0 bytes)")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        return sf.SoundFile(str(path))
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError by format
-        raise AudioError(
-            f"{path} is not a readable audio file ({exc}). Supported: WAV, FLAC, OGG/Vorbis, MP3 and "
-            "other formats libsndfile reads."
-        ) from exc
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, exc: Exception) -> AudioError:
+    return AudioError(
+        f"{path} is not a readable audio file ({exc}). Supported: WAV, FLAC, OGG/Vorbis, MP3 and "
+        "other formats libsndfile reads."
+    )
+
+
+def load_audio(
+    path: str | Path,
+    sample_rate: int | None = None,
+    mono: bool = True,
+) -> tuple[np.ndarray, int]:
+    """Read any WAV/FLAC/OGG/... file soundfile understands.
+
+    Returns ``(wav, sr)``: ``float32 [T]`` when ``mono`` (channels averaged), else ``float32 [C, T]``;
+    resampled to ``sample_rate`` when given. Integer formats (8/16/24/32-bit) are scaled to [-1, 1].
+    """
+    path = Path(path)
+    with open_audio(path) as fh:
+        sr = int(fh.samplerate)
+        try:
+            data = fh.read(dtype="float32", always_2d=True)
+        except Exception as exc:  # a header that opens but a body that does not decode
+            raise _unreadable(path, exc) from exc
     if data.shape[0] == 0:
         raise AudioError(f"{path} contains no audio samples")
     wav = data.mean(axis=1) if mono else data.T

@@ -27,7 +27,7 @@ import numpy as np
 from signals.errors import AudioError
 from signals.paths import model_dir as default_model_dir
 from signals.runtime import create_session, read_config
-from signals.speech.audio import SILENCE_PEAK, check_audio, resample
+from signals.speech.audio import SILENCE_PEAK, check_audio, open_audio, resample
 from signals.speech.features import MelConfig, mel_numpy
 from signals.speech.sr.postprocess import (
     BandwidthEstimator,
@@ -216,17 +216,7 @@ class SuperResolution:
         import soxr
 
         src, sr_out = Path(src), self.sample_rate
-        if not src.exists():
-            raise AudioError(f"audio file not found: {src}")
-        if src.is_dir():
-            raise AudioError(f"{src} is a folder, not an audio file")
-        if src.stat().st_size == 0:
-            raise AudioError(f"{src} is an empty file (0 bytes)")
-        try:
-            fin = sf.SoundFile(str(src))
-        except Exception as exc:  # LibsndfileError / RuntimeError / TypeError by format
-            raise AudioError(f"{src} is not a readable audio file ({exc})") from exc
-        with fin:
+        with open_audio(src) as fin:
             sr, n_ch, n_in = int(fin.samplerate), int(fin.channels), int(fin.frames)
             if n_in <= 0:
                 raise AudioError(f"{src} contains no audio samples")

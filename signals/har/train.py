@@ -342,7 +342,6 @@ def train(
             f"dataset {dataset.name!r}: static {mc.static_classes} + dynamic {mc.dynamic_classes} classes "
             f"do not cover its {len(dataset.class_names)} classes"
         )
-    torch.manual_seed(cfg.seeds[0])
     model = build_model(mc).to(ctx.device)
     for i, m in enumerate(model.members):
         seed_everything(cfg.seeds[i])  # each member's initial weights come from its own seed

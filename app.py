@@ -20,7 +20,8 @@ import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from signals.errors import SignalsError  # noqa: E402
-from signals.paths import REPO_ROOT, model_dir  # noqa: E402
+from signals.modelfolder import find_model  # noqa: E402
+from signals.paths import REPO_ROOT  # noqa: E402
 
 EXAMPLES = REPO_ROOT / "examples"
 
@@ -35,11 +36,12 @@ def _save_upload(upload) -> Path:
 
 
 def _missing_model(name: str, how: str) -> bool:
-    folder = model_dir(name)
-    if (folder / "config.json").is_file():
+    try:
+        find_model(name)
         return False
-    st.warning(f"No shipped model in `{folder}`. Build it with `{how}`.")
-    return True
+    except SignalsError as exc:
+        st.warning(f"{exc}. Build it with `{how}`.")
+        return True
 
 
 def _wav_bytes(wav: np.ndarray, sr: int) -> bytes:
@@ -52,8 +54,10 @@ def _wav_bytes(wav: np.ndarray, sr: int) -> bytes:
 
 def _spectrogram(ax, wav: np.ndarray, sr: int, title: str) -> None:
     n_fft, hop = 1024, 256
-    frames = np.lib.stride_tricks.sliding_window_view(np.pad(wav, (0, n_fft)), n_fft)[::hop]
-    spec = 20 * np.log10(np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=-1)).T + 1e-6)
+    from signals.speech.features import stft
+
+    frames = stft(np.pad(wav, (0, n_fft)), n_fft, hop, window=np.hanning(n_fft), center=False, dtype=np.float64)
+    spec = 20 * np.log10(np.abs(frames).T + 1e-6)
     ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=spec.max() - 90, vmax=spec.max(),
               extent=[0, len(wav) / sr, 0, sr / 2000])
     ax.set(title=title, xlabel="time (s)", ylabel="kHz")
@@ -71,7 +75,7 @@ def _har_runtime(int8: bool):
 
 
 def _har_plot(path: Path, sample_rate: float | None, segments) -> plt.Figure:
-    from signals.har.infer import iter_recording
+    from signals.har.frontend import iter_recording
 
     chunks = list(iter_recording(path, sample_rate=sample_rate))
     acc = np.concatenate([a for a, _ in chunks])
@@ -131,9 +135,9 @@ def har_tab() -> None:
 
 @st.cache_resource
 def _encoder():
-    from signals.speech.encoder.infer import SpeakerEncoder
+    from signals.speech.encoder.infer import EncoderRuntime
 
-    return SpeakerEncoder.load()
+    return EncoderRuntime.load()
 
 
 def _pick_audio(label: str, default: int, key: str) -> Path | None:

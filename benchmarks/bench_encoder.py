@@ -15,7 +15,6 @@ import argparse
 import os
 import time
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 
@@ -58,9 +57,9 @@ def torch_net(net, mels: np.ndarray) -> np.ndarray:
 
 def torch_full(net, rt, wav: np.ndarray) -> np.ndarray:
     """The runtime's numpy front end with the PyTorch network in place of onnxruntime."""
-    from signals.speech.encoder.infer import mean_embedding, partial_mels
+    from signals.speech.encoder.frontend import mean_embedding, partial_mels
 
-    return mean_embedding(torch_net(net, partial_mels(rt.preprocess(wav, 16000), rt.front, rt.mel)))
+    return mean_embedding(torch_net(net, partial_mels(rt.preprocess(wav, 16000), rt.front)))
 
 
 def main() -> None:
@@ -71,17 +70,13 @@ def main() -> None:
 
     import torch
 
-    from signals.paths import model_dir
-    from signals.speech.encoder.infer import SpeakerEncoder as Runtime
-    from signals.speech.encoder.infer import partial_mels
-    from signals.speech.encoder.model import EncoderConfig, SpeakerEncoder
-    from signals.torchutils import load_safetensors
+    from signals.speech.encoder.export import load_model
+    from signals.speech.encoder.frontend import partial_mels
+    from signals.speech.encoder.infer import EncoderRuntime as Runtime
 
     all_threads = os.cpu_count() or 1
     rt_all = Runtime.load(args.model, providers=["CPUExecutionProvider"])
-    folder = Path(args.model) if args.model else model_dir("speaker_encoder")
-    net = load_safetensors(SpeakerEncoder(EncoderConfig.from_dict(rt_all.config["model"])),
-                           folder / "model.safetensors").eval()
+    net = load_model(rt_all.folder)
     runtimes = {1: Runtime.load(args.model, providers=["CPUExecutionProvider"], threads=1), all_threads: rt_all}
 
     print(f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}, {all_threads} CPU threads")
@@ -91,7 +86,7 @@ def main() -> None:
         wav, what = speech(seconds)
         rt = runtimes[1]
         pre = rt.preprocess(wav, 16000)
-        mels = partial_mels(pre, rt.front, rt.mel)
+        mels = partial_mels(pre, rt.front)
         for threads in sorted(runtimes):
             torch.set_num_threads(threads)
             ort = runtimes[threads]

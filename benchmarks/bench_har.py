@@ -14,23 +14,21 @@ import argparse
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
 
-def windows(cfg: dict, n: int) -> tuple[np.ndarray, str]:
+def windows(folder, model, n: int) -> tuple[np.ndarray, str]:
     try:
         from signals.har.data import load_dataset
 
-        x = load_dataset(cfg["dataset"]["name"]).test.x
+        x = load_dataset(folder.config.source["dataset"]["name"]).test.x
         reps = int(np.ceil(n / len(x)))
         return np.ascontiguousarray(np.concatenate([x] * reps)[:n], np.float32), "UCI HAR test windows"
     except Exception:
-        m = np.asarray(cfg["normalization"]["mean"])[:, None]
-        s = np.asarray(cfg["normalization"]["std"])[:, None]
-        shape = (n, cfg["model"]["in_channels"], cfg["model"]["window"])
-        x = np.random.default_rng(0).normal(size=shape) * s + m
+        net = model.members[0]  # raw units from the normalisation buffers inside the model
+        shape = (n, model.config.in_channels, model.config.window)
+        x = np.random.default_rng(0).normal(size=shape) * net.std.numpy() + net.mean.numpy()
         return x.astype(np.float32), "random windows (dataset not found)"
 
 
@@ -61,26 +59,24 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
-    from signals.har.export import load_torch_model
-    from signals.runtime import create_session, read_config
+    from signals.har.export import load_model
+    from signals.modelfolder import ModelFolder
 
     torch.set_num_threads(args.threads)
-    cfg = read_config(args.model)
-    x, source = windows(cfg, 1024)
-    model = load_torch_model(args.model)
+    folder = ModelFolder.load(args.model, "har")
+    model = load_model(folder)
+    x, source = windows(folder, model, 1024)
 
     def eager(xb):
         with torch.inference_mode():
             return model.log_probs(torch.from_numpy(xb)).exp().numpy()
 
     backends = {"torch eager fp32": eager}
-    for kind in ("fp32", "int8"):
-        name = (cfg.get("onnx") or {}).get(kind)
-        if name and (Path(args.model) / name).is_file():
-            sess = create_session(Path(args.model) / name, providers=["CPUExecutionProvider"], threads=args.threads)
-            backends[f"onnxruntime {kind}"] = lambda xb, s=sess: s.run(["probs"], {"x": xb})[0]
+    for kind in folder.config.graphs:  # fp32, int8
+        sess = folder.session(kind, providers=["CPUExecutionProvider"], threads=args.threads)
+        backends[f"onnxruntime {kind}"] = lambda xb, s=sess: s.run(["probs"], {"x": xb})[0]
 
-    print(f"model {args.model} ({cfg['model']['members']} member(s)), {source}, threads={args.threads}, "
+    print(f"model {args.model} ({model.config.members} member(s)), {source}, threads={args.threads}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
     import onnxruntime
 

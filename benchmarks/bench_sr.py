@@ -73,7 +73,7 @@ if mode == "stream":
 else:  # the whole-file path: read everything, upsample in memory (chunked generator), write at once
     from signals.speech.audio import load_audio, write_audio
     wav, rate = load_audio(src, mono=False)
-    write_audio(dst, sr.upsample(wav, rate), 48000)
+    write_audio(dst, sr.upsample(wav, rate), sr.sample_rate)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, time.perf_counter() - t)
 """
 
@@ -113,12 +113,12 @@ def main() -> None:
     from signals.speech.sr.infer import load
 
     sr = load(args.model, providers=["CPUExecutionProvider"], threads=args.threads)
-    hop, n_mels = sr.hop, sr.mel_cfg.n_mels
-    print(f"model folder: {sr.folder}  threads: {args.threads}")
+    hop, n_mels = sr.hop, sr.front.mel.n_mels
+    print(f"model folder: {sr.folder.path}  threads: {args.threads}")
     rng = np.random.default_rng(0)
     rows = []
     for seconds in (1, 10):
-        frames = 1 + seconds * 48000 // hop
+        frames = 1 + seconds * sr.sample_rate // hop
         mel = (rng.standard_normal((n_mels, frames)) - 6).astype(np.float32)
         t = best_time(lambda mel=mel: sr._run(mel), args.repeats)
         rows.append(("onnxruntime", seconds, t))
@@ -126,14 +126,13 @@ def main() -> None:
 
     import torch
 
-    from signals.speech.sr.model import Generator, GeneratorConfig
-    from signals.torchutils import count_parameters, load_safetensors
+    from signals.speech.sr.export import load_model
+    from signals.torchutils import count_parameters
 
     torch.set_num_threads(args.threads)
-    gen = load_safetensors(Generator(GeneratorConfig.from_dict(sr.config["generator"])),
-                           sr.folder / "model.safetensors").eval()
+    gen = load_model(sr.folder)
     for seconds in (1, 10):
-        frames = 1 + seconds * 48000 // hop
+        frames = 1 + seconds * sr.sample_rate // hop
         mel = torch.from_numpy((rng.standard_normal((1, n_mels, frames)) - 6).astype(np.float32))
         t = best_time(lambda mel=mel: gen.infer(mel), args.repeats)
         rows.append(("torch eager", seconds, t))

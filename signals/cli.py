@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from signals import __version__
-from signals.errors import SignalsError
+from signals.cliutil import run_handler
 
 
 def _walk(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -63,14 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = getattr(args, "_parser", parser)
         target.print_help()
         return 2
-    try:
-        return int(func(args) or 0)
-    except SignalsError as exc:
-        print(f"signals: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("signals: interrupted", file=sys.stderr)
-        return 130
+    return run_handler(func, args)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable, Sequence
 
 
 def add_group(parser: argparse.ArgumentParser, title: str = "commands") -> argparse._SubParsersAction:
@@ -16,3 +18,33 @@ def add_command(group: argparse._SubParsersAction, name: str, help_text: str, fu
     parser = group.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(func=func)
     return parser
+
+
+def setup_logging() -> None:
+    """Library modules report progress with ``logging``; the command line shows it on stdout, as printed lines."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+
+
+def run_handler(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
+    """Run a command handler the way ``signals`` does: progress logged, user errors printed, status 2."""
+    from signals.errors import SignalsError
+
+    setup_logging()
+    try:
+        return int(func(args) or 0)
+    except SignalsError as exc:
+        print(f"signals: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("signals: interrupted", file=sys.stderr)
+        return 130
+
+
+def standalone(add_arguments: Callable[[argparse.ArgumentParser], object], func, description: str,
+               argv: Sequence[str] | None = None) -> int:
+    """``python -m signals.<pkg>.train`` (and torchrun): one command's options and handler, without ``signals``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run_handler(func, parser.parse_args(argv))

@@ -19,5 +19,13 @@ class AudioError(DataError):
     """An audio input is unreadable, empty, silent, too short, or has an unusable format."""
 
 
+class TextError(SignalsError, ValueError):
+    """Text to synthesize is empty, has nothing pronounceable, or is in a script the G2P cannot read."""
+
+
 class ModelError(SignalsError):
     """A model folder is missing, incomplete, or does not match the code."""
+
+
+class ConfigError(SignalsError, ValueError):
+    """A config file or section has an unknown key or a value of the wrong type (message names both)."""

@@ -1,15 +1,14 @@
-"""The one place that builds onnxruntime sessions and reads model folders.
+"""The one place that builds onnxruntime sessions.
 
-Torch-free: imports numpy, json and onnxruntime only. Every ``infer.py`` builds its sessions here,
-so provider choice (CUDA when present, else CPU) and threading behave the same everywhere.
+Torch-free: imports onnxruntime only. Every runtime builds its sessions here (through
+:meth:`signals.modelfolder.ModelFolder.session`, which also checks the graph's named inputs and
+outputs), so provider choice (CUDA when present, else CPU) and threading behave the same everywhere.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from signals.errors import ModelError
 
@@ -47,25 +46,3 @@ def create_session(
         return ort.InferenceSession(str(path), sess_options=opts, providers=list(providers or default_providers()))
     except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt graphs
         raise ModelError(f"could not load ONNX model {path}: {exc}") from exc
-
-
-def read_config(model_dir: str | Path) -> dict[str, Any]:
-    """``config.json`` of a model folder, with a clear error if the folder is not one."""
-    folder = Path(model_dir)
-    cfg = folder / "config.json"
-    if not folder.is_dir():
-        raise ModelError(f"model folder not found: {folder}")
-    if not cfg.is_file():
-        raise ModelError(f"{folder} is not a model folder: config.json is missing")
-    try:
-        return json.loads(cfg.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{cfg} is not valid JSON: {exc}") from exc
-
-
-def write_config(model_dir: str | Path, config: dict[str, Any]) -> Path:
-    folder = Path(model_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "config.json"
-    path.write_text(json.dumps(config, indent=2, sort_keys=False) + "\n")
-    return path

@@ -118,5 +118,20 @@ def load_safetensors(model: torch.nn.Module, path: str | Path, strict: bool = Tr
     return model
 
 
+def load_foreign_state(path: str | Path, key: str, what: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state dict under key, whole checkpoint)`` of a third-party ``torch.save`` file (converters).
+
+    Read with ``weights_only=True``: tensors and plain containers only, nothing is unpickled as code.
+    Anything unreadable becomes a :class:`ModelError` saying the file is not ``what``.
+    """
+    from signals.errors import ModelError
+
+    try:
+        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+        return ckpt[key], ckpt
+    except Exception as exc:
+        raise ModelError(f"{path} is not {what}: {exc}") from exc
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from signals.paths import REPO_ROOT, model_dir
+from signals.modelfolder import REPO_MODELS
+from signals.paths import REPO_ROOT
 
 pytest.importorskip("streamlit")
 
@@ -25,7 +26,7 @@ def test_app_runs_without_exceptions():
 
 def test_app_shows_results_for_shipped_models():
     at = _run_app()
-    shipped = {name: (model_dir(name) / "config.json").is_file()
+    shipped = {name: (REPO_MODELS / name / "config.json").is_file()
                for name in ("har", "speaker_encoder", "super_resolution")}
     warnings = " ".join(w.value for w in at.warning)
     for name, present in shipped.items():

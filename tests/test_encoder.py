@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -9,10 +10,12 @@ import numpy as np
 import pytest
 
 from signals.errors import DataError
-from signals.paths import model_dir
+from signals.modelfolder import REPO_MODELS
 from signals.speech.encoder.data import GE2ESampler, find_utterances, split_halves, split_speakers
-from signals.speech.encoder.infer import FrontEnd, mean_embedding, partial_mels, partial_slices
+from signals.speech.encoder.frontend import FrontEnd, mean_embedding, partial_mels, partial_slices
 from signals.speech.encoder.metrics import equal_error_rate, pair_scores, plot_scores, roc
+
+SHIPPED = REPO_MODELS / "speaker_encoder"
 
 # --- EER on known score sets ---------------------------------------------------------------------------
 
@@ -180,7 +183,8 @@ def test_mean_embedding_is_unit():
 
 def test_model_forward_and_ge2e_loss():
     torch = pytest.importorskip("torch")
-    from signals.speech.encoder.model import EncoderConfig, SpeakerEncoder, ge2e_loss
+    from signals.speech.encoder.config import EncoderConfig
+    from signals.speech.encoder.model import SpeakerEncoder, ge2e_loss
 
     torch.manual_seed(0)
     m = SpeakerEncoder(EncoderConfig(hidden_size=32, embedding_size=16, num_layers=2))
@@ -211,37 +215,34 @@ def test_model_forward_and_ge2e_loss():
 def test_export_parity_dynamic_axes(tmp_path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from signals.runtime import create_session
-    from signals.speech.encoder.export import check_parity, export_onnx
-    from signals.speech.encoder.model import EncoderConfig, SpeakerEncoder
+    from signals.export import compare
+    from signals.modelfolder import ModelFolder
+    from signals.speech.encoder.config import EncoderConfig
+    from signals.speech.encoder.export import Exported, write_model_folder
+    from signals.speech.encoder.model import SpeakerEncoder
 
     torch.manual_seed(0)
     m = SpeakerEncoder(EncoderConfig(hidden_size=48, embedding_size=32, num_layers=2)).eval()
-    path = export_onnx(m, tmp_path / "enc.onnx")
-    assert check_parity(m, path) < 1e-5
-    sess = create_session(path, providers=["CPUExecutionProvider"])
+    cfg = write_model_folder(m, tmp_path, {"type": "test"})
+    graph = cfg.graphs["encoder"]
+    assert graph.parity_max_abs_diff < 1e-5 and graph.inputs == {"mels": ("batch", "frames", 40)}
+    sess = ModelFolder.load(tmp_path, "speaker_encoder").session("encoder", providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["mels"] and [o.name for o in sess.get_outputs()] == ["embeddings"]
     for shape in [(1, 20, 40), (7, 333, 40)]:
         x = np.random.default_rng(1).random(shape, dtype=np.float32)
-        got = sess.run(None, {"mels": x})[0]
-        with torch.inference_mode():
-            np.testing.assert_allclose(got, m(torch.from_numpy(x)).numpy(), atol=1e-5)
+        assert compare(Exported(m), tmp_path / graph.file, ["mels"], ["embeddings"], [[x]]) <= 1e-5
 
 
 def test_shipped_model_onnx_matches_safetensors(librispeech_root):
     torch = pytest.importorskip("torch")
-    from signals.runtime import read_config
     from signals.speech.audio import load_audio
-    from signals.speech.encoder.infer import SpeakerEncoder as Runtime
-    from signals.speech.encoder.model import EncoderConfig, SpeakerEncoder
-    from signals.torchutils import load_safetensors
+    from signals.speech.encoder.export import load_model
+    from signals.speech.encoder.infer import EncoderRuntime
 
-    folder = model_dir("speaker_encoder")
-    cfg = read_config(folder)
-    m = load_safetensors(SpeakerEncoder(EncoderConfig.from_dict(cfg["model"])), folder / "model.safetensors").eval()
-    rt = Runtime.load(folder, threads=1)
+    rt = EncoderRuntime.load(SHIPPED, threads=1)
+    m = load_model(rt.folder)
     wav, sr = load_audio(librispeech_root / "train-clean-100" / "1034-121119-0000.flac")
-    mels = partial_mels(rt.preprocess(wav, sr), rt.front, rt.mel)
+    mels = partial_mels(rt.preprocess(wav, sr), rt.front)
     with torch.inference_mode():
         ref = m(torch.from_numpy(mels)).numpy()
     np.testing.assert_allclose(rt.run(mels), ref, atol=1e-5)
@@ -254,8 +255,8 @@ def test_runtime_is_torch_free_and_batches_files(librispeech_root):
     files = sorted((librispeech_root / "train-clean-100").glob("*.flac"))[:3]
     code = (
         "import sys, numpy as np\n"
-        "from signals.speech.encoder.infer import SpeakerEncoder\n"
-        "enc = SpeakerEncoder.load(threads=1)\n"
+        "from signals.speech.encoder.infer import load\n"
+        "enc = load(threads=1)\n"
         f"files = {[str(f) for f in files]!r}\n"
         "E = enc.embed_files(files)\n"
         "one = np.stack([enc.embed_file(f) for f in files])\n"
@@ -272,7 +273,7 @@ def test_runtime_is_torch_free_and_batches_files(librispeech_root):
 
 def test_runtime_input_errors(tmp_path):
     from signals.errors import AudioError, ModelError
-    from signals.speech.encoder.infer import SpeakerEncoder as Runtime
+    from signals.speech.encoder.infer import EncoderRuntime as Runtime
 
     enc = Runtime.load(threads=1)
     with pytest.raises(AudioError, match="too short"):
@@ -290,7 +291,7 @@ def _model_copy(tmp_path, cohort: bool):
     import json
     import shutil
 
-    src, dst = model_dir("speaker_encoder"), tmp_path / ("with" if cohort else "without")
+    src, dst = SHIPPED, tmp_path / ("with" if cohort else "without")
     dst.mkdir()
     for f in src.iterdir():
         if f.is_file() and f.name != "config.json" and (cohort or f.name != "cohort.npy"):
@@ -300,8 +301,8 @@ def _model_copy(tmp_path, cohort: bool):
                 shutil.copy(f, dst / f.name)
     cfg = json.loads((src / "config.json").read_text())
     if not cohort:
-        cfg.pop("cohort")
-        cfg["verification"].pop("snorm")
+        cfg["files"].pop("cohort")
+        cfg["runtime"] = {"threshold": cfg["runtime"]["threshold"]}
     (dst / "config.json").write_text(json.dumps(cfg))
     return dst
 
@@ -309,27 +310,28 @@ def _model_copy(tmp_path, cohort: bool):
 def test_shipped_cohort_is_disjoint_from_test_speakers_and_matches_config():
     import hashlib
 
-    from signals.runtime import read_config
+    from signals.modelfolder import ModelFolder
 
-    folder = model_dir("speaker_encoder")
-    cfg = read_config(folder)
-    info, ver = cfg["cohort"], cfg["verification"]
-    cohort = np.load(folder / info["file"])
+    mf = ModelFolder.load(SHIPPED, "speaker_encoder")
+    info, rows = mf.config.source["cohort"], mf.config.runtime["cohort_speakers"]
+    path = mf.file(mf.config.files["cohort"])
+    cohort = np.load(path)
     assert cohort.dtype == np.float32 and cohort.shape == tuple(info["shape"]) and cohort.shape[1] == 256
-    assert (folder / info["file"]).stat().st_size < 1_000_000
+    assert path.stat().st_size < 1_000_000
     np.testing.assert_allclose(np.linalg.norm(cohort, axis=1), 1, atol=1e-5)
-    assert hashlib.sha256((folder / info["file"]).read_bytes()).hexdigest() == info["sha256"]
-    assert ver["snorm"]["cohort_sha256"] == info["sha256"]  # the S-norm threshold belongs to this cohort
-    test = set((folder / "splits" / "test_speakers.txt").read_text().split())
-    listed = set((folder / "splits" / "cohort_speakers.txt").read_text().split())
-    rows = set(info["row_speakers"])
-    assert len(info["row_speakers"]) == len(cohort) and rows == listed and not rows & test
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == info["sha256"]
+    # the S-norm threshold belongs to this cohort
+    assert mf.metrics()["calibration"]["snorm"]["cohort_sha256"] == info["sha256"]
+    assert mf.config.runtime["snorm_threshold"] == mf.metrics()["calibration"]["snorm"]["threshold"]
+    test = set((SHIPPED / "splits" / "test_speakers.txt").read_text().split())
+    listed = set((SHIPPED / "splits" / "cohort_speakers.txt").read_text().split())
+    assert len(rows) == len(cohort) and set(rows) == listed and not set(rows) & test
 
 
 def test_verify_with_and_without_cohort(tmp_path, librispeech_root):
     from signals.errors import ModelError
     from signals.speech.audio import load_audio, write_audio
-    from signals.speech.encoder.infer import SpeakerEncoder as Runtime
+    from signals.speech.encoder.infer import EncoderRuntime as Runtime
 
     files = sorted((librispeech_root / "train-clean-100").glob("*.flac"))[:2]
     wav, sr = load_audio(files[0])
@@ -410,8 +412,13 @@ def test_split_and_sampler():
 
 
 def test_frontend_roundtrip():
+    from signals.configio import from_dict, to_dict
+    from signals.errors import ConfigError
+
     f = FrontEnd(partial_rate=2.0)
-    assert FrontEnd.from_dict(f.to_dict() | {"unknown": 1}) == f
+    assert from_dict(FrontEnd, json.loads(json.dumps(to_dict(f)))) == f
+    with pytest.raises(ConfigError, match=r"x.json: unknown key 'frontend.mel.n_mel' \(MelConfig has"):
+        from_dict(FrontEnd, to_dict(f) | {"mel": {"n_mel": 40}}, "x.json", "frontend")
 
 
 # --- training: learns, checkpoints, resumes, exports ------------------------------------------------
@@ -440,7 +447,8 @@ def test_train_resume_export(tmp_path, librispeech_root):
     rows = (out / "log.csv").read_text().splitlines()
     assert rows[0].startswith("step,loss") and [r.split(",")[0] for r in rows[1:]] == ["2", "3"]
     assert main(["speech", "encoder", "export", str(out / "checkpoint.pt"), "--out", str(tmp_path / "m")]) == 0
-    from signals.speech.encoder.infer import SpeakerEncoder as Runtime
+    from signals.speech.encoder.infer import EncoderRuntime as Runtime
 
     rt = Runtime.load(tmp_path / "m", threads=1)
-    assert rt.config["onnx"]["parity_max_abs_diff"] < 1e-4 and rt.threshold is None
+    assert rt.folder.config.graphs["encoder"].parity_max_abs_diff < 1e-4 and rt.threshold is None
+    assert rt.folder.config.source["training_config"]["steps"] == 3

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from signals.cli import main
-from signals.paths import model_dir
+from signals.modelfolder import REPO_MODELS, read_config
+
+SHIPPED = REPO_MODELS / "speaker_encoder"
 
 
 @pytest.fixture
@@ -18,14 +20,14 @@ def flacs(librispeech_root):
 
 
 def test_embed_npy_rows_in_argument_order_and_json(tmp_path, flacs, capsys):
-    from signals.speech.encoder.infer import SpeakerEncoder
+    from signals.speech.encoder.infer import EncoderRuntime
 
     out = tmp_path / "e.npy"
     order = [flacs[2], flacs[0], flacs[1]]
     assert main(["speech", "embed", *map(str, order), "--output", str(out), "--threads", "1"]) == 0
     e = np.load(out)
     assert e.shape == (3, 256) and e.dtype == np.float32
-    enc = SpeakerEncoder.load(threads=1)
+    enc = EncoderRuntime.load(threads=1)
     for row, f in zip(e, order):
         np.testing.assert_allclose(row, enc.embed_file(f), atol=1e-5)
     capsys.readouterr()
@@ -36,10 +38,9 @@ def test_embed_npy_rows_in_argument_order_and_json(tmp_path, flacs, capsys):
 
 
 def test_verify_same_and_different(tmp_path, flacs, capsys):
-    from signals.runtime import read_config
     from signals.speech.audio import load_audio, write_audio
 
-    ver = read_config(model_dir("speaker_encoder"))["verification"]
+    ver = read_config(SHIPPED).runtime
     wav, sr = load_audio(flacs[0])
     half = len(wav) // 2
     a = write_audio(tmp_path / "a.wav", wav[:half], sr)
@@ -48,7 +49,7 @@ def test_verify_same_and_different(tmp_path, flacs, capsys):
     same = json.loads(capsys.readouterr().out)
     # The shipped model has a cohort: the decision is on the S-norm score at the S-norm threshold.
     assert same["method"] == "s-norm" and same["score"] == same["snorm"]
-    assert same["threshold"] == pytest.approx(ver["snorm"]["threshold"])
+    assert same["threshold"] == pytest.approx(ver["snorm_threshold"])
     assert same["same"] is True and same["score"] > same["threshold"] and 0 < same["cosine"] <= 1
     assert main(["speech", "verify", str(a), str(flacs[1]), "--json", "--threads", "1"]) == 0
     diff = json.loads(capsys.readouterr().out)
@@ -56,7 +57,7 @@ def test_verify_same_and_different(tmp_path, flacs, capsys):
     assert main(["speech", "verify", str(a), str(b), "--threads", "1"]) == 0
     text = capsys.readouterr().out
     assert f"cosine similarity {same['cosine']:.4f}, S-norm score {same['snorm']:.3f}; decision on s-norm " \
-           f"(threshold {ver['snorm']['threshold']:.4f}): same speaker" in text
+           f"(threshold {ver['snorm_threshold']:.4f}): same speaker" in text
     assert main(["speech", "verify", str(a), str(flacs[1]), "--raw", "--threads", "1"]) == 0
     text = capsys.readouterr().out
     assert f"cosine similarity {diff['cosine']:.4f}, S-norm score {diff['snorm']:.3f}; decision on cosine " \
@@ -70,7 +71,7 @@ def test_cohort_command_then_model_cohort_calibration(tmp_path, librispeech_root
     root = librispeech_root / "train-clean-100"
     ids = sorted({f.name.split("-")[0] for f in root.glob("*.flac")})
     model = tmp_path / "model"
-    shutil.copytree(model_dir("speaker_encoder"), model)
+    shutil.copytree(SHIPPED, model)
     coh, test, trial = tmp_path / "cohort.txt", tmp_path / "test.txt", tmp_path / "trial.txt"
     coh.write_text("\n".join(ids[:3]))
     test.write_text("\n".join(ids[2:4]))  # shares ids[2] with the cohort
@@ -82,9 +83,12 @@ def test_cohort_command_then_model_cohort_calibration(tmp_path, librispeech_root
     assert main(cmd + ["--licence", "CC BY 4.0"]) == 0
     assert "6 x 256 float32 embeddings of 3 speakers (3 recordings)" in capsys.readouterr().out
     cfg = json.loads((model / "config.json").read_text())
-    assert cfg["cohort"]["row_speakers"] == [ids[0], ids[0], ids[1], ids[1], ids[2], ids[2]]
-    assert cfg["cohort"]["data_licence"] == "CC BY 4.0" and "--split-halves" in cfg["cohort"]["command"]
-    assert "snorm" not in cfg["verification"]  # the old cohort's threshold no longer applies
+    assert cfg["runtime"]["cohort_speakers"] == [ids[0], ids[0], ids[1], ids[1], ids[2], ids[2]]
+    cohort = cfg["source"]["cohort"]
+    assert cohort["data_licence"] == "CC BY 4.0" and "--split-halves" in cohort["command"]
+    # the old cohort's threshold no longer applies, nor its calibration record
+    assert "snorm_threshold" not in cfg["runtime"] and cfg["files"]["cohort"] == "cohort.npy"
+    assert "snorm" not in json.loads((model / "metrics.json").read_text())["calibration"]
     assert np.load(model / "cohort.npy").shape == (6, 256)
     assert "## Score normalisation (S-norm)" in (model / "README.md").read_text()
     # Without an S-norm threshold verify refuses (unless --raw) and says how to calibrate.
@@ -100,8 +104,9 @@ def test_cohort_command_then_model_cohort_calibration(tmp_path, librispeech_root
     rep = json.loads((out / "eer.json").read_text())
     assert rep["score"] == "s-norm" and rep["n_speakers_in_cohort"] == 2 and rep["n_target"] == 4
     cfg = json.loads((model / "config.json").read_text())
-    assert cfg["verification"]["snorm"]["threshold"] == pytest.approx(rep["threshold"])
-    assert cfg["verification"]["snorm"]["cohort_sha256"] == cfg["cohort"]["sha256"]
+    calibration = json.loads((model / "metrics.json").read_text())["calibration"]
+    assert cfg["runtime"]["snorm_threshold"] == pytest.approx(rep["threshold"])
+    assert calibration["snorm"]["cohort_sha256"] == cfg["source"]["cohort"]["sha256"]
     assert main(["speech", "verify", str(f[0]), str(f[1]), "--model", str(model), "--json", "--threads", "1"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["method"] == "s-norm" and r["threshold"] == pytest.approx(rep["threshold"])
@@ -127,7 +132,7 @@ def test_evaluate_folder_and_calibrate(tmp_path, librispeech_root, capsys):
         write_audio(data / spk / "first.wav", wav[: 4 * sr], sr)
         write_audio(data / spk / "second.wav", wav[4 * sr : 8 * sr], sr)
     model = tmp_path / "model"
-    shutil.copytree(model_dir("speaker_encoder"), model)
+    shutil.copytree(SHIPPED, model)
     out = tmp_path / "eval"
     assert main(["speech", "encoder", "evaluate", str(data), "--out", str(out), "--model", str(model),
                  "--calibrate", str(model), "--threads", "1"]) == 0
@@ -137,8 +142,8 @@ def test_evaluate_folder_and_calibrate(tmp_path, librispeech_root, capsys):
     assert 0.0 <= rep["eer"] <= 0.2 and rep["target_mean"] > rep["nontarget_mean"]
     assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
     cfg = json.loads((model / "config.json").read_text())
-    assert cfg["verification"]["threshold"] == pytest.approx(rep["threshold"])
-    assert "5 speakers" in cfg["verification"]["data"]
+    assert cfg["runtime"]["threshold"] == pytest.approx(rep["threshold"])
+    assert "5 speakers" in json.loads((model / "metrics.json").read_text())["calibration"]["cosine"]["data"]
 
 
 def test_evaluate_split_halves_with_speaker_list(tmp_path, librispeech_root, capsys):

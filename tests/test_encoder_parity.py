@@ -19,10 +19,10 @@ def files(librispeech_root):
 def test_embeddings_match_resemblyzer(files):
     from resemblyzer import VoiceEncoder, preprocess_wav
 
-    from signals.speech.encoder.infer import SpeakerEncoder
+    from signals.speech.encoder.infer import EncoderRuntime
 
     ref_encoder = VoiceEncoder(device="cpu", verbose=False)
-    ours = SpeakerEncoder.load(threads=1)
+    ours = EncoderRuntime.load(threads=1)
     for f in files:
         ref = ref_encoder.embed_utterance(preprocess_wav(f))
         got = ours.embed_file(f)
@@ -34,7 +34,7 @@ def test_preprocessing_and_mel_match_resemblyzer(files):
     from resemblyzer import audio as ref_audio
 
     from signals.speech.audio import load_audio
-    from signals.speech.encoder.infer import preprocess
+    from signals.speech.encoder.frontend import preprocess
     from signals.speech.features import ENCODER_MEL, mel_numpy
 
     for f in files[:3]:

@@ -77,10 +77,16 @@ def test_train_and_export_write_the_model_folder(trained):
     for name in ("config.json", "model.safetensors", "fusionactnet.onnx", "fusionactnet.int8.onnx"):
         assert (out / name).is_file(), name
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["classes"][0] == "WALKING" and cfg["static_classes"] == [3, 4, 5]
-    assert cfg["preprocess"]["window"] == 128 and cfg["dataset"]["name"] == "uci-har"
-    assert cfg["training"]["config"]["seeds"] == [3]
-    assert cfg["export"]["parity_max_abs_diff"] <= 1e-4
+    assert cfg["kind"] == "har" and cfg["runtime"]["classes"][0] == "WALKING"
+    assert cfg["model"]["static_classes"] == [3, 4, 5] and cfg["model"]["branch_widths"] == [8, 8]
+    assert cfg["frontend"]["window"] == 128 and cfg["source"]["dataset"]["name"] == "uci-har"
+    assert cfg["source"]["training"]["config"]["seeds"] == [3]
+    # --epochs 1 caps the later stages; --lr was not given, so the recipe's learning rates stay
+    assert cfg["source"]["training"]["config"]["dynamic_epochs"] == 1
+    assert cfg["source"]["training"]["config"]["lr"] == cfg["source"]["training"]["config"]["fusion_lr"] == 2e-3
+    assert cfg["graphs"]["fp32"]["parity_max_abs_diff"] <= 1e-4
+    assert "metrics" not in cfg and "test" in json.loads((out / "metrics.json").read_text())
+    assert (out / "train_log.jsonl").is_file()
 
 
 @pytest.mark.parametrize("backend", [[], ["--backend", "onnx"], ["--int8"]])
@@ -118,8 +124,8 @@ def test_predict_recording(trained, tmp_path, capsys, int8):
                "--json", str(js), "--threads", "1", *int8])
     assert rc == 0
     doc = json.loads(js.read_text())
-    assert doc["segments"] and all(s["label"] in json.loads((out / "config.json").read_text())["classes"]
-                                   for s in doc["segments"])
+    classes = json.loads((out / "config.json").read_text())["runtime"]["classes"]
+    assert doc["segments"] and all(s["label"] in classes for s in doc["segments"])
     assert "activity" in capsys.readouterr().out
 
 
@@ -160,5 +166,5 @@ def test_torchrun_ddp_two_processes(tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["training"]["world_size"] == 2
+    assert cfg["source"]["training"]["world_size"] == 2
     assert (out / "model.safetensors").is_file()

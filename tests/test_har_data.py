@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from signals.configio import from_dict, to_dict
 from signals.errors import DataError
 from signals.har import data as D
-from signals.har.preprocess import (
+from signals.har.frontend import (
     CHANNELS,
     PreprocessConfig,
     UCIHARFilter,
@@ -100,13 +101,13 @@ def test_sliding_windows_and_config_round_trip():
     np.testing.assert_array_equal(w[1], x[:, 64:192])
     assert sliding_windows(x[:, :100], 128, 64).shape == (0, 2, 128)
     cfg = PreprocessConfig(median_kernel=5, hop=32)
-    assert PreprocessConfig.from_dict(cfg.to_dict()) == cfg
+    assert from_dict(PreprocessConfig, to_dict(cfg)) == cfg
     with pytest.raises(ValueError):
         PreprocessConfig(median_kernel=4)
     with pytest.raises(ValueError):
         PreprocessConfig(noise_cutoff_hz=30.0)  # above Nyquist at 50 Hz
     with pytest.raises(ValueError):
-        PreprocessConfig.from_dict({"window": 128, "stride": 2})
+        from_dict(PreprocessConfig, {"window": 128, "stride": 2})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from signals.configio import to_dict
 from signals.errors import ModelError
-from signals.har.export import export_folder, input_convs, load_torch_model
-from signals.har.model import FusionActNetConfig, build_model
-from signals.runtime import write_config
+from signals.har.config import FusionActNetConfig
+from signals.har.export import export, input_convs, load_model
+from signals.har.model import FusionActNetEnsemble
+from signals.modelfolder import ModelConfig, read_config, write_config
 from signals.torchutils import save_safetensors
 
 MEAN = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.8, -0.1, 0.1])
@@ -22,7 +24,7 @@ def make_folder(path, members: int = 1, static=(3, 4, 5), dynamic=(0, 1, 2)):
     cfg = FusionActNetConfig(branch_widths=(8, 16), guide_stem=4, guide_widths=(8,), guide_depths=(1,),
                              members=members, static_classes=static, dynamic_classes=dynamic)
     torch.manual_seed(0)
-    model = build_model(cfg)
+    model = FusionActNetEnsemble(cfg)
     for m in model.members:
         m.set_normalization(MEAN, STD)
         # non-trivial BatchNorm statistics, so eval-mode folding is exercised
@@ -32,11 +34,9 @@ def make_folder(path, members: int = 1, static=(3, 4, 5), dynamic=(0, 1, 2)):
                 mod.running_var.uniform_(0.5, 2.0)
     save_safetensors(model, path / "model.safetensors")
     names = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"]
-    write_config(path, dict(model=cfg.to_dict(), classes=names, channels=[f"c{i}" for i in range(9)],
-                            static_classes=list(static), dynamic_classes=list(dynamic), preprocess=None,
-                            normalization=dict(mean=MEAN.tolist(), std=STD.tolist()),
-                            onnx=dict(fp32="fusionactnet.onnx", int8="fusionactnet.int8.onnx"),
-                            dataset=dict(name="synthetic")))
+    write_config(path, ModelConfig(kind="har", model=to_dict(cfg),
+                                   runtime=dict(classes=names, channels=[f"c{i}" for i in range(9)], sample_rate=50.0),
+                                   source=dict(dataset=dict(name="synthetic"))))
     return model
 
 
@@ -51,8 +51,8 @@ def test_export_parity_dynamic_batch_and_int8(tmp_path, members):
     import onnxruntime as ort
 
     model = make_folder(tmp_path, members=members, static=(5, 3, 4), dynamic=(1, 0, 2))
-    report = export_folder(tmp_path, int8=True, calib=raw_windows(96, seed=1))
-    assert report["parity_max_abs_diff"] <= 1e-4
+    config = export(tmp_path, int8=True, calib=raw_windows(96, seed=1))
+    assert config.graphs["fp32"].parity_max_abs_diff <= 1e-4
     graph = onnx.load(str(tmp_path / "fusionactnet.onnx"))
     onnx.checker.check_model(graph)
     inp, out = graph.graph.input[0], graph.graph.output[0]
@@ -84,16 +84,20 @@ def test_export_parity_dynamic_batch_and_int8(tmp_path, members):
     np.testing.assert_allclose(pq.sum(1), 1.0, atol=1e-4)
     assert np.abs(pq - pf).max() < 0.25  # quantised, so close but not equal
     cfg = json.loads((tmp_path / "config.json").read_text())
-    assert cfg["onnx"] == {"fp32": "fusionactnet.onnx", "int8": "fusionactnet.int8.onnx"}
-    assert cfg["export"]["parity_max_abs_diff"] <= 1e-4
+    assert {k: g["file"] for k, g in cfg["graphs"].items()} == {"fp32": "fusionactnet.onnx",
+                                                                 "int8": "fusionactnet.int8.onnx"}
+    assert cfg["graphs"]["fp32"]["inputs"] == {"x": ["batch", 9, 128]}
+    assert cfg["graphs"]["fp32"]["parity_max_abs_diff"] <= 1e-4
+    assert cfg["source"]["export"]["int8_calibration_windows"] == 96
+    assert read_config(tmp_path) == config
 
 
 def test_export_without_int8_and_round_trip(tmp_path):
     model = make_folder(tmp_path)
-    export_folder(tmp_path, int8=False)
+    export(tmp_path, int8=False)
     assert (tmp_path / "fusionactnet.onnx").is_file() and not (tmp_path / "fusionactnet.int8.onnx").exists()
-    assert "int8" not in json.loads((tmp_path / "config.json").read_text())["onnx"]
-    again = load_torch_model(tmp_path)
+    assert list(json.loads((tmp_path / "config.json").read_text())["graphs"]) == ["fp32"]
+    again = load_model(tmp_path)
     x = torch.from_numpy(raw_windows(4))
     with torch.inference_mode():
         assert torch.allclose(again(x), model.eval()(x))
@@ -101,11 +105,11 @@ def test_export_without_int8_and_round_trip(tmp_path):
 
 def test_export_errors_name_the_problem(tmp_path):
     with pytest.raises(ModelError, match="not found"):
-        export_folder(tmp_path / "nope")
+        export(tmp_path / "nope")
     make_folder(tmp_path)
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(ModelError, match="weights not found"):
-        export_folder(tmp_path, int8=False)
+        export(tmp_path, int8=False)
     other = tmp_path / "other"
     other.mkdir()
     make_folder(other)
@@ -113,25 +117,31 @@ def test_export_errors_name_the_problem(tmp_path):
     cfg["model"]["branch_widths"] = [8, 32]  # config no longer matches the weights
     (other / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelError, match="does not match"):
-        export_folder(other, int8=False)
+        export(other, int8=False)
+    cfg["model"]["branch_width"] = [8, 16]  # a typo is refused, naming the key and the file
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match=r"config.json: unknown key 'model.branch_width'"):
+        export(other, int8=False)
 
 
 def test_shipped_model_folder_is_consistent():
     """models/har: config rebuilds the weights, the fp32 graph matches PyTorch on real example windows."""
-    from signals.har.preprocess import CHANNELS, filter_recording, sliding_windows
-    from signals.paths import REPO_ROOT, model_dir
-    from signals.runtime import read_config
+    from signals.export import compare
+    from signals.har.export import Exported
+    from signals.har.frontend import CHANNELS, filter_recording, sliding_windows
+    from signals.modelfolder import REPO_MODELS, ModelFolder, sha256
 
-    folder = model_dir("har")
+    folder = REPO_MODELS / "har"
     if not (folder / "model.safetensors").is_file():
         pytest.skip(f"no shipped model at {folder}")
-    cfg = read_config(folder)
-    assert cfg["classes"] == ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"]
-    assert cfg["channels"] == CHANNELS and cfg["static_classes"] == [3, 4, 5]
-    raw = REPO_ROOT / "examples" / "har" / "RawData"
+    mf = ModelFolder.load(folder, "har")
+    assert mf.config.runtime["classes"] == ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING",
+                                            "STANDING", "LAYING"]
+    assert mf.config.runtime["channels"] == CHANNELS and mf.config.model["static_classes"] == [3, 4, 5]
+    for graph in mf.config.graphs.values():  # the graphs are the ones the config describes
+        assert sha256(folder / graph.file) == graph.sha256
+    raw = folder.parent.parent / "examples" / "har" / "RawData"
     acc = np.loadtxt(raw / "acc_exp04_user02.txt")
     gyro = np.loadtxt(raw / "gyro_exp04_user02.txt")
     x = sliding_windows(filter_recording(acc, gyro), 128, 64)[::4]  # a few real windows
-    from signals.har.export import parity
-
-    assert parity(load_torch_model(folder), folder / cfg["onnx"]["fp32"], x) <= 1e-4
+    assert compare(Exported(load_model(mf)), folder / mf.graph("fp32").file, ["x"], ["probs"], [[x]]) <= 1e-4

@@ -8,7 +8,6 @@ energy, so STILL / MOVING are predictable from the physics of the example record
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -17,17 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from signals.cli import main
+from signals.configio import to_dict
 from signals.errors import DataError, ModelError
-from signals.har.infer import (
-    HARRuntime,
-    Segment,
-    format_timeline,
-    iter_recording,
-    predict_recording,
-    run_predict,
-)
-from signals.har.preprocess import CHANNELS, PreprocessConfig
-from signals.paths import REPO_ROOT, model_dir
+from signals.har.frontend import CHANNELS, PreprocessConfig, iter_recording
+from signals.har.infer import HARRuntime, Segment, format_timeline, predict_recording
+from signals.modelfolder import REPO_MODELS, Graph, ModelConfig, write_config
+
+REPO_ROOT = REPO_MODELS.parent
 
 EXAMPLE = REPO_ROOT / "examples" / "har"
 RAW = EXAMPLE / "RawData" / "acc_exp04_user02.txt"
@@ -35,14 +31,14 @@ CSV = EXAMPLE / "exp04_user02.csv"
 CSV_HEADER = "time,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z"
 
 
-def build_energy_model(folder: Path, int8_too: bool = False) -> Path:
-    """A 2-class model: MOVING when the mean body_acc energy exceeds 0.01 g^2 (std ~0.1 g)."""
+def _energy_graph(path: Path, moving_bias: float) -> None:
+    """A 2-class graph: MOVING when 200 * mean body_acc energy exceeds ``-moving_bias``."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     w = np.zeros((9, 2), np.float32)
     w[0:3, 1] = 200.0
-    b = np.array([0.0, -2.0], np.float32)
+    b = np.array([0.0, moving_bias], np.float32)
     nodes = [
         helper.make_node("Mul", ["x", "x"], ["sq"]),
         helper.make_node("ReduceMean", ["sq"], ["energy"], axes=[2], keepdims=0),
@@ -60,15 +56,27 @@ def build_energy_model(folder: Path, int8_too: bool = False) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
+IO = dict(inputs={"x": ("batch", 9, 128)}, outputs={"probs": ("batch", 2)})
+
+
+def build_energy_model(folder: Path, int8_too: bool = False) -> Path:
+    """A 2-class model: MOVING when the mean body_acc energy exceeds 0.01 g^2 (std ~0.1 g).
+
+    The "int8" graph, when asked for, is a different model on purpose (MOVING always wins, bias +50),
+    so a test can tell which graph a runtime really runs.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, folder / "energy.onnx")
-    onnx_names = {"fp32": "energy.onnx"}
+    _energy_graph(folder / "energy.onnx", -2.0)
+    graphs = {"fp32": Graph(file="energy.onnx", **IO)}
     if int8_too:
-        onnx.save(model, folder / "energy.int8.onnx")  # same graph: only the file choice is tested
-        onnx_names["int8"] = "energy.int8.onnx"
-    config = {"classes": ["STILL", "MOVING"], "channels": CHANNELS,
-              "preprocess": PreprocessConfig().to_dict(), "onnx": onnx_names}  # fmt: skip
-    (folder / "config.json").write_text(json.dumps(config))
+        _energy_graph(folder / "energy.int8.onnx", 50.0)
+        graphs["int8"] = Graph(file="energy.int8.onnx", **IO)
+    write_config(folder, ModelConfig(kind="har", frontend=to_dict(PreprocessConfig()), graphs=graphs, weights=None,
+                                     runtime={"classes": ["STILL", "MOVING"], "channels": CHANNELS,
+                                              "sample_rate": 50.0}))
     return folder
 
 
@@ -209,38 +217,47 @@ def test_predict_windows_validates(runtime):
 
 
 def test_load_errors_and_int8_choice(energy_dir, tmp_path):
+    still = np.zeros((1, 9, 128), np.float32)
     rt = HARRuntime.load(energy_dir, int8=True, providers=["CPUExecutionProvider"])
-    assert rt.classes == ["STILL", "MOVING"]
+    assert rt.classes == ["STILL", "MOVING"] and rt.graph == "int8"
+    # the int8 graph of this folder is a different model: only it calls a still window MOVING
+    assert rt.predict_windows(still).argmax(1).tolist() == [1]
+    assert HARRuntime.load(energy_dir).predict_windows(still).argmax(1).tolist() == [0]
     cfg = json.loads((energy_dir / "config.json").read_text())
     broken = tmp_path / "broken"
     broken.mkdir()
+    int8 = cfg["graphs"]["int8"]
     for change, pattern in [
-        ({"onnx": {"fp32": "energy.onnx"}}, "names no int8 ONNX graph"),
-        ({"channels": CHANNELS[:6]}, "not the UCI HAR front end"),
-        ({"preprocess": {"window": 0}}, "bad 'preprocess'"),
-        ({"onnx": {"int8": "missing.onnx"}}, "ONNX model not found"),
+        ({"graphs": {"fp32": cfg["graphs"]["fp32"]}}, "names no 'int8' graph"),
+        ({"runtime": {**cfg["runtime"], "channels": CHANNELS[:6]}}, "graph input has 9 channels, runtime.channels lists 6"),
+        ({"frontend": {"window": 0}}, r"config.json: frontend: .*must be positive"),
+        ({"frontend": {"window": 64}}, "graph input has 128-sample windows, frontend.window is 64"),
+        ({"frontend": {"stride": 2}}, r"unknown key 'frontend.stride'"),
+        ({"graphs": {"int8": {**int8, "file": "missing.onnx"}}}, "missing.onnx is missing"),
+        ({"graphs": {"int8": {**int8, "file": "../energy.onnx"}}}, "must be a plain path inside the model folder"),
+        ({"graphs": {"int8": {**int8, "inputs": {"mels": ["batch", 9, 128]}}}}, "must map x"),
+        ({"kind": "speaker_encoder"}, "holds a 'speaker_encoder' model, not a 'har' model"),
     ]:
         (broken / "config.json").write_text(json.dumps({**cfg, **change}))
-        (broken / "energy.onnx").write_bytes((energy_dir / "energy.onnx").read_bytes())
+        for name in ("energy.onnx", "energy.int8.onnx"):
+            (broken / name).write_bytes((energy_dir / name).read_bytes())
         with pytest.raises(ModelError, match=pattern):
             HARRuntime.load(broken, int8=True)
-    (broken / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k != "classes"}))
-    with pytest.raises(ModelError, match=r"lacks keys \['classes'\]"):
+    (broken / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k != "runtime"}))
+    with pytest.raises(ModelError, match=r"missing 'classes'|classes"):
         HARRuntime.load(broken)
     with pytest.raises(ModelError, match="model folder not found"):
         HARRuntime.load(tmp_path / "nothing")
 
 
-def test_run_predict_prints_timeline_and_json(energy_dir, tmp_path, capsys):
-    args = argparse.Namespace(recording=str(RAW), model=str(energy_dir), sample_rate=None, int8=False,
-                              json=str(tmp_path / "out.json"), threads=1)  # fmt: skip
-    assert run_predict(args) == 0
+def test_predict_command_prints_timeline_and_json(energy_dir, tmp_path, capsys):
+    cmd = ["har", "predict", str(RAW), "--model", str(energy_dir), "--threads", "1"]
+    assert main([*cmd, "--json", str(tmp_path / "out.json")]) == 0
     out = capsys.readouterr().out
     assert "STILL" in out and "MOVING" in out
     doc = json.loads((tmp_path / "out.json").read_text())
     assert doc["segments"][0]["label"] == "STILL" and doc["segments"][-1]["end_s"] == pytest.approx(40.0)
-    args.json = "-"
-    assert run_predict(args) == 0
+    assert main([*cmd, "--json", "-"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["segments"] == doc["segments"]
     assert "MOVING" in captured.err
@@ -264,7 +281,7 @@ def test_runtime_is_torch_free(energy_dir):
 
 
 def test_shipped_model_on_example():
-    folder = model_dir("har")
+    folder = REPO_MODELS / "har"
     if not (folder / "config.json").is_file():
         pytest.skip(f"no shipped HAR model at {folder} (train and export it first)")
     rt = HARRuntime.load(folder, threads=2)

@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from signals.har.model import (
-    BranchNet,
-    FusionActNet,
-    FusionActNetConfig,
-    FusionActNetEnsemble,
-    GuidanceNet,
-    build_model,
-)
+from signals.configio import from_dict, to_dict
+from signals.har.config import FusionActNetConfig
+from signals.har.model import BranchNet, FusionActNet, FusionActNetEnsemble, GuidanceNet
 
 TINY = dict(branch_widths=(8, 16), guide_stem=4, guide_widths=(8,), guide_depths=(1,))
 
@@ -104,10 +99,10 @@ def test_ensemble_averages_member_probabilities():
 
 def test_config_round_trip_and_validation():
     cfg = FusionActNetConfig(static_classes=(4, 5), dynamic_classes=(0, 1, 2, 3), branch_widths=(8, 8))
-    d = cfg.to_dict()
+    d = to_dict(cfg)
     assert d["branch_widths"] == [8, 8] and cfg.n_classes == 6
-    assert FusionActNetConfig.from_dict(d) == cfg
-    assert build_model(cfg).config == cfg
+    assert from_dict(FusionActNetConfig, d) == cfg
+    assert FusionActNetEnsemble(cfg).config == cfg
     with pytest.raises(ValueError, match="partition"):
         FusionActNetConfig(static_classes=(0, 1), dynamic_classes=(1, 2))
     with pytest.raises(ValueError, match="partition"):

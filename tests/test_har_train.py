@@ -9,12 +9,13 @@ import pytest
 import torch
 
 import signals.har.train as train_mod
+from signals.har.config import FusionActNetConfig, TrainConfig
 from signals.har.data import HARDataset, HARSplit
-from signals.har.preprocess import CHANNELS
-from signals.har.train import TrainConfig, augment, split_validation, train, xyz_groups
+from signals.har.frontend import CHANNELS
+from signals.har.train import augment, split_validation, train, xyz_groups
 
 CLASSES = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"]
-TINY_MODEL = dict(branch_widths=(8, 8), guide_stem=4, guide_widths=(8,), guide_depths=(1,))
+TINY_MODEL = FusionActNetConfig(branch_widths=(8, 8), guide_stem=4, guide_widths=(8,), guide_depths=(1,))
 
 
 def synthetic_dataset(n_per_class: int = 6, subjects=(1, 3, 5, 6), test_subjects=(2,), t: int = 64,
@@ -44,7 +45,8 @@ def synthetic_dataset(n_per_class: int = 6, subjects=(1, 3, 5, 6), test_subjects
 
 
 def tiny_cfg(**kw) -> TrainConfig:
-    base = dict(epochs=2, dynamic_epochs=1, fusion_epochs=1, batch_size=16, val_subjects=1, seeds=(0,), threads=1)
+    base = dict(epochs=2, dynamic_epochs=1, fusion_epochs=1, batch_size=16, val_subjects=1, seeds=(0,), threads=1,
+                model=TINY_MODEL)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -86,36 +88,34 @@ def test_augmentation_shift_pads_with_edges():
 
 
 def test_train_three_stages_writes_model_folder(tmp_path):
-    ds = synthetic_dataset()
-    from signals.har.model import FusionActNetConfig
+    from signals.har.export import load_model
+    from signals.modelfolder import ModelFolder
 
-    cfg = train(ds, tmp_path / "m", tiny_cfg(epochs=8, dynamic_epochs=6, fusion_epochs=3, lr=5e-3),
-                FusionActNetConfig(**TINY_MODEL))
+    ds = synthetic_dataset()
+    config, metrics = train(tiny_cfg(epochs=8, dynamic_epochs=6, fusion_epochs=3, lr=5e-3), ds, tmp_path / "m")
     folder = tmp_path / "m"
     assert (folder / "model.safetensors").is_file() and (folder / "checkpoint.pt").is_file()
-    on_disk = json.loads((folder / "config.json").read_text())
-    assert on_disk == json.loads(json.dumps(cfg))
-    for key in ("model", "classes", "channels", "static_classes", "dynamic_classes", "preprocess",
-                "normalization", "onnx", "dataset", "training", "metrics"):
-        assert key in on_disk, key
-    assert on_disk["dataset"]["val_subjects"] and set(on_disk["dataset"]["val_subjects"]) <= {1, 3, 5, 6}
-    stages = [h["stage"] for h in on_disk["training"]["history"] if "epoch" in h]
+    on_disk = ModelFolder.load(folder, "har").config
+    assert on_disk == config and on_disk.graphs == {}  # `signals har export` adds the graphs
+    assert on_disk.runtime["classes"] == CLASSES and on_disk.runtime["channels"] == list(CHANNELS)
+    assert on_disk.model["static_classes"] == [3, 4, 5] and on_disk.frontend == {}
+    assert on_disk.source["dataset"]["val_subjects"] and set(on_disk.source["dataset"]["val_subjects"]) <= {1, 3, 5, 6}
+    assert on_disk.source["training"]["config"]["model"]["branch_widths"] == [8, 8]
+    # measured results and history live beside config.json, never in it
+    assert json.loads((folder / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    history = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+    stages = [h["stage"] for h in history if "epoch" in h]
     assert stages == ["static"] * 8 + ["dynamic"] * 6 + ["fusion"] * 3
-    assert on_disk["metrics"]["test"]["n"] == len(ds.test.y)
-    assert len(on_disk["normalization"]["mean"]) == 9
+    assert metrics["test"]["n"] == len(ds.test.y)
     # the saved weights reproduce the in-memory model's metrics (normalisation travels with them)
-    from signals.har.export import load_torch_model
-
-    model = load_torch_model(folder)
+    model = load_model(folder)
     p = model.predict_proba(torch.from_numpy(ds.test.x)).numpy()
-    assert np.mean(p.argmax(1) == ds.test.y) == pytest.approx(on_disk["metrics"]["test"]["accuracy"])
+    assert np.mean(p.argmax(1) == ds.test.y) == pytest.approx(metrics["test"]["accuracy"])
     # the branches were trained and not re-initialised by the fusion stage: this data is easy
-    assert on_disk["metrics"]["test"]["accuracy"] > 0.8
+    assert metrics["test"]["accuracy"] > 0.8
 
 
 def test_resume_continues_after_interruption(tmp_path, monkeypatch):
-    from signals.har.model import FusionActNetConfig
-
     ds = synthetic_dataset(n_per_class=3)
     calls = {"n": 0}
     real = train_mod.augment
@@ -129,12 +129,13 @@ def test_resume_continues_after_interruption(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "augment", flaky)
     cfg = tiny_cfg(epochs=2, dynamic_epochs=2, batch_size=64)
     with pytest.raises(KeyboardInterrupt):
-        train(ds, tmp_path / "r", cfg, FusionActNetConfig(**TINY_MODEL))
+        train(cfg, ds, tmp_path / "r")
     ck = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
     done = [(h["stage"], h["epoch"]) for h in ck["history"] if "epoch" in h]
     assert done[:2] == [("static", 0), ("static", 1)] and ("fusion", 0) not in done
-    out = train(ds, tmp_path / "r", cfg, FusionActNetConfig(**TINY_MODEL), resume=True)
-    epochs = [(h["stage"], h["epoch"]) for h in out["training"]["history"] if "epoch" in h]
+    train(cfg, ds, tmp_path / "r", resume=True)
+    history = [json.loads(line) for line in (tmp_path / "r" / "train_log.jsonl").read_text().splitlines()]
+    epochs = [(h["stage"], h["epoch"]) for h in history if "epoch" in h]
     assert epochs == [("static", 0), ("static", 1), ("dynamic", 0), ("dynamic", 1), ("fusion", 0)]
 
 
@@ -142,7 +143,7 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     from signals.errors import SignalsError
 
     with pytest.raises(SignalsError, match="no checkpoint"):
-        train(synthetic_dataset(n_per_class=1), tmp_path / "none", tiny_cfg(), resume=True)
+        train(tiny_cfg(), synthetic_dataset(n_per_class=1), tmp_path / "none", resume=True)
 
 
 def test_bad_training_data_is_rejected(tmp_path):
@@ -151,16 +152,15 @@ def test_bad_training_data_is_rejected(tmp_path):
     ds = synthetic_dataset(n_per_class=1)
     ds.train.x[0, 0, 0] = np.nan
     with pytest.raises(DataError, match="NaN"):
-        train(ds, tmp_path / "nan", tiny_cfg())
+        train(tiny_cfg(), ds, tmp_path / "nan")
 
 
 def test_train_on_all_training_subjects_keeps_the_last_epoch(tmp_path):
     """--val-subjects 0 (retrain on train+val with epochs chosen earlier): no selection, no val metrics."""
-    from signals.har.model import FusionActNetConfig
-
     ds = synthetic_dataset(n_per_class=2)
-    out = train(ds, tmp_path / "all", tiny_cfg(val_subjects=0), FusionActNetConfig(**TINY_MODEL))
-    assert "val" not in out["metrics"] and out["dataset"]["n_val"] == 0
-    assert out["dataset"]["n_train"] == len(ds.train.y)
-    best = [h for h in out["training"]["history"] if "best_epoch" in h]
+    config, metrics = train(tiny_cfg(val_subjects=0), ds, tmp_path / "all")
+    assert "val" not in metrics and config.source["dataset"]["n_val"] == 0
+    assert config.source["dataset"]["n_train"] == len(ds.train.y)
+    history = [json.loads(line) for line in (tmp_path / "all" / "train_log.jsonl").read_text().splitlines()]
+    best = [h for h in history if "best_epoch" in h]
     assert [b["best_epoch"] for b in best] == [1, 0, 0]  # the last epoch of each stage

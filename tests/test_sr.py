@@ -159,19 +159,22 @@ def test_one_training_step_updates_weights(tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
     import signals.speech.sr.train as tr
-    from signals.speech.sr.train_args import add_arguments
+    from signals.speech.sr.cli import add_train_arguments, train_config
     from signals.torchutils import seed_everything
+
+    def run(argv: list[str], **kw) -> dict:
+        args = add_train_arguments(argparse.ArgumentParser()).parse_args(argv)
+        return tr.train(train_config(args), args.data, args.out, device=args.device, workers=0, progress=False,
+                        init_weights=args.init_weights, **kw)
 
     monkeypatch.setitem(tr.CONFIGS, "small", TEST_CFG)
     monkeypatch.setattr(tr, "TINY_DISC", DiscriminatorConfig(mpd_channels=(4, 8, 8, 8, 8), msd_width=4, mbd_channels=4))
     corpus = tmp_path / "c.npz"
     np.savez(corpus, a_1=wideband(0.4, 0), a_2=wideband(0.4, 1), a_3=wideband(0.2, 2), b_1=wideband(0.2, 3))
-    args = add_arguments(argparse.ArgumentParser()).parse_args([
-        "--data", str(corpus), "--out", str(tmp_path / "run"), "--disc", "tiny", "--steps", "2", "--batch-size", "2",
-        "--segment", "2048", "--disc-start", "1", "--workers", "0", "--log-every", "1", "--eval-every", "2",
-        "--test", "--test-speakers", "b", "--val", "a_3", "--quiet", "--device", "cpu",
-    ])
-    result = tr.train(args)
+    argv = ["--data", str(corpus), "--out", str(tmp_path / "run"), "--disc", "tiny", "--batch-size", "2",
+            "--segment", "2048", "--disc-start", "1", "--workers", "0", "--log-every", "1", "--eval-every", "2",
+            "--test", "--test-speakers", "b", "--val", "a_3", "--quiet", "--device", "cpu"]
+    result = run([*argv, "--steps", "2"])
     assert result["step"] == 2
     assert (result["train"], result["val"], result["test"]) == (["a_1", "a_2"], ["a_3"], ["b_1"])
     seed_everything(1234)
@@ -182,18 +185,15 @@ def test_one_training_step_updates_weights(tmp_path, monkeypatch):
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
     log = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
     assert "adv_mbd" in log[-1] and "val_lsd_8k" in log[-1]
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["degrade"]["segment"] == 2048
     # resuming continues from the saved step
-    args.steps, args.resume = 3, True
-    assert tr.train(args)["step"] == 3
+    assert run([*argv, "--steps", "3"], resume=True)["step"] == 3
     # fine-tuning: --init-weights starts G from saved weights, scores them first (step-0 row, the bar
     # "_best" must beat), and --disc-warmup keeps the first adversarial step D-only
-    args = add_arguments(argparse.ArgumentParser()).parse_args([
-        "--data", str(corpus), "--out", str(tmp_path / "ft"), "--disc", "tiny", "--steps", "2", "--batch-size", "2",
-        "--segment", "2048", "--disc-start", "0", "--disc-warmup", "1", "--workers", "0", "--log-every", "1",
-        "--eval-every", "2", "--test", "--test-speakers", "b", "--val", "a_3", "--quiet", "--device", "cpu",
-        "--init-weights", str(tmp_path / "run" / "generator.safetensors"),
-    ])
-    tr.train(args)
+    run(["--data", str(corpus), "--out", str(tmp_path / "ft"), "--disc", "tiny", "--steps", "2", "--batch-size", "2",
+         "--segment", "2048", "--disc-start", "0", "--disc-warmup", "1", "--workers", "0", "--log-every", "1",
+         "--eval-every", "2", "--test", "--test-speakers", "b", "--val", "a_3", "--quiet", "--device", "cpu",
+         "--init-weights", str(tmp_path / "run" / "generator.safetensors")])
     rows = [json.loads(r) for r in (tmp_path / "ft" / "train_log.jsonl").read_text().splitlines()]
     assert rows[0]["step"] == 0 and rows[0]["init"] and "val_lsd_8k" in rows[0]
     assert rows[1]["d"] > 0 and "adv_mbd" not in rows[1]  # step 1: D trains, G is mel-only
@@ -211,8 +211,9 @@ def model_folder(tmp_path_factory):
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("sr_model")
     save_safetensors(Generator(TEST_CFG), folder / "w.safetensors")
-    info = export(folder / "w.safetensors", folder, gcfg=TEST_CFG, extra={"data": {"test_utterances": ["p360_001"]}})
-    assert info["parity_max_abs"] < 1e-4
+    cfg = export(folder / "w.safetensors", folder, gcfg=TEST_CFG, source={"data": {"test_utterances": ["p360_001"]}})
+    assert cfg.graphs["generator"].parity_max_abs_diff < 1e-4
+    assert cfg.graphs["generator"].inputs == {"mel": ("batch", 80, "frames")}
     return folder
 
 
@@ -224,11 +225,13 @@ def model(model_folder):
 
 
 def test_export_parity_on_dynamic_lengths(model_folder):
-    from signals.speech.sr.export import check_parity
-    from signals.torchutils import load_safetensors
+    from signals.export import compare
+    from signals.speech.sr.export import Exported, load_model, parity_cases
 
-    gen = load_safetensors(Generator(TEST_CFG), model_folder / "model.safetensors")
-    assert check_parity(gen, model_folder / "generator.onnx", lengths=(7, 31, 150)) < 1e-4
+    gen = load_model(model_folder)
+    assert gen.cfg == TEST_CFG
+    cases = parity_cases(80, lengths=(7, 31, 150))
+    assert compare(Exported(gen), model_folder / "generator.onnx", ["mel"], ["audio"], cases) < 1e-4
     for name in ("config.json", "model.safetensors", "generator.onnx"):
         assert (model_folder / name).is_file()
 
@@ -325,9 +328,9 @@ def test_spectral_replication_fills_the_high_band():
 
 
 def test_evaluate_on_real_vctk(vctk_root, model_folder, tmp_path):
-    from signals.speech.sr.evaluate import run
+    from signals.speech.sr.evaluate import evaluate
 
-    res = run(vctk_root / "wav", model_folder, out=tmp_path, held_out=True, rates=(8000, 16000), threads=1)
+    res = evaluate(vctk_root / "wav", model_folder, out=tmp_path, held_out=True, rates=(8000, 16000), threads=1)
     assert res["files"] == ["p360_001"]
     s = res["summary"]
     assert set(s) == {"unprocessed", "spectral_replication", "hifi_sr"}
@@ -383,15 +386,15 @@ def test_cli_upsample_and_errors(model_folder, tmp_path, capsys):
 
 def test_shipped_model_beats_resampling_on_held_out_vctk(vctk_root):
     """The model in models/super_resolution on a held-out utterance: far lower LSD than soxr alone."""
-    from signals.paths import model_dir
+    from signals.modelfolder import REPO_MODELS
     from signals.speech.audio import load_audio, resample
     from signals.speech.sr.infer import load
 
-    folder = model_dir("super_resolution")
+    folder = REPO_MODELS / "super_resolution"
     if not (folder / "config.json").is_file():
         pytest.skip(f"no shipped model at {folder}")
     model = load(folder, threads=1)
-    assert "p360_001" in model.config["data"]["test_utterances"]
+    assert "p360_001" in model.folder.config.source["data"]["test_utterances"]
     ref, _ = load_audio(vctk_root / "wav" / "p360_001.wav", sample_rate=SR)
     low = resample(ref, SR, 8000)
     out = model.upsample(low, 8000)

@@ -1,70 +1,137 @@
-"""``signals har ...`` commands: train, evaluate, export, predict.
+"""``signals har ...`` commands: train, evaluate, export, predict. The only HAR module that parses or prints.
 
 Parsing stays torch-free: every handler imports its implementation when it runs, so
-``signals --help`` and ``signals har predict`` (numpy + onnxruntime) never load torch.
+``signals --help`` and ``signals har predict`` (numpy + onnxruntime) never load torch. Training
+options are derived from :class:`signals.har.train.TrainConfig`'s fields (defaults live there only).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
 
-from signals.cliutil import add_command, add_group
+from signals.cliutil import add_command, add_group, standalone
 
 DATASETS_HELP = "uci-har | hapt | uci-har-official | motionsense | basicmotions"
+TRAIN_HELP = {
+    "epochs": "epochs of the static-branch stage",
+    "dynamic_epochs": "epochs of the dynamic-branch stage (capped by --epochs unless given)",
+    "fusion_epochs": "epochs of the fusion (guidance) stage (capped by --epochs unless given)",
+    "lr": "AdamW peak learning rate (one-cycle); also the fusion stage's unless --fusion-lr is given",
+    "patience": "early-stopping patience (epochs)",
+    "val_subjects": "training subjects held out for validation",
+    "aug_rotate_deg": "max random 3-D rotation (augmentation)",
+    "seeds": "several seeds -> probability-averaged ensemble",
+    "threads": "torch CPU threads",
+    "branch_widths": "branch widths (paper: 64 128 256 512 512)",
+}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``signals har train`` (also ``python -m signals.har.train`` / torchrun).
+    """Options of ``signals har train`` (also ``python -m signals.har.train`` / torchrun)."""
+    from signals.configio import add_arguments
+    from signals.har.config import FusionActNetConfig, TrainConfig
 
-    Defaults of None mean "the recipe's value" (``signals.har.train.TrainConfig``).
-    """
     p.add_argument("--dataset", default="uci-har", help=DATASETS_HELP)
     p.add_argument("--data", default=None, help="dataset folder (default: $SIGNALS_DATA/<dataset folder>)")
     p.add_argument("--out", default="runs/har/fusionactnet", help="output folder (config.json, model.safetensors)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs of the static-branch stage (recipe: 25)")
-    p.add_argument("--dynamic-epochs", type=int, default=None,
-                   help="epochs of the dynamic-branch stage (recipe: 10; capped by --epochs)")
-    p.add_argument("--fusion-epochs", type=int, default=None,
-                   help="epochs of the fusion (guidance) stage (recipe: 2; capped by --epochs)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="AdamW peak learning rate (one-cycle)")
-    p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--label-smoothing", type=float, default=None)
-    p.add_argument("--patience", type=int, default=None, help="early-stopping patience (epochs)")
-    p.add_argument("--val-subjects", type=int, default=None, help="training subjects held out for validation")
-    p.add_argument("--rotate-deg", type=float, default=None, help="max random 3-D rotation (augmentation)")
+    add_arguments(p, TrainConfig, names={"aug_rotate_deg": "--rotate-deg"}, help=TRAIN_HELP)
+    p.add_argument("--seed", type=int, default=None, help="single seed (one model; = --seeds N)")
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
-    p.add_argument("--seed", type=int, default=None, help="single seed (one model)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="several seeds -> probability-averaged ensemble")
-    p.add_argument("--widths", type=int, nargs="+", default=None, help="branch widths (paper: 64 128 256 512 512)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (recipe: 1)")
+    add_arguments(p, FusionActNetConfig, only=["branch_widths"], names={"branch_widths": "--widths"}, help=TRAIN_HELP)
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--limit", type=int, default=None, help="use only the first N train/test windows (smoke runs)")
 
 
-def _train(args) -> int:
-    from signals.har.train import run_train
+def train_config(args: argparse.Namespace):
+    """The TrainConfig of parsed ``signals har train`` options."""
+    from signals.configio import from_args
+    from signals.har.config import FusionActNetConfig, TrainConfig
 
-    return run_train(args)
+    given = vars(args)
+    cfg = from_args(TrainConfig, args)
+    if args.seed is not None and "seeds" not in given:
+        cfg = replace(cfg, seeds=(args.seed,))
+    # a short smoke run (--epochs 1) shortens the later stages too, unless they are given
+    cfg = replace(cfg, dynamic_epochs=given.get("dynamic_epochs", min(cfg.dynamic_epochs, cfg.epochs)),
+                  fusion_epochs=given.get("fusion_epochs", min(cfg.fusion_epochs, cfg.epochs)),
+                  fusion_lr=given.get("fusion_lr", cfg.lr))
+    if args.no_augment:
+        cfg = replace(cfg, aug_rotate_deg=0.0, aug_scale=0.0, aug_jitter=0.0, aug_shift=0)
+    return replace(cfg, model=from_args(FusionActNetConfig, args, cfg.model))
+
+
+def _train(args) -> int:
+    from signals.har.data import load_dataset
+    from signals.har.train import limit_dataset, train
+
+    ds = load_dataset(args.dataset, root=args.data)
+    if args.limit:
+        ds = limit_dataset(ds, args.limit)
+    train(train_config(args), ds, args.out, device=args.device, resume=args.resume)
+    return 0
+
+
+def main_train(argv: list[str] | None = None) -> int:
+    """``python -m signals.har.train`` / ``torchrun -m signals.har.train``: the options of ``signals har train``."""
+    from signals.har import train as train_module
+
+    return standalone(add_train_arguments, _train, train_module.__doc__, argv)
 
 
 def _evaluate(args) -> int:
-    from signals.har.metrics import run_evaluate
+    from signals.har.evaluate import evaluate, record
+    from signals.har.metrics import format_report
 
-    return run_evaluate(args)
+    backend = "int8" if args.int8 else args.backend
+    m = evaluate(args.model, args.dataset, args.data, backend, args.json, args.png, args.threads, args.split)
+    print(format_report(m))
+    if args.record:
+        print(f"recorded in {record(m['model'], m)} under {m['split']}_{backend}")
+    if args.json:
+        print(f"wrote {args.json}")
+    if args.png:
+        print(f"wrote {args.png}")
+    return 0
 
 
 def _export(args) -> int:
-    from signals.har.export import run_export
+    from signals.har.export import export
+    from signals.modelfolder import find_model
 
-    return run_export(args)
+    folder = find_model("har", args.model)
+    cfg = export(folder, int8=not args.no_int8, data=args.data, n_calib=args.calib_windows)
+    fp32 = cfg.graphs["fp32"]
+    print(f"{folder}/{fp32.file}: onnx.checker ok, max |torch - onnx| = {fp32.parity_max_abs_diff:.2e}")
+    if "int8" in cfg.graphs:
+        q = cfg.graphs["int8"]
+        print(f"{folder}/{q.file}: static int8 (QDQ), calibrated on "
+              f"{cfg.source['export']['int8_calibration_windows']} train windows, max |torch - int8| = "
+              f"{q.parity_max_abs_diff:.3f}")
+    return 0
 
 
 def _predict(args) -> int:
-    from signals.har.infer import run_predict
+    from signals.har.infer import HARRuntime, format_timeline, predict_recording
 
-    return run_predict(args)
+    runtime = HARRuntime.load(args.model, threads=args.threads, int8=args.int8)
+    segments = predict_recording(runtime, args.recording, sample_rate=args.sample_rate)
+    timeline = format_timeline(segments)
+    if args.json:
+        doc = {"recording": str(args.recording), "model": str(runtime.folder.path),
+               "segments": [asdict(s) for s in segments]}
+        text = json.dumps(doc, indent=2)
+        if args.json == "-":
+            print(timeline, file=sys.stderr)  # stdout carries the JSON only
+            print(text)
+            return 0
+        Path(args.json).write_text(text + "\n")
+    print(timeline)
+    return 0
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +141,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     add_train_arguments(p)
 
     p = add_command(group, "evaluate", "accuracy, macro-F1, per-class P/R, confusion matrix (JSON + PNG)", _evaluate)
-    p.add_argument("--model", default=None, help="model folder (default: models/har)")
+    p.add_argument("--model", default=None, help="model folder (default: $SIGNALS_MODELS/har, else models/har)")
     p.add_argument("--dataset", default="uci-har", help=DATASETS_HELP)
     p.add_argument("--data", default=None, help="dataset folder (default: $SIGNALS_DATA/<dataset folder>)")
     p.add_argument("--split", default="test", choices=["test", "train"])
@@ -83,7 +150,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--int8", action="store_true", help="evaluate the int8 ONNX graph (= --backend int8)")
     p.add_argument("--json", default=None, help="write the metrics as JSON here")
     p.add_argument("--png", default=None, help="write the confusion matrix as PNG here")
-    p.add_argument("--record", action="store_true", help="also store the metrics in the model's config.json")
+    p.add_argument("--record", action="store_true", help="also store the metrics in the model's metrics.json")
     p.add_argument("--threads", type=int, default=None)
 
     p = add_command(group, "export", "ONNX fp32 (+ int8) with parity check against PyTorch", _export)
@@ -93,8 +160,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-windows", type=int, default=512, help="train windows used to calibrate int8")
 
     p = add_command(group, "predict", "activity timeline of a recording (onnxruntime, no torch)", _predict)
-    p.add_argument("recording", help="recording file (see signals.har.infer for the accepted formats)")
-    p.add_argument("--model", default=None, help="model folder (default: models/har)")
+    p.add_argument("recording", help="recording file (see signals.har.frontend for the accepted formats)")
+    p.add_argument("--model", default=None, help="model folder (default: $SIGNALS_MODELS/har, else models/har)")
     p.add_argument("--sample-rate", type=float, default=None, help="sample rate of the recording in Hz")
     p.add_argument("--int8", action="store_true", help="use the int8 graph")
     p.add_argument("--json", default=None, help="write the predictions as JSON here")

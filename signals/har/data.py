@@ -4,7 +4,7 @@ Four real layouts, each read from the folder its official distribution unpacks t
 
 * ``load_hapt``        UCI HAPT raw recordings (``RawData/acc_expXX_userYY.txt``, ``gyro_...``,
                        ``labels.txt``). Task ``"uci-har"`` rebuilds UCI HAR exactly as its README
-                       describes (see :mod:`signals.har.preprocess`); task ``"hapt"`` adds the six
+                       describes (see :mod:`signals.har.frontend`); task ``"hapt"`` adds the six
                        postural transitions (12 classes). Cached as ``.npz``.
 * ``load_uci_har``     the official UCI HAR archive (``UCI HAR Dataset/{train,test}/Inertial Signals``).
 * ``load_motionsense`` MotionSense device-motion CSVs (``A_DeviceMotion_data/<act>_<trial>/sub_<n>.csv``).
@@ -39,8 +39,16 @@ from pathlib import Path
 
 import numpy as np
 
+from signals.configio import to_dict
 from signals.errors import DataError
-from signals.har.preprocess import CHANNELS, PreprocessConfig, filter_recording, sliding_windows
+from signals.har.frontend import (
+    CHANNELS,
+    PreprocessConfig,
+    describe_bad_row,
+    filter_recording,
+    sliding_windows,
+)
+from signals.modelfolder import sha256 as file_sha256
 from signals.paths import data_root
 
 # --------------------------------------------------------------------------------------------------
@@ -68,10 +76,6 @@ class HARDataset:
     static_classes: list[int]  # indices into class_names handled by the static branch
     dynamic_classes: list[int]  # the rest; every class is in exactly one group
     preprocess: PreprocessConfig | None  # front end that produced x from raw signals (None: as shipped)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -115,20 +119,6 @@ def _groups(n_classes: int, static: Sequence[int]) -> tuple[list[int], list[int]
 
 # --------------------------------------------------------------------------------------------------
 # Robust numeric text reading: fast path with numpy, slow path only to name the bad line
-
-
-def describe_bad_row(cells: Sequence[str], ncols: int, lineno: int) -> str | None:
-    """What is wrong with line ``lineno`` of a numeric table (wrong width, non-number, NaN), or None."""
-    if len(cells) != ncols:
-        return f"line {lineno}: expected {ncols} columns, found {len(cells)}"
-    for col, cell in enumerate(cells, start=1):
-        try:
-            value = float(cell)
-        except ValueError:
-            return f"line {lineno}, column {col}: {cell.strip()!r} is not a number"
-        if not np.isfinite(value):
-            return f"line {lineno}, column {col}: {cell.strip()!r} (NaN/infinite values are not allowed)"
-    return None
 
 
 def _locate_problem(path: Path, ncols: int, delimiter: str | None, skip: int) -> str:
@@ -253,13 +243,13 @@ def load_hapt(
 ) -> HARDataset:
     """UCI HAR (``task="uci-har"``, 6 classes) or HAPT (``task="hapt"``, 12 classes) rebuilt from HAPT raw.
 
-    Every experiment is filtered whole with :func:`signals.har.preprocess.filter_recording`
+    Every experiment is filtered whole with :func:`signals.har.frontend.filter_recording`
     (median + 20 Hz low-pass, gravity by 0.3 Hz low-pass, body = total - gravity), then cut into
     ``cfg.window``-sample windows every ``cfg.hop`` samples, wholly inside each labelled segment.
     ``"uci-har"`` keeps segments of activities 1-6; ``"hapt"`` keeps all 12, and a transition shorter
     than a window gets one window centred on it (otherwise most STAND_TO_SIT / SIT_TO_STAND
     segments, median 166 / 129 samples, would give none). Transitions are movements, so they join
-    the dynamic group. Channels: :data:`signals.har.preprocess.CHANNELS`. Split by subject
+    the dynamic group. Channels: :data:`signals.har.frontend.CHANNELS`. Split by subject
     (``test_subjects``, default the official UCI HAR split).
 
     The result is cached as ``.npz`` in ``$SIGNALS_CACHE`` (default ``~/.cache/signals``) keyed by
@@ -279,7 +269,7 @@ def load_hapt(
              [labels_path] + [f for _, a, g in files.values() for f in (a, g)]]  # fmt: skip
 
     def cache_path(t: str) -> Path:
-        key = json.dumps([_CACHE_VERSION, t, cfg.to_dict(), sorted(test_set), str(raw.resolve()), stats])
+        key = json.dumps([_CACHE_VERSION, t, to_dict(cfg), sorted(test_set), str(raw.resolve()), stats])
         return _cache_dir() / "har" / f"hapt-{t}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
     arrays = None
@@ -683,14 +673,6 @@ def _fetch(url: str, dest: Path) -> None:
                 bar.update(len(chunk))
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _safe_extract(zf: zipfile.ZipFile, dest: Path) -> None:
     dest = dest.resolve()
     for info in zf.infolist():
@@ -721,7 +703,7 @@ def download(name: str, dest: str | Path, url: str | None = None, sha256: str | 
         _fetch(url, archive)
     except OSError as exc:
         raise DataError(f"could not download {name} from {url}: {exc}") from exc
-    digest = sha256_file(archive)
+    digest = file_sha256(archive)
     if expected is None:
         warnings.warn(f"no published SHA-256 is known for {name}; the downloaded {archive.name} has "
                       f"sha256={digest} — check it against a trusted copy", stacklevel=2)  # fmt: skip

@@ -20,12 +20,13 @@ Differences from the authors' notebooks, on purpose:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+
+from signals.har.config import FusionActNetConfig
 
 # ----------------------------------------------------------------------------------------------
 # blocks
@@ -135,42 +136,7 @@ class GuidanceNet(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# config + model
-
-
-@dataclass(frozen=True)
-class FusionActNetConfig:
-    in_channels: int = 9
-    window: int = 128  # samples per window (the graph accepts any T >= 2**len(branch_widths))
-    static_classes: tuple[int, ...] = (3, 4, 5)  # indices into the dataset's class list
-    dynamic_classes: tuple[int, ...] = (0, 1, 2)
-    branch_widths: tuple[int, ...] = (64, 128, 256, 512, 512)
-    kernel_size: int = 3
-    guide_stem: int = 32
-    guide_widths: tuple[int, ...] = (64, 128, 256)
-    guide_depths: tuple[int, ...] = (2, 3, 3)
-    dropout: float = 0.0  # before each branch head
-    members: int = 1  # seed ensemble: probabilities of `members` independent FusionActNets averaged
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.static_classes) + len(self.dynamic_classes)
-
-    def __post_init__(self) -> None:
-        both = set(self.static_classes) | set(self.dynamic_classes)
-        if set(self.static_classes) & set(self.dynamic_classes) or both != set(range(len(both))):
-            raise ValueError(
-                f"static {self.static_classes} and dynamic {self.dynamic_classes} classes must "
-                f"partition 0..K-1"
-            )
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FusionActNetConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
+# model
 
 
 class FusionActNet(nn.Module):
@@ -205,10 +171,6 @@ class FusionActNet(nn.Module):
 
     def normalize(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std
-
-    def branch_logits(self, x: Tensor, which: str) -> Tensor:
-        """Logits of one branch over its own classes; x raw, Tensor[B, C, T] -> Tensor[B, K_branch]."""
-        return getattr(self, which)(self.normalize(x))
 
     def fuse(self, static_logits: Tensor, dynamic_logits: Tensor, guide_logit: Tensor) -> Tensor:
         """Log of [w p_s, (1-w) p_d] in dataset order: Tensor[B, Ks], [B, Kd], [B] -> Tensor[B, K]."""
@@ -260,7 +222,3 @@ class FusionActNetEnsemble(nn.Module):
         out = torch.cat([self.log_probs(x[i : i + batch_size]).exp() for i in range(0, len(x), batch_size)])
         self.train(was_training)
         return out
-
-
-def build_model(config: FusionActNetConfig) -> FusionActNetEnsemble:
-    return FusionActNetEnsemble(config)

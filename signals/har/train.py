@@ -13,15 +13,17 @@ Protocol (honest by construction): a few *training* subjects are held out as val
 checkpoint choice and early stop looks at validation only. The test split is touched once, after
 training, to report metrics. ``--resume`` continues from ``OUT/checkpoint.pt`` (written atomically
 after every epoch). The result is ``OUT/config.json`` + ``OUT/model.safetensors``; export it with
-``signals har export --model OUT``.
+``signals har export --model OUT``. Measured results go to ``OUT/metrics.json``, the per-epoch
+history to ``OUT/train_log.jsonl``.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
+import logging
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +33,13 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
+from signals.configio import to_dict
 from signals.errors import DataError, SignalsError
-from signals.har.model import FusionActNetConfig, FusionActNetEnsemble, build_model
+from signals.har.config import TrainConfig
+from signals.har.data import HARDataset
+from signals.har.metrics import classification_metrics
+from signals.har.model import FusionActNetEnsemble
+from signals.modelfolder import LOG_FILE, METRICS_FILE, ModelConfig, update_metrics, write_config
 from signals.torchutils import (
     DistContext,
     cleanup_distributed,
@@ -44,36 +51,8 @@ from signals.torchutils import (
 )
 
 STAGES = ("static", "dynamic", "fusion")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 25  # static branch (the hard one: SITTING vs STANDING); early stopping on validation
-    dynamic_epochs: int = 10  # dynamic branch: reaches ~100 % validation accuracy within a few epochs
-    fusion_epochs: int = 2  # guidance net (branches frozen): converges in 1-2 epochs
-    batch_size: int = 64
-    lr: float = 2e-3  # AdamW peak LR, one-cycle schedule
-    fusion_lr: float = 2e-3
-    weight_decay: float = 5e-2
-    label_smoothing: float = 0.1
-    patience: int = 12  # epochs without a better validation accuracy before a stage stops
-    val_subjects: int = 4  # training subjects held out for validation
-    val_seed: int = 0  # which ones (fixed, so every seed sees the same validation split)
-    # augmentation (raw units, per window): the three xyz groups share one random rotation
-    aug_rotate_deg: float = 40.0  # swept on validation folds: 0 / 10 / 25 / 40 -> 0.950 / 0.971 / 0.981 / 0.985
-    aug_scale: float = 0.1  # std of a per-window, per-sensor gain around 1
-    aug_jitter: float = 0.03  # Gaussian noise, in units of each channel's std
-    aug_shift: int = 8  # max time shift in samples (edge padded)
-    seeds: tuple[int, ...] = (0,)  # one ensemble member per seed
-    threads: int = 1  # torch CPU threads: on 2 cores shared with other jobs, 1 is >2x faster than 2
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
+LICENCE = "Apache-2.0 (weights and code); training data licence: see source.dataset"
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -278,7 +257,7 @@ def _run_stage(
         history.append(rec)
         bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{val_acc:.4f}", best=f"{best_acc:.4f}@{best_epoch}")
         if ctx.is_main:
-            tqdm.write(str(rec))
+            log.info("%s", rec)
             save_checkpoint(ckpt_path, dict(
                 model=model.state_dict(), task_index=task_index,
                 stage_state=dict(epoch=epoch, opt=opt.state_dict(), sched=sched.state_dict(), best_acc=best_acc,
@@ -299,21 +278,21 @@ def _run_stage(
 
 
 def train(
-    dataset,
+    config: TrainConfig,
+    data: HARDataset,
     out: str | Path,
-    cfg: TrainConfig = TrainConfig(),
-    model_cfg: FusionActNetConfig | None = None,
+    *,
     device: str | None = None,
     resume: bool = False,
     evaluate_test: bool = True,
-) -> dict:
-    """Train all members and stages on ``dataset`` (a ``signals.har.data.HARDataset``), write ``out``.
+) -> tuple[ModelConfig, dict]:
+    """Train all members and stages on ``data``; write the model folder ``out``.
 
-    Returns the config dict written to ``out/config.json``.
+    ``out`` gets ``config.json`` (no graphs yet: ``signals har export`` adds them),
+    ``model.safetensors``, ``metrics.json`` (validation and test metrics), ``train_log.jsonl`` and
+    the resumable ``checkpoint.pt``. Returns ``(model config, metrics)``.
     """
-    from signals.har.metrics import classification_metrics
-    from signals.runtime import write_config
-
+    cfg, dataset = config, data
     ctx = setup_distributed(device)
     torch.set_num_threads(max(1, cfg.threads))
     out = Path(out)
@@ -331,9 +310,8 @@ def train(
     mean = x[~val_mask].mean(axis=(0, 2))
     std = x[~val_mask].std(axis=(0, 2))
 
-    mc = model_cfg or FusionActNetConfig()
     mc = replace(
-        mc, in_channels=x.shape[1], window=x.shape[2], members=len(cfg.seeds),
+        cfg.model, in_channels=x.shape[1], window=x.shape[2], members=len(cfg.seeds),
         static_classes=tuple(int(c) for c in dataset.static_classes),
         dynamic_classes=tuple(int(c) for c in dataset.dynamic_classes),
     )
@@ -342,7 +320,7 @@ def train(
             f"dataset {dataset.name!r}: static {mc.static_classes} + dynamic {mc.dynamic_classes} classes "
             f"do not cover its {len(dataset.class_names)} classes"
         )
-    model = build_model(mc).to(ctx.device)
+    model = FusionActNetEnsemble(mc).to(ctx.device)
     for i, m in enumerate(model.members):
         seed_everything(cfg.seeds[i])  # each member's initial weights come from its own seed
         fresh = type(m)(mc).to(ctx.device)
@@ -366,7 +344,7 @@ def train(
         model.load_state_dict(ck["model"])
         first_task, resume_state, history = ck["task_index"], ck["stage_state"], ck["history"]
         if ctx.is_main:
-            print(f"resuming task {first_task} ({tasks[first_task]}) after epoch {resume_state['epoch']}")
+            log.info("resuming task %d (%s) after epoch %d", first_task, tasks[first_task], resume_state["epoch"])
 
     for ti in range(first_task, len(tasks)):
         member, stage = tasks[ti]
@@ -387,98 +365,45 @@ def train(
         p = model.predict_proba(torch.from_numpy(np.asarray(dataset.test.x, np.float32)).to(dev)).cpu().numpy()
         metrics["test"] = classification_metrics(np.asarray(dataset.test.y), p.argmax(1), dataset.class_names)
 
-    config = dict(
-        model=mc.to_dict(),
-        classes=list(dataset.class_names),
-        channels=list(dataset.channel_names),
-        static_classes=list(mc.static_classes),
-        dynamic_classes=list(mc.dynamic_classes),
-        preprocess=dataset.preprocess.to_dict() if getattr(dataset, "preprocess", None) is not None else None,
-        sample_rate=float(dataset.sample_rate),
-        normalization=dict(mean=[float(v) for v in mean], std=[float(v) for v in std]),
-        onnx=dict(fp32="fusionactnet.onnx", int8="fusionactnet.int8.onnx"),
-        dataset=dict(name=dataset.name, n_train=int((~val_mask).sum()), n_val=int(val_mask.sum()),
-                     val_subjects=val_subjects, n_test=int(len(dataset.test.y)) if dataset.test is not None else 0),
-        training=dict(config=cfg.to_dict(), wall_seconds=round(wall, 1), cpu_seconds=round(cpu_seconds, 1),
-                      world_size=ctx.world_size,
-                      device=str(dev), torch=torch.__version__, history=history),
-        metrics=metrics,
+    config = ModelConfig(
+        kind="har",
+        description="FusionActNet: static and dynamic residual 1-D CNN branches fused by a guidance net",
+        model=to_dict(mc),
+        frontend=to_dict(dataset.preprocess) if getattr(dataset, "preprocess", None) is not None else {},
+        runtime=dict(classes=list(dataset.class_names), channels=list(dataset.channel_names),
+                     sample_rate=float(dataset.sample_rate)),
+        source=dict(
+            dataset=dict(name=dataset.name, n_train=int((~val_mask).sum()), n_val=int(val_mask.sum()),
+                         val_subjects=val_subjects,
+                         n_test=int(len(dataset.test.y)) if dataset.test is not None else 0),
+            training=dict(config=to_dict(replace(cfg, model=mc)), wall_seconds=round(wall, 1),
+                          cpu_seconds=round(cpu_seconds, 1), world_size=ctx.world_size, device=str(dev),
+                          torch=torch.__version__),
+        ),
+        licence=LICENCE,
     )
     if ctx.is_main:
         save_safetensors(model, out / "model.safetensors", metadata={"format": "pt", "arch": "FusionActNetEnsemble"})
         write_config(out, config)
+        (out / METRICS_FILE).unlink(missing_ok=True)  # results of an earlier run in this folder are void
+        update_metrics(out, **metrics)
+        (out / LOG_FILE).write_text("".join(f"{json.dumps(row)}\n" for row in history))
         summary = {k: {m: v[m] for m in ("accuracy", "macro_f1")} for k, v in metrics.items()}
-        print(f"done in {wall / 60:.1f} min -> {out}: {summary}")
+        log.info("done in %.1f min -> %s: %s", wall / 60, out, summary)
     if ctx.distributed:
         dist.barrier()
     cleanup_distributed()
-    return config
+    return config, metrics
 
 
-# ----------------------------------------------------------------------------------------------
-# command line (also the torchrun entry point)
-
-
-def config_from_args(args) -> tuple[TrainConfig, FusionActNetConfig]:
-    """TrainConfig + model config from ``signals.har.cli.add_train_arguments`` (None = recipe default)."""
-    d = TrainConfig()
-
-    def pick(name, default):
-        value = getattr(args, name, None)
-        return default if value is None else value
-
-    epochs = pick("epochs", d.epochs)
-    seeds = tuple(args.seeds) if args.seeds else ((args.seed,) if args.seed is not None else d.seeds)
-    lr = pick("lr", d.lr)
-    cfg = TrainConfig(
-        epochs=epochs,
-        dynamic_epochs=pick("dynamic_epochs", min(d.dynamic_epochs, epochs)),
-        fusion_epochs=pick("fusion_epochs", min(d.fusion_epochs, epochs)),
-        batch_size=pick("batch_size", d.batch_size), lr=lr, fusion_lr=lr,
-        weight_decay=pick("weight_decay", d.weight_decay), label_smoothing=pick("label_smoothing", d.label_smoothing),
-        patience=pick("patience", d.patience), val_subjects=pick("val_subjects", d.val_subjects),
-        aug_rotate_deg=pick("rotate_deg", d.aug_rotate_deg), seeds=seeds, threads=pick("threads", d.threads),
-    )
-    if args.no_augment:
-        cfg = replace(cfg, aug_rotate_deg=0.0, aug_scale=0.0, aug_jitter=0.0, aug_shift=0)
-    mc = FusionActNetConfig()
-    if args.widths:
-        mc = replace(mc, branch_widths=tuple(args.widths))
-    return cfg, mc
-
-
-def limit_dataset(ds, n: int):
-    """The first ``n`` windows of train and test (keeps the dataset type)."""
+def limit_dataset(ds: HARDataset, n: int) -> HARDataset:
+    """The first ``n`` windows of train and test (smoke runs; keeps the dataset type)."""
     def cut(split):
         return replace(split, x=split.x[:n], y=split.y[:n], subjects=split.subjects[:n])
     return replace(ds, train=cut(ds.train), test=cut(ds.test) if ds.test is not None else None)
 
 
-def run_train(args) -> int:
-    from signals.har.data import load_dataset
+if __name__ == "__main__":  # torchrun -m signals.har.train ...: the same options as `signals har train`
+    from signals.har.cli import main_train
 
-    cfg, mc = config_from_args(args)
-    ds = load_dataset(args.dataset, root=args.data)
-    if args.limit:
-        ds = limit_dataset(ds, args.limit)
-    train(ds, args.out, cfg, mc, device=args.device, resume=args.resume)
-    return 0
-
-
-def main(argv=None) -> int:
-    import sys
-
-    from signals.har.cli import add_train_arguments
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_train_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_train(args)
-    except SignalsError as exc:
-        print(f"signals: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main_train())

@@ -14,6 +14,9 @@ from signals.errors import AudioError
 
 # Peak below this (about -80 dBFS) is treated as digital silence.
 SILENCE_PEAK = 1e-4
+# The one list of audio file suffixes (lower case) that loaders look for in folders and the app offers
+# for upload: all read by libsndfile >= 1.1 (Ogg Opus and MP3 included).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 
 
 def open_audio(path: str | Path):

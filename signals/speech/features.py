@@ -1,15 +1,18 @@
 """The mel spectrogram, defined once, in numpy (runtime) and torch (training) that agree.
 
-Two named definitions serve the whole speech stack (see ``../shared/DESIGN.md``):
+Three named definitions serve the whole speech stack (see ``../shared/DESIGN.md``):
 
 * :data:`ENCODER_MEL` - the GE2E speaker encoder's 40-band mel at 16 kHz (25 ms window, 10 ms hop).
   It is a *linear power* mel, exactly what Resemblyzer / Real-Time-Voice-Cloning feed their LSTM,
   so their pretrained weights work unchanged.
-* :data:`SR_MEL` - the 48 kHz mel of HiFi-SR and the TTS vocoder (n_fft 1024, hop 256, 80 bands),
+* :data:`SR_MEL` - the 48 kHz mel of HiFi-SR (n_fft 1024, hop 256, 80 bands, up to 24 kHz),
   natural-log magnitude with a 1e-5 floor as in HiFi-GAN.
+* :data:`VOCODER_MEL` - the mel of the HiFi-GAN V1 vocoder, which the TTS synthesizer predicts:
+  22.05 kHz, n_fft 1024, hop 256, 80 Slaney bands from 0 to 8 kHz, natural-log magnitude, 1e-5 floor.
 
 Both implementations share the filterbank (librosa's Slaney mel, computed once) and the periodic
-Hann window, so the only difference between them is floating-point rounding.
+Hann window, so the only difference between them is floating-point rounding. :func:`stft` is the one
+numpy STFT framing of the package (mel features, the SR metrics, the app's spectrogram plots).
 """
 
 from __future__ import annotations
@@ -59,6 +62,14 @@ ENCODER_MEL = MelConfig(
     sample_rate=16000, n_fft=400, hop_length=160, n_mels=40, power=2.0, log=False, pad_mode="constant"
 )
 SR_MEL = MelConfig(sample_rate=48000, n_fft=1024, hop_length=256, n_mels=80, fmax=24000.0, power=1.0, log=True)
+# The synthesizer's output and the vocoder's input: the universal HiFi-GAN V1's mel (Kong et al. 2020).
+# Frames are centred (reflect padding), so a signal of T samples gives 1 + T // 256 frames and the
+# vocoder returns frames * 256 samples. See models/vocoder/README.md for the copy-synthesis check.
+VOCODER_MEL = MelConfig(sample_rate=22050, n_fft=1024, hop_length=256, n_mels=80, fmin=0.0, fmax=8000.0,
+                        power=1.0, center=True, pad_mode="reflect", log=True, log_floor=1e-5)
+# HiFi-GAN V1 (universal) and the TTS synthesizer: 22.05 kHz, 80 bands up to 8 kHz, log magnitude, 1e-5 floor.
+VOCODER_MEL = MelConfig(sample_rate=22050, n_fft=1024, hop_length=256, n_mels=80, fmin=0.0, fmax=8000.0,
+                        power=1.0, center=True, pad_mode="reflect", log=True, log_floor=1e-5)
 
 
 def _hz_to_mel(f: np.ndarray, htk: bool) -> np.ndarray:
@@ -109,16 +120,38 @@ def stft_window(cfg: MelConfig) -> np.ndarray:
     return np.pad(win, (left, cfg.n_fft - cfg.win - left)).astype(np.float32)
 
 
+def stft(
+    x: np.ndarray,
+    n_fft: int,
+    hop_length: int,
+    window: np.ndarray | None = None,
+    center: bool = True,
+    pad_mode: str = "reflect",
+    dtype: type = np.float32,
+) -> np.ndarray:
+    """Complex STFT ``[..., frames, n_fft // 2 + 1]`` of ``x: [..., T]`` along the last axis.
+
+    ``window`` (``[n_fft]``) defaults to the periodic Hann; ``center`` pads ``n_fft // 2`` on both
+    sides with ``pad_mode`` ("reflect" or "constant") so frame ``i`` is centred on sample
+    ``i * hop_length``; without it frame ``i`` starts there. ``dtype`` is the precision of the
+    framing and FFT (float32 for features, float64 for metrics).
+    """
+    x = np.asarray(x, dtype=dtype)
+    n = x.shape[-1]
+    if center:
+        pad = [(0, 0)] * (x.ndim - 1) + [(n_fft // 2, n_fft // 2)]
+        x = np.pad(x, pad, mode=pad_mode)
+    if x.shape[-1] < n_fft:
+        raise ValueError(f"signal of {n} samples is shorter than one {n_fft}-sample frame")
+    if window is None:
+        window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft, axis=-1)[..., ::hop_length, :]
+    return np.fft.rfft(frames * np.asarray(window, dtype=dtype), axis=-1)
+
+
 def mel_numpy(wav: np.ndarray, cfg: MelConfig) -> np.ndarray:
     """``wav: float [..., T]`` -> ``float32 [..., n_mels, frames]``."""
-    x = np.asarray(wav, dtype=np.float32)
-    if cfg.center:
-        pad = [(0, 0)] * (x.ndim - 1) + [(cfg.n_fft // 2, cfg.n_fft // 2)]
-        x = np.pad(x, pad, mode=cfg.pad_mode)
-    if x.shape[-1] < cfg.n_fft:
-        raise ValueError(f"signal of {wav.shape[-1]} samples is shorter than one {cfg.n_fft}-sample frame")
-    frames = np.lib.stride_tricks.sliding_window_view(x, cfg.n_fft, axis=-1)[..., :: cfg.hop_length, :]
-    spec = np.abs(np.fft.rfft(frames * stft_window(cfg), axis=-1)).astype(np.float32)
+    spec = np.abs(stft(wav, cfg.n_fft, cfg.hop_length, stft_window(cfg), cfg.center, cfg.pad_mode)).astype(np.float32)
     if cfg.power != 1.0:
         spec = spec ** cfg.power
     mel = np.einsum("mf,...tf->...mt", mel_filterbank(cfg), spec)

@@ -1,13 +1,18 @@
-"""The model card (README.md) of the converted Resemblyzer encoder, rendered from its config.json."""
+"""The model card (README.md) of the converted Resemblyzer encoder, rendered from config.json + metrics.json."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from signals.modelfolder import ModelConfig, read_config, read_metrics
 
-def render_card(config: dict[str, Any]) -> str:
-    """The model card ``README.md`` of the converted folder, from its config (metrics included when present)."""
-    src, ver, onnx = config["source"], config.get("verification") or {}, config["onnx"]
+
+def render_card(config: ModelConfig, metrics: dict[str, Any]) -> str:
+    """The model card ``README.md`` of the converted folder, from its config and measured results."""
+    src, onnx = config.source, config.graphs["encoder"]
+    calibration = metrics.get("calibration") or {}
+    ver = {**calibration.get("cosine", {}), "threshold": config.runtime.get("threshold")}
     lines = [
         "# Speaker encoder (GE2E), converted from Resemblyzer", "",
         "256-d speaker embeddings from 16 kHz speech: 40-band mel (25 ms / 10 ms) -> 3 x LSTM(256) -> "
@@ -47,31 +52,32 @@ def render_card(config: dict[str, Any]) -> str:
         "anything. Trials: each recording's VAD-trimmed speech cut into two halves "
         "(about 6 s each); all same/different pairs.", "",
         "## Measured", "",
-        f"- ONNX vs PyTorch, random inputs: max |diff| = {onnx['parity_max_abs_diff']:.2e}.",
+        f"- ONNX vs PyTorch, random inputs: max |diff| = {onnx.parity_max_abs_diff:.2e}.",
         "- Parity with Resemblyzer's own `preprocess_wav` + `VoiceEncoder.embed_utterance` on real LibriSpeech "
         "files is tested in `tests/test_encoder_parity.py` (cosine >= 0.999 per utterance).",
     ]
-    cohort, sn = config.get("cohort") or {}, ver.get("snorm") or {}
-    if ver.get("threshold") is not None:
+    cohort = src.get("cohort") or {}
+    sn = {**calibration.get("snorm", {}), "threshold": config.runtime.get("snorm_threshold")}
+    if ver.get("threshold") is not None and "eer" in ver:
         use = "`signals speech verify --raw` uses" if cohort and sn else "`signals speech verify` uses"
         lines += [
             f"- Speaker verification on {ver['data']}: EER = {100 * ver['eer']:.2f} % at cosine threshold "
             f"{ver['threshold']:.4f} ({ver['n_target']} same-speaker / {ver['n_nontarget']} different-speaker "
             f"pairs). {use} this threshold.",
         ]
-    if sn.get("threshold") is not None:
+    if sn.get("threshold") is not None and "eer" in sn:
         lines += [
             f"- S-norm calibration on {sn['data']} against the shipped cohort ({sn.get('n_speakers_in_cohort', 0)} of "
             f"these speakers are cohort speakers, scored leave-own-speaker-out): EER = {100 * sn['eer']:.2f} % at "
             f"S-norm threshold {sn['threshold']:.4f} ({sn['n_target']} / {sn['n_nontarget']} pairs). "
             "`signals speech verify` decides on the S-norm score at this threshold.",
         ]
-    if config.get("evaluations"):
+    if metrics.get("evaluations"):
         lines += ["", "Recorded evaluations (`signals speech encoder evaluate ... --record models/speaker_encoder`):", "",
                   "| data | speakers | cohort (S-norm) | halves | trials same / diff | score | EER | threshold at EER "
                   "| at the model's threshold: FA / FR (FAR, FRR) |",
                   "|---|---|---|---|---|---|---|---|---|"]
-        for e in config["evaluations"]:
+        for e in metrics["evaluations"]:
             coh = f"{e['cohort_speakers_file']} ({e['n_cohort_embeddings']} emb.)" if e["n_cohort_embeddings"] else "-"
             spk = e["speakers_file"] or (f"all but {e['exclude_speakers_file']}" if e.get("exclude_speakers_file")
                                          else "all")
@@ -97,7 +103,7 @@ def render_card(config: dict[str, Any]) -> str:
             "((s - mu_a) / sd_a + (s - mu_b) / sd_b) / 2, where s is the cosine and mu/sd are the mean/std of each "
             "recording's cosines with the cohort; it prints both the cosine and the S-norm score.",
         ]
-    bench = config.get("benchmark")
+    bench = metrics.get("benchmark")
     if bench:
         lines += ["", "## Speed", "", f"`{bench['command']}` ({bench['machine']}); whole-utterance embedding from a "
                   "16 kHz waveform (front end + network), total ms (RTF):", "",
@@ -105,11 +111,23 @@ def render_card(config: dict[str, Any]) -> str:
         lines += [f"| {r['engine']} | {r['threads']} | {r['ms_3s']} ({r['rtf_3s']}) | {r['ms_30s']} ({r['rtf_30s']}) |"
                   for r in bench["rows"]]
     lines += ["", "## Files", "",
-              "- `config.json`: network, mel, front end (levelling, VAD, partials), verification threshold.",
+              "- `config.json`: network, front end (levelling, VAD, partials, mel), ONNX graph, verification "
+              "thresholds.",
+              "- `metrics.json`: the calibrations, recorded evaluations and benchmark quoted above.",
               "- `model.safetensors`: PyTorch weights (incl. GE2E similarity w/b).",
               "- `speaker_encoder.onnx`: `mels` float32 [batch, frames, 40] -> `embeddings` float32 [batch, 256].",
               "- `splits/`: speaker lists of the held-out evaluation (LibriSpeech IDs).",
-              *(["- `cohort.npy`: the S-norm impostor cohort (see above; `config.json[\"cohort\"]` lists each "
+              *(["- `cohort.npy`: the S-norm impostor cohort (see above; `config.json[\"runtime\"]` lists each "
                  "row's speaker)."] if cohort else []),
               ""]
     return "\n".join(lines)
+
+
+def write_card(model_dir: str | Path) -> Path | None:
+    """Re-render ``README.md`` of a converted Resemblyzer folder after its config or metrics changed."""
+    config = read_config(model_dir)
+    if config.source.get("type") != "resemblyzer":
+        return None  # trained folders keep the short card written by export
+    path = Path(model_dir) / "README.md"
+    path.write_text(render_card(config, read_metrics(model_dir)))
+    return path

@@ -1,27 +1,37 @@
 """``signals speech embed | verify`` and ``signals speech encoder train | evaluate | cohort | export | convert``.
 
-Handlers import their implementation lazily: ``embed``, ``verify``, ``evaluate`` and ``cohort`` run on
-the torch-free runtime; ``train``, ``export`` and ``convert`` need the training extra (torch).
+The only speaker-encoder module that parses or prints. Handlers import their implementation lazily:
+``embed``, ``verify``, ``evaluate`` and ``cohort`` run on the torch-free runtime; ``train``, ``export``
+and ``convert`` need the training extra (torch). Training options come from the fields of
+:class:`signals.speech.encoder.config.TrainConfig` (defaults live there only).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 
-from signals.cliutil import add_command, add_group
+from signals.cliutil import add_command, add_group, standalone
+
+TRAIN_HELP = {
+    "holdout_speakers": "speakers kept out entirely for the final test (written to OUT/test_speakers.txt)",
+    "val_speakers": "training speakers set aside for validation",
+    "wb_lr_scale": "learning-rate factor of GE2E's similarity w and b",
+}
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model folder (default: models/speaker_encoder)")
+    p.add_argument("--model", help="model folder (default: $SIGNALS_MODELS/speaker_encoder, else models/speaker_encoder)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
 
 
 def _load(args):
-    from signals.speech.encoder.infer import SpeakerEncoder
+    from signals.speech.encoder.infer import EncoderRuntime
 
-    return SpeakerEncoder.load(args.model, threads=args.threads)
+    return EncoderRuntime.load(args.model, threads=args.threads)
 
 
 def _embed(args) -> int:
@@ -91,7 +101,7 @@ def _cohort(args) -> int:
                              licence=args.licence, threads=args.threads)
     print(f"wrote {path}: {info['n_embeddings']} x {read_dim(path)} float32 embeddings of {info['n_speakers']} "
           f"speakers ({info['n_recordings']} recordings), {path.stat().st_size / 1e6:.2f} MB; "
-          "config.json['cohort'] updated (any S-norm threshold of an earlier cohort dropped)")
+          "config.json updated (any S-norm threshold of an earlier cohort dropped)")
     return 0
 
 
@@ -101,30 +111,52 @@ def read_dim(path) -> int:
     return int(np.load(path, mmap_mode="r").shape[1])
 
 
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from signals.configio import add_arguments
+    from signals.speech.encoder.config import TrainConfig
+
+    p.add_argument("data", help="folder of speaker-labelled audio (sub-folder per speaker or LibriSpeech names)")
+    p.add_argument("--out", required=True, help="run folder (checkpoint, logs, splits); rerun to resume")
+    add_arguments(p, TrainConfig, help=TRAIN_HELP)
+    p.add_argument("--speakers", help="file of speaker IDs to use (one per line); default all")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--threads", type=int, help="torch CPU threads per process")
+    p.add_argument("--init", help="start from a model folder (model.safetensors), e.g. models/speaker_encoder")
+
+
 def _train(args) -> int:
+    from signals.configio import from_args
+    from signals.speech.encoder.config import TrainConfig
     from signals.speech.encoder.train import train
 
-    train(args)
+    argv = sys.argv[sys.argv.index("train") + 1:] if "train" in sys.argv else sys.argv[1:]
+    train(from_args(TrainConfig, args), args.data, args.out, speakers=args.speakers, device=args.device,
+          threads=args.threads, init=args.init, command="signals speech encoder train " + shlex.join(argv))
     return 0
+
+
+def main_train(argv: list[str] | None = None) -> int:
+    """``python -m signals.speech.encoder.train``: the options of ``signals speech encoder train``."""
+    return standalone(add_train_arguments, _train, "Train the GE2E speaker encoder (rerun to resume).", argv)
 
 
 def _export(args) -> int:
     from signals.speech.encoder.export import export_checkpoint
 
     cfg = export_checkpoint(args.checkpoint, args.out)
-    print(f"wrote {args.out} (ONNX parity max |diff| {cfg['onnx']['parity_max_abs_diff']:.2e})")
+    print(f"wrote {args.out} (ONNX parity max |diff| {cfg.graphs['encoder'].parity_max_abs_diff:.2e})")
     return 0
 
 
 def _convert(args) -> int:
-    from signals.paths import model_dir
+    from signals.modelfolder import REPO_MODELS
     from signals.speech.encoder.convert import convert
 
     cfg = convert(args.weights, args.out)
-    out = args.out or model_dir("speaker_encoder")
-    kept = " (kept the calibrated verification threshold)" if cfg["verification"].get("threshold") else ""
-    print(f"wrote {out}: step {cfg['source']['step']}, ONNX parity max |diff| "
-          f"{cfg['onnx']['parity_max_abs_diff']:.2e}{kept}")
+    out = args.out or REPO_MODELS / "speaker_encoder"
+    kept = " (kept the calibrated verification threshold)" if cfg.runtime.get("threshold") else ""
+    print(f"wrote {out}: step {cfg.source['step']}, ONNX parity max |diff| "
+          f"{cfg.graphs['encoder'].parity_max_abs_diff:.2e}{kept}")
     return 0
 
 
@@ -149,9 +181,7 @@ def register(group: argparse._SubParsersAction) -> None:
     enc = add_group(group.add_parser("encoder", help="GE2E speaker encoder: train, evaluate, cohort, export, convert"))
 
     p = add_command(enc, "train", "train the GE2E encoder (torchrun-ready; rerun to resume)", _train)
-    from signals.speech.encoder.train_args import add_train_args
-
-    add_train_args(p)
+    add_train_arguments(p)
 
     p = add_command(enc, "evaluate", "EER over all same/different-speaker pairs of a folder", _evaluate)
     p.add_argument("dir", help="one sub-folder per speaker, or LibriSpeech <spk>-<chapter>-<utt> files")
@@ -166,8 +196,8 @@ def register(group: argparse._SubParsersAction) -> None:
                    help="score with S-norm against the model folder's cohort.npy (the one `verify` uses); trial "
                         "speakers in the cohort are scored leave-own-speaker-out")
     p.add_argument("--calibrate", metavar="MODEL_DIR",
-                   help="store the EER threshold in MODEL_DIR/config.json (the S-norm one with --model-cohort)")
-    p.add_argument("--record", metavar="MODEL_DIR", help="add the result to MODEL_DIR's config.json and model card")
+                   help="make the EER threshold MODEL_DIR's verification threshold (the S-norm one with --model-cohort)")
+    p.add_argument("--record", metavar="MODEL_DIR", help="add the result to MODEL_DIR's metrics.json and model card")
     _model_args(p)
 
     p = add_command(enc, "cohort", "embed an impostor cohort into MODEL_DIR/cohort.npy for S-norm in `verify`",

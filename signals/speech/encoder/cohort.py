@@ -5,27 +5,27 @@
 
 Embeds the recordings of the speakers in ``LIST`` found in ``DIR`` (optionally each cut into two halves,
 as the evaluation trials are) with the model of ``MODEL_DIR`` and writes ``MODEL_DIR/cohort.npy``
-(``float32 [K, 256]``, rows sorted by speaker) plus ``config.json["cohort"]``: source, speakers of every
-row, the exact command and the file's sha256. ``--exclude`` (e.g. the held-out test speakers) makes the
+(``float32 [K, 256]``, rows sorted by speaker), names it in ``config.json["files"]``, lists the speaker of
+every row in ``config.json["runtime"]["cohort_speakers"]`` and describes it (data, exact command, the
+file's sha256) in ``config.json["source"]["cohort"]``. ``--exclude`` (e.g. the held-out test speakers) makes the
 command refuse a cohort that shares a speaker with it, so test voices never enter the normaliser.
 A new cohort invalidates an S-norm threshold calibrated on the old one, so it is dropped.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from signals.errors import DataError
-from signals.runtime import read_config, write_config
+from signals.modelfolder import ModelFolder, find_model, read_metrics, sha256, update_metrics, write_config
+from signals.speech.encoder.card import write_card
 from signals.speech.encoder.data import find_utterances, load_preprocessed, read_speaker_list, split_halves
-from signals.speech.encoder.infer import SpeakerEncoder
-
-COHORT_FILE = "cohort.npy"
+from signals.speech.encoder.infer import COHORT_FILE, KIND, EncoderRuntime
 
 
 def _short(path: str | Path) -> str:
@@ -33,7 +33,7 @@ def _short(path: str | Path) -> str:
     return "/".join(Path(path).resolve().parts[-2:])
 
 
-def build_cohort(data: str | Path, encoder: SpeakerEncoder, speakers: str | Path, exclude: str | Path | None = None,
+def build_cohort(data: str | Path, encoder: EncoderRuntime, speakers: str | Path, exclude: str | Path | None = None,
                  split: bool = False, progress: bool = True) -> tuple[np.ndarray, list[str], int]:
     """``(float32 [K, D] embeddings, speaker ID per row, number of recordings)`` of ``speakers`` in ``data``."""
     wanted = read_speaker_list(speakers)
@@ -51,21 +51,20 @@ def build_cohort(data: str | Path, encoder: SpeakerEncoder, speakers: str | Path
 
 
 def write_cohort(model_dir: str | Path, cohort: np.ndarray, row_speakers: list[str], info: dict[str, Any]) -> Path:
-    """``cohort.npy`` + ``config.json["cohort"]`` in ``model_dir``; re-renders the converted model's card."""
-    model_dir = Path(model_dir)
-    cfg = read_config(model_dir)
-    path = model_dir / COHORT_FILE
+    """``cohort.npy`` + its entries in ``config.json``; drops an S-norm threshold of an earlier cohort."""
+    folder = ModelFolder.load(model_dir, KIND)
+    path = folder.path / COHORT_FILE
     np.save(path, np.ascontiguousarray(cohort, dtype=np.float32))
-    cfg["cohort"] = {"file": COHORT_FILE, "shape": list(cohort.shape), "dtype": "float32", **info,
-                     "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "row_speakers": list(row_speakers)}
-    ver = cfg.get("verification") or {}
-    if ver.pop("snorm", None) is not None:  # calibrated against another cohort: no longer valid
-        cfg["verification"] = ver
-    write_config(model_dir, cfg)
-    if (cfg.get("source") or {}).get("type") == "resemblyzer":
-        from signals.speech.encoder.card import render_card
-
-        (model_dir / "README.md").write_text(render_card(cfg))
+    config = folder.config
+    described = {"file": COHORT_FILE, "shape": list(cohort.shape), "dtype": "float32", **info, "sha256": sha256(path)}
+    runtime = {k: v for k, v in config.runtime.items() if k != "snorm_threshold"}  # calibrated on another cohort
+    write_config(folder.path, replace(config, files={**config.files, "cohort": COHORT_FILE},
+                                      runtime={**runtime, "cohort_speakers": list(row_speakers)},
+                                      source={**config.source, "cohort": described}))
+    calibration = read_metrics(folder.path).get("calibration", {})
+    if "snorm" in calibration:
+        update_metrics(folder.path, calibration={k: v for k, v in calibration.items() if k != "snorm"})
+    write_card(folder.path)
     return path
 
 
@@ -73,10 +72,8 @@ def make_cohort(data: str | Path, speakers: str | Path, model_dir: str | Path | 
                 exclude: str | Path | None = None, split: bool = False, licence: str | None = None,
                 threads: int | None = None, progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """Build and write the cohort of ``model_dir`` (default ``models/speaker_encoder``); returns (path, info)."""
-    from signals.paths import model_dir as default_dir
-
-    folder = Path(model_dir) if model_dir is not None else default_dir("speaker_encoder")
-    encoder = SpeakerEncoder.load(folder, threads=threads)
+    folder = find_model(KIND, model_dir)
+    encoder = EncoderRuntime.load(folder, threads=threads)
     cohort, rows, n_rec = build_cohort(data, encoder, speakers, exclude, split, progress)
     cmd = ["signals", "speech", "encoder", "cohort", str(data), "--speakers", str(speakers)]
     cmd += ["--exclude", str(exclude)] if exclude else []

@@ -11,19 +11,16 @@ are ours, so the state dict loads strictly.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from signals.errors import ModelError
-from signals.paths import model_dir
-from signals.runtime import write_config
-from signals.speech.encoder.card import render_card
-from signals.speech.encoder.export import sha256, write_model_folder
-from signals.speech.encoder.infer import MODEL_NAME
-from signals.speech.encoder.model import EncoderConfig, SpeakerEncoder
+from signals.modelfolder import CONFIG_FILE, METRICS_FILE, REPO_MODELS, ModelConfig, read_config, sha256
+from signals.speech.encoder.card import write_card
+from signals.speech.encoder.config import EncoderConfig
+from signals.speech.encoder.export import write_model_folder
+from signals.speech.encoder.infer import KIND
+from signals.speech.encoder.model import SpeakerEncoder
+from signals.torchutils import load_foreign_state
 
 RESEMBLYZER_VERSION = "0.1.4"
 
@@ -43,12 +40,7 @@ def resemblyzer_weights() -> Path:
 
 def load_resemblyzer(path: str | Path) -> tuple[SpeakerEncoder, int]:
     """Our :class:`SpeakerEncoder` holding the checkpoint's weights, and its training step."""
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        state = ckpt["model_state"]
-    except Exception as exc:
-        raise ModelError(f"{path} is not a Resemblyzer/RTVC encoder checkpoint: {exc}") from exc
+    state, ckpt = load_foreign_state(path, "model_state", "a Resemblyzer/RTVC encoder checkpoint")
     model = SpeakerEncoder(EncoderConfig())
     try:
         model.load_state_dict(state, strict=True)
@@ -57,28 +49,29 @@ def load_resemblyzer(path: str | Path) -> tuple[SpeakerEncoder, int]:
     return model.eval(), int(ckpt.get("step", 0))
 
 
-def convert(weights: str | Path | None = None, out: str | Path | None = None) -> dict[str, Any]:
+def convert(weights: str | Path | None = None, out: str | Path | None = None) -> ModelConfig:
+    """Resemblyzer's ``pretrained.pt`` -> the model folder ``out`` (default: the checkout's models/speaker_encoder)."""
     weights = Path(weights) if weights is not None else resemblyzer_weights()
-    out = Path(out) if out is not None else model_dir(MODEL_NAME)
+    default_out = REPO_MODELS / KIND
+    out = Path(out) if out is not None else default_out
     model, step = load_resemblyzer(weights)
-    previous = out / "config.json"
-    old = json.loads(previous.read_text()) if previous.is_file() else {}
+    old = read_config(out) if (out / CONFIG_FILE).is_file() else None
     src_sha = sha256(weights)
     command = "signals speech encoder convert" + (f" --weights {weights}" if weights != resemblyzer_weights_or_none()
-                                                  else "") + (f" --out {out}" if out != model_dir(MODEL_NAME) else "")
+                                                  else "") + (f" --out {out}" if out != default_out else "")
     source = {"type": "resemblyzer", "resemblyzer_version": RESEMBLYZER_VERSION, "weights_sha256": src_sha,
               "step": step, "licence": "Apache-2.0", "command": command}
-    # A calibration measured on these exact weights stays valid when the folder is rebuilt;
-    same = old.get("source", {}).get("weights_sha256") == src_sha
-    config = write_model_folder(model, out, source, verification=old.get("verification") if same else None)
-    # so do the evaluations and the S-norm cohort (embeddings of these weights); other weights void the cohort.
-    for key in ("cohort", "evaluations") if same else ():
-        if old.get(key):
-            config[key] = old[key]
-    if not same and (out / "cohort.npy").is_file():
-        (out / "cohort.npy").unlink()
-    write_config(out, config)
-    (out / "README.md").write_text(render_card(config))
+    # Calibrations, evaluations and the S-norm cohort measured on these exact weights stay valid when the
+    # folder is rebuilt; other weights void them.
+    same = old is not None and old.source.get("weights_sha256") == src_sha
+    if same and old.source.get("cohort"):
+        source["cohort"] = old.source["cohort"]
+    if not same:
+        (out / "cohort.npy").unlink(missing_ok=True)
+        (out / METRICS_FILE).unlink(missing_ok=True)
+    config = write_model_folder(model, out, source, runtime=old.runtime if same else {},
+                                files=old.files if same else {}, licence="Apache-2.0")
+    write_card(out)
     return config
 
 

@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from signals.errors import DataError
-from signals.speech.encoder.infer import FrontEnd, preprocess
-from signals.speech.features import ENCODER_MEL, MelConfig, mel_numpy
+from signals.speech.audio import AUDIO_SUFFIXES
+from signals.speech.encoder.frontend import FrontEnd, preprocess
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus"}
 LIBRISPEECH_NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 
 
@@ -140,7 +139,3 @@ class GE2ESampler:
                 out[i, j] = m[start : start + self.frames]
         return out
 
-
-def full_mels(wavs: list[np.ndarray], mel: MelConfig = ENCODER_MEL) -> list[np.ndarray]:
-    """Mel frames of whole preprocessed utterances, ``float32 [frames, n_mels]`` each."""
-    return [mel_numpy(w, mel).T.copy() for w in wavs]

@@ -4,6 +4,9 @@
                                         [--exclude-speakers LIST] [--cohort-speakers LIST | --model-cohort]
                                         [--calibrate MODEL_DIR] [--record MODEL_DIR] [--out OUT]
 
+``--calibrate`` sets the model's verification threshold (``config.json["runtime"]``, measured details in
+``metrics.json["calibration"]``); ``--record`` adds the result to ``metrics.json["evaluations"]``.
+
 Every utterance is embedded once; every unordered pair of embeddings is scored by cosine similarity
 and labelled same/different speaker; the EER and the threshold at the EER are reported, and the
 false accept / false reject rates of the model's calibrated threshold on these trials. With
@@ -20,14 +23,17 @@ the S-norm threshold is calibrated on non-test speakers; the test evaluation has
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from signals.errors import DataError
+from signals.modelfolder import ModelFolder, read_metrics, update_metrics, write_config
+from signals.speech.encoder.card import write_card
 from signals.speech.encoder.data import find_utterances, load_preprocessed, read_speaker_list, split_halves
-from signals.speech.encoder.infer import SpeakerEncoder
+from signals.speech.encoder.infer import KIND, EncoderRuntime
 from signals.speech.encoder.metrics import (
     decisions_at,
     equal_error_rate,
@@ -37,7 +43,7 @@ from signals.speech.encoder.metrics import (
 )
 
 
-def _embed_folder(data, encoder: SpeakerEncoder, wanted: set[str] | None, split: bool, progress: bool,
+def _embed_folder(data, encoder: EncoderRuntime, wanted: set[str] | None, split: bool, progress: bool,
                   exclude: set[str] | None = None):
     utts = find_utterances(data, wanted)
     if exclude:
@@ -51,7 +57,7 @@ def _embed_folder(data, encoder: SpeakerEncoder, wanted: set[str] | None, split:
     return utts, encoder.embed_preprocessed(wavs), spk
 
 
-def evaluate(data: str | Path, encoder: SpeakerEncoder, split: bool = False, speakers: str | Path | None = None,
+def evaluate(data: str | Path, encoder: EncoderRuntime, split: bool = False, speakers: str | Path | None = None,
              out: str | Path | None = None, progress: bool = True,
              cohort_speakers: str | Path | None = None, exclude_speakers: str | Path | None = None,
              model_cohort: bool = False) -> dict[str, Any]:
@@ -83,7 +89,7 @@ def evaluate(data: str | Path, encoder: SpeakerEncoder, split: bool = False, spe
         n_cohort, cohort_name = len(encoder.cohort), "model cohort.npy"
         rows = encoder.cohort_speakers
         if rows is None:
-            raise DataError("--model-cohort: config.json['cohort'] lists no row_speakers, so trial speakers in "
+            raise DataError("--model-cohort: config.json['runtime'] lists no cohort_speakers, so trial speakers in "
                             "the cohort cannot be left out")
         n_in_cohort = len(set(rows) & set(spk))
         scores, labels = snorm_pair_scores(embeds, spk, encoder.cohort, rows)
@@ -132,43 +138,37 @@ def _describe(report: dict[str, Any]) -> str:
 
 
 def calibrate(model_dir: str | Path, report: dict[str, Any]) -> Path:
-    """Store the EER threshold of ``report`` as the model folder's cosine or S-norm verification threshold.
+    """Make the EER threshold of ``report`` the model folder's cosine or S-norm verification threshold.
 
-    An S-norm threshold is only meaningful for the cohort it was computed with, so it must come from a
-    ``--model-cohort`` evaluation and is stored with that cohort's sha256.
+    The threshold is a setting of the runtime (``config.json["runtime"]``); how it was measured goes to
+    ``metrics.json["calibration"]``. An S-norm threshold is only meaningful for the cohort it was computed
+    with, so it must come from a ``--model-cohort`` evaluation and is stored with that cohort's sha256.
     """
-    from signals.runtime import read_config, write_config
-
-    cfg = read_config(model_dir)
+    folder = ModelFolder.load(model_dir, KIND)
+    config = folder.config
     entry = {"threshold": report["threshold"], "eer": report["eer"], "n_target": report["n_target"],
              "n_nontarget": report["n_nontarget"], "data": _describe(report)}
-    old = cfg.get("verification") or {}
     if report.get("score") == "s-norm":
         if report.get("cohort_speakers_file") != "model cohort.npy":
             raise DataError("--calibrate with S-norm stores the threshold for the model's own cohort: use "
                             "--model-cohort instead of --cohort-speakers")
-        cohort = cfg.get("cohort") or {}
-        entry.update({"cohort_sha256": cohort.get("sha256"),
+        entry.update({"cohort_sha256": (config.source.get("cohort") or {}).get("sha256"),
                       "n_speakers_in_cohort": report["n_speakers_in_cohort"],
                       "note": "S-norm threshold at the equal error rate, from `signals speech encoder evaluate "
                               "--model-cohort --calibrate`; trial speakers who are in the cohort were scored "
                               "leave-own-speaker-out"})
-        cfg["verification"] = {**old, "snorm": entry}
+        key, setting = "snorm", "snorm_threshold"
     else:
         entry["note"] = "cosine threshold at the equal error rate, from `signals speech encoder evaluate --calibrate`"
-        cfg["verification"] = {**entry, **({"snorm": old["snorm"]} if old.get("snorm") else {})}
-    path = write_config(model_dir, cfg)
-    if (cfg.get("source") or {}).get("type") == "resemblyzer":
-        from signals.speech.encoder.card import render_card  # the card quotes the calibration
-
-        (Path(model_dir) / "README.md").write_text(render_card(cfg))
+        key, setting = "cosine", "threshold"
+    path = write_config(folder.path, replace(config, runtime={**config.runtime, setting: report["threshold"]}))
+    update_metrics(folder.path, calibration={**folder.metrics().get("calibration", {}), key: entry})
+    write_card(folder.path)  # the card quotes the calibration
     return path
 
 
 def record(model_dir: str | Path, report: dict[str, Any]) -> Path:
-    """Add ``report``'s headline numbers to ``config.json["evaluations"]`` (same protocol: replaced) and the card."""
-    from signals.runtime import read_config, write_config
-
+    """Add ``report``'s headline numbers to ``metrics.json["evaluations"]`` (same protocol: replaced) and the card."""
     def short(p):
         return "/".join(Path(p).resolve().parts[-2:]) if p else None
 
@@ -186,12 +186,7 @@ def record(model_dir: str | Path, report: dict[str, Any]) -> Path:
     if report.get("at_model_threshold"):
         entry["at_model_threshold"] = report["at_model_threshold"]
     key = ("data", "speakers_file", "exclude_speakers_file", "split_halves", "score", "cohort_speakers_file")
-    cfg = read_config(model_dir)
-    evals = [e for e in cfg.get("evaluations", []) if any(e.get(k) != entry.get(k) for k in key)]
-    cfg["evaluations"] = [*evals, entry]
-    path = write_config(model_dir, cfg)
-    if (cfg.get("source") or {}).get("type") == "resemblyzer":
-        from signals.speech.encoder.card import render_card
-
-        (Path(model_dir) / "README.md").write_text(render_card(cfg))
+    evals = [e for e in read_metrics(model_dir).get("evaluations", []) if any(e.get(k) != entry.get(k) for k in key)]
+    path = update_metrics(model_dir, evaluations=[*evals, entry])
+    write_card(model_dir)
     return path

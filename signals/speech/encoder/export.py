@@ -3,13 +3,12 @@
     signals speech encoder export runs/encoder/checkpoint.pt --out runs/encoder/model
 
 The ONNX graph takes ``mels`` float32 [batch, frames, 40] (linear power mel, any number of frames)
-and returns ``embeddings`` float32 [batch, 256], L2-normalised. Both axes are dynamic.
+and returns ``embeddings`` float32 [batch, 256], L2-normalised. Both axes are dynamic; parity with
+torch is checked on several batch sizes and lengths (:func:`signals.export.export_graph`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,24 @@ import numpy as np
 import torch
 from torch import nn
 
+from signals.configio import to_dict
 from signals.errors import ModelError
-from signals.runtime import write_config
-from signals.speech.encoder.infer import ONNX_FILE, FrontEnd
-from signals.speech.encoder.model import EncoderConfig, SpeakerEncoder
-from signals.speech.features import ENCODER_MEL, MelConfig
-from signals.torchutils import load_checkpoint, save_safetensors
+from signals.export import export_graph, write_folder
+from signals.modelfolder import ModelConfig, ModelFolder
+from signals.speech.encoder.config import EncoderConfig
+from signals.speech.encoder.frontend import FrontEnd
+from signals.speech.encoder.infer import KIND, ONNX_FILE
+from signals.speech.encoder.model import SpeakerEncoder
+from signals.torchutils import load_checkpoint, load_safetensors
+
+DESCRIPTION = "GE2E speaker encoder: 3 x LSTM(256) -> Linear(256) -> ReLU -> L2 norm"
 
 
-class _OnnxWrapper(nn.Module):
-    """The inference signature only: mels -> embeddings (no GE2E w/b, no training state)."""
+class Exported(nn.Module):
+    """The inference signature only (no GE2E w/b, no training state).
+
+    mels: Tensor[B, frames, n_mels] linear power mel -> embeddings: Tensor[B, D], L2-normalised
+    """
 
     def __init__(self, model: SpeakerEncoder) -> None:
         super().__init__()
@@ -36,110 +43,65 @@ class _OnnxWrapper(nn.Module):
         return self.model(mels)
 
 
-def export_onnx(model: SpeakerEncoder, path: str | Path, opset: int = 17) -> Path:
-    """Export ``model`` to ``path`` with dynamic batch and frame axes, checked by ``onnx.checker``."""
-    import onnx
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval().cpu()
-    example = torch.rand(2, 160, model.config.n_mels)
-    with warnings.catch_warnings():
-        # The exporter warns that LSTM graphs traced at batch 2 may fail at other batch sizes, and about
-        # shape checks traced as constants; check_parity runs batch sizes 1-5 and several lengths instead.
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        _export(model, example, path, opset)
-    onnx.checker.check_model(onnx.load(str(path)))
-    return path
-
-
-def _export(model: SpeakerEncoder, example: torch.Tensor, path: Path, opset: int) -> None:
-    torch.onnx.export(
-        _OnnxWrapper(model), (example,), str(path), input_names=["mels"], output_names=["embeddings"],
-        dynamic_axes={"mels": {0: "batch", 1: "frames"}, "embeddings": {0: "batch"}},
-        opset_version=opset, dynamo=False,
-    )
-
-
-@torch.inference_mode()
-def check_parity(model: SpeakerEncoder, onnx_path: str | Path, seed: int = 0) -> float:
-    """Largest |torch - onnxruntime| over random inputs of several batch sizes and lengths."""
-    from signals.runtime import create_session
-
-    session = create_session(onnx_path, providers=["CPUExecutionProvider"])
-    gen = torch.Generator().manual_seed(seed)
-    worst = 0.0
-    for batch, frames in [(1, 160), (3, 160), (2, 57), (5, 300)]:
-        # Power mels of normalised speech span roughly 0..10; exponentiate for a realistic spread.
-        mels = torch.exp(3 * torch.randn(batch, frames, model.config.n_mels, generator=gen) - 4)
-        ref = model.eval()(mels).numpy()
-        got = session.run(["embeddings"], {"mels": mels.numpy()})[0]
-        worst = max(worst, float(np.abs(ref - got).max()))
-    return worst
-
-
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def parity_cases(n_mels: int, seed: int = 0) -> list[list[np.ndarray]]:
+    """Random power mels of several batch sizes and lengths (the LSTM is traced at batch 2, 160 frames)."""
+    rng = np.random.default_rng(seed)
+    # Power mels of normalised speech span roughly 0..10; exponentiate for a realistic spread.
+    return [[np.exp(3 * rng.standard_normal((b, t, n_mels)) - 4).astype(np.float32)]
+            for b, t in [(1, 160), (3, 160), (2, 57), (5, 300)]]
 
 
 def write_model_folder(model: SpeakerEncoder, out: str | Path, source: dict[str, Any],
-                       front: FrontEnd = FrontEnd(), mel: MelConfig = ENCODER_MEL,
-                       verification: dict[str, Any] | None = None, parity_tol: float = 1e-4) -> dict[str, Any]:
+                       front: FrontEnd = FrontEnd(), runtime: dict[str, Any] | None = None,
+                       files: dict[str, str] | None = None, licence: str = "unknown") -> ModelConfig:
     """config.json + model.safetensors + ONNX (parity-checked) in ``out``; returns the config."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_safetensors(model, out / "model.safetensors", metadata={"format": "pt"})
-    onnx_path = export_onnx(model, out / ONNX_FILE)
-    err = check_parity(model, onnx_path)
-    if err > parity_tol:
-        raise ModelError(f"ONNX export of {out} disagrees with torch: max |diff| {err:.2e} > {parity_tol:.0e}")
-    config = {
-        "name": "speaker_encoder",
-        "architecture": "GE2E speaker encoder: 3 x LSTM(256) -> Linear(256) -> ReLU -> L2 norm",
-        "model": model.config.to_dict(),
-        "mel": mel.to_dict(),
-        "frontend": front.to_dict(),
-        "onnx": {"file": ONNX_FILE, "inputs": {"mels": ["batch", "frames", model.config.n_mels]},
-                 "outputs": {"embeddings": ["batch", model.config.embedding_size]},
-                 "parity_max_abs_diff": err},
-        "verification": verification or {"threshold": None, "note": "run `signals speech encoder evaluate "
-                                                                     "DIR --calibrate MODEL_DIR`"},
-        "source": source,
-        "sha256": {"model.safetensors": sha256(out / "model.safetensors"), ONNX_FILE: sha256(onnx_path)},
-    }
-    write_config(out, config)
+    model = model.eval().cpu()
+    mc = model.config
+    graph = export_graph(Exported(model), out / ONNX_FILE, inputs={"mels": ("batch", "frames", mc.n_mels)},
+                         outputs={"embeddings": ("batch", mc.embedding_size)},
+                         example=[torch.rand(2, 160, mc.n_mels)], cases=parity_cases(mc.n_mels))
+    config = ModelConfig(kind=KIND, description=DESCRIPTION, model=to_dict(mc), frontend=to_dict(front),
+                         graphs={"encoder": graph}, files=files or {}, runtime=runtime or {}, source=source,
+                         licence=licence)
+    write_folder(out, config, model, metadata={"format": "pt"})
     return config
 
 
+def load_model(model_dir: str | Path | ModelFolder) -> SpeakerEncoder:
+    """The PyTorch model of a model folder (config.json + model.safetensors), in eval mode."""
+    folder = model_dir if isinstance(model_dir, ModelFolder) else ModelFolder.load(model_dir, KIND)
+    model = SpeakerEncoder(folder.section("model", EncoderConfig))
+    return load_safetensors(model, folder.file(folder.config.weights or "model.safetensors", must_exist=False)).eval()
+
+
 def model_from_checkpoint(path: str | Path) -> tuple[SpeakerEncoder, dict[str, Any]]:
-    """The model and saved training arguments of a ``train.py`` checkpoint."""
+    """The model and the saved training state of a ``train.py`` checkpoint."""
+    from signals.configio import from_dict
+
     ckpt = load_checkpoint(path)
     if ckpt is None:
         raise ModelError(f"checkpoint not found: {path}")
     if "model" not in ckpt or "config" not in ckpt:
         raise ModelError(f"{path} is not a speaker-encoder training checkpoint (no 'model'/'config' entries)")
-    model = SpeakerEncoder(EncoderConfig.from_dict(ckpt["config"]))
+    model = SpeakerEncoder(from_dict(EncoderConfig, ckpt["config"], str(path), "config"))
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
+def export_checkpoint(checkpoint: str | Path, out: str | Path) -> ModelConfig:
     """``signals speech encoder export``: a trained checkpoint -> a model folder with a short model card."""
     model, ckpt = model_from_checkpoint(checkpoint)
-    args = ckpt.get("args", {})
-    source = {"checkpoint": str(checkpoint), "step": int(ckpt.get("step", 0)), "training_args": args,
+    source = {"type": "trained", "checkpoint": str(checkpoint), "step": int(ckpt.get("step", 0)),
+              "data": ckpt.get("data", ""), "training_config": ckpt.get("train_config", {}),
               "training_command": ckpt.get("command", "")}
-    config = write_model_folder(model, out, source)
+    config = write_model_folder(model, out, source,
+                                licence="follows the licence of the training data (see source.data)")
     card = [
         "# Speaker encoder (GE2E), trained with `signals speech encoder train`", "",
         f"- Training command: `{source['training_command']}`",
-        f"- Steps: {source['step']}; data: `{args.get('data', '?')}`",
-        f"- ONNX parity (max |torch - ORT|): {config['onnx']['parity_max_abs_diff']:.2e}",
+        f"- Steps: {source['step']}; data: `{source['data'] or '?'}`",
+        f"- ONNX parity (max |torch - ORT|): {config.graphs['encoder'].parity_max_abs_diff:.2e}",
         "- Evaluate: `signals speech encoder evaluate DIR --model THIS_FOLDER`", "",
         "Licence of the weights follows the licence of the training data.", "",
     ]

@@ -9,12 +9,11 @@ Embeddings of one utterance are computed on 1.6 s partials (160 frames) and aver
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from signals.speech.encoder.config import EncoderConfig
 
 
 def ge2e_similarity(embeds: Tensor, w: Tensor, b: Tensor) -> Tensor:
@@ -41,24 +40,6 @@ def ge2e_loss(embeds: Tensor, w: Tensor, b: Tensor) -> Tensor:
     sim = ge2e_similarity(embeds, w, b).reshape(n_spk * n_utt, n_spk)
     target = torch.arange(n_spk, device=embeds.device).repeat_interleave(n_utt)
     return F.cross_entropy(sim, target)
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    n_mels: int = 40
-    hidden_size: int = 256
-    num_layers: int = 3
-    embedding_size: int = 256
-    # Initial GE2E similarity scale and bias (paper: w = 10, b = -5).
-    init_w: float = 10.0
-    init_b: float = -5.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> EncoderConfig:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 class SpeakerEncoder(nn.Module):

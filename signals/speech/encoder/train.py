@@ -19,20 +19,20 @@ ln(S), grad norm ~0.01 in log.csv), so raise the learning rate with care.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
-import shlex
+import logging
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from signals.configio import to_dict
 from signals.errors import DataError
+from signals.speech.encoder.config import TrainConfig
 from signals.speech.encoder.data import (
     GE2ESampler,
     find_utterances,
@@ -41,11 +41,10 @@ from signals.speech.encoder.data import (
     split_halves,
     split_speakers,
 )
-from signals.speech.encoder.infer import FrontEnd, mean_embedding, partial_mels
+from signals.speech.encoder.frontend import FrontEnd, mean_embedding, partial_mels
 from signals.speech.encoder.metrics import equal_error_rate, pair_scores
-from signals.speech.encoder.model import EncoderConfig, SpeakerEncoder
-from signals.speech.encoder.train_args import add_train_args
-from signals.speech.features import ENCODER_MEL, mel_numpy
+from signals.speech.encoder.model import SpeakerEncoder
+from signals.speech.features import mel_numpy
 from signals.torchutils import (
     cleanup_distributed,
     load_checkpoint,
@@ -55,26 +54,18 @@ from signals.torchutils import (
     unwrap,
 )
 
-
-@dataclass(frozen=True)
-class OptimConfig:
-    lr: float = 1e-4
-    clip_grad_norm: float = 3.0
-    # GE2E's similarity scale w and bias b learn 100x slower than the network (RTVC scales their
-    # gradients by 0.01, which Adam's per-parameter normalisation undoes; a learning-rate factor does not).
-    # At full rate w grows fast and the loss saturates early.
-    wb_lr_scale: float = 0.01
+log = logging.getLogger(__name__)
 
 
 def _cached_mels(utts, cache: Path, front: FrontEnd, rank: int, world: int) -> list[np.ndarray]:
     """Mels of all utterances, computed once (split over ranks) and memory-mapped from ``cache``."""
     cache.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha1(json.dumps([front.to_dict(), ENCODER_MEL.to_dict()], sort_keys=True).encode()).hexdigest()[:8]
+    key = hashlib.sha1(json.dumps(to_dict(front), sort_keys=True).encode()).hexdigest()[:8]
     files = [cache / f"{hashlib.sha1(str(u.path.resolve()).encode()).hexdigest()[:16]}-{key}.npy" for u in utts]
     todo = [i for i in range(rank, len(utts), world) if not files[i].is_file()]
     for i, wav in zip(todo, load_preprocessed([utts[i] for i in todo], front, progress=rank == 0)):
         tmp = files[i].with_suffix(".tmp.npy")
-        np.save(tmp, mel_numpy(wav, ENCODER_MEL).T.astype(np.float32))
+        np.save(tmp, mel_numpy(wav, front.mel).T.astype(np.float32))
         tmp.replace(files[i])
     if world > 1:
         torch.distributed.barrier()
@@ -101,21 +92,28 @@ def validate(model: SpeakerEncoder, val_batches: list[np.ndarray], val_wavs: lis
     return out
 
 
-def train(args: argparse.Namespace) -> Path:
-    if args.utterances_per_speaker < 2:
-        raise DataError("GE2E needs at least 2 utterances per speaker (--utterances-per-speaker)")
-    ctx = setup_distributed(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    seed_everything(args.seed + ctx.rank)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    front, cfg = FrontEnd(), EncoderConfig()
-    optim_cfg = OptimConfig(lr=args.lr, clip_grad_norm=args.clip_grad_norm)
+def train(config: TrainConfig, data: str | Path, out: str | Path, *, speakers: str | Path | None = None,
+          device: str | None = None, threads: int | None = None, init: str | Path | None = None,
+          command: str = "") -> Path:
+    """Train on the speaker-labelled audio folder ``data`` into the run folder ``out``; rerun to resume.
 
-    wanted = read_speaker_list(args.speakers) if args.speakers else None
-    utts = find_utterances(args.data, wanted)
-    split = split_speakers([u.speaker for u in utts], args.holdout_speakers, args.val_speakers, seed=args.seed)
+    ``speakers``: a file of speaker IDs to use (default all); ``init``: a model folder to start from;
+    ``command``: the command line, stored in the checkpoint for the model card. Returns the checkpoint.
+    """
+    cfg = config
+    if cfg.utterances_per_speaker < 2:
+        raise DataError("GE2E needs at least 2 utterances per speaker (--utterances-per-speaker)")
+    ctx = setup_distributed(device)
+    if threads:
+        torch.set_num_threads(threads)
+    seed_everything(cfg.seed + ctx.rank)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    front = FrontEnd()
+
+    wanted = read_speaker_list(speakers) if speakers else None
+    utts = find_utterances(data, wanted)
+    split = split_speakers([u.speaker for u in utts], cfg.holdout_speakers, cfg.val_speakers, seed=cfg.seed)
     if ctx.is_main:
         (out / "split.json").write_text(json.dumps(split, indent=1) + "\n")
         for name, ids in split.items():
@@ -126,8 +124,8 @@ def train(args: argparse.Namespace) -> Path:
     by_spk: dict[str, list[np.ndarray]] = {}
     for u, m in zip(train_utts, mels):
         by_spk.setdefault(u.speaker, []).append(m)
-    sampler = GE2ESampler(by_spk, args.speakers_per_batch, args.utterances_per_speaker, front.partial_frames,
-                          seed=args.seed + 1000 * ctx.rank)
+    sampler = GE2ESampler(by_spk, cfg.speakers_per_batch, cfg.utterances_per_speaker, front.partial_frames,
+                          seed=cfg.seed + 1000 * ctx.rank)
 
     val_wavs, val_spk, val_batches = [], [], []
     if ctx.is_main and split["val"]:
@@ -135,21 +133,21 @@ def train(args: argparse.Namespace) -> Path:
         val_wavs, val_spk = load_preprocessed(val_utts, front), [u.speaker for u in val_utts]
         vm: dict[str, list[np.ndarray]] = {}
         for u, w in zip(val_utts, val_wavs):
-            vm.setdefault(u.speaker, []).append(mel_numpy(w, ENCODER_MEL).T)
-        n_val = min(len(vm), args.speakers_per_batch)
+            vm.setdefault(u.speaker, []).append(mel_numpy(w, front.mel).T)
+        n_val = min(len(vm), cfg.speakers_per_batch)
         if n_val >= 2:
-            vs = GE2ESampler(vm, n_val, args.utterances_per_speaker, front.partial_frames, seed=12345)
+            vs = GE2ESampler(vm, n_val, cfg.utterances_per_speaker, front.partial_frames, seed=12345)
             val_batches = [vs.batch() for _ in range(4)]  # fixed: comparable across steps
 
-    model = SpeakerEncoder(cfg).to(ctx.device)
-    if args.init:
-        from signals.torchutils import load_safetensors
+    model = SpeakerEncoder(cfg.model).to(ctx.device)
+    if init:
+        from signals.speech.encoder.export import load_model
 
-        load_safetensors(model, Path(args.init) / "model.safetensors")
+        model.load_state_dict(load_model(init).state_dict())
     wb = [model.similarity_weight, model.similarity_bias]
     net_params = [p for n, p in model.named_parameters() if not n.startswith("similarity_")]
-    opt = torch.optim.Adam([{"params": net_params, "lr": optim_cfg.lr},
-                            {"params": wb, "lr": optim_cfg.lr * optim_cfg.wb_lr_scale}])
+    opt = torch.optim.Adam([{"params": net_params, "lr": cfg.lr},
+                            {"params": wb, "lr": cfg.lr * cfg.wb_lr_scale}])
     step = 0
     ckpt = load_checkpoint(out / "checkpoint.pt", map_location=ctx.device)
     if ckpt is not None:
@@ -159,13 +157,8 @@ def train(args: argparse.Namespace) -> Path:
         if ckpt.get("sampler_rng") and ctx.rank < len(ckpt["sampler_rng"]):
             sampler.rng.bit_generator.state = ckpt["sampler_rng"][ctx.rank]
         if ctx.is_main:
-            print(f"resumed from {out / 'checkpoint.pt'} at step {step}")
+            log.info("resumed from %s at step %d", out / "checkpoint.pt", step)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
-    command = "signals speech encoder train " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("train") + 1:]) \
-        if "train" in sys.argv else " ".join(shlex.quote(a) for a in sys.argv)
-
-    plain_args = {k: v for k, v in vars(args).items()
-                  if not k.startswith("_") and isinstance(v, (str, int, float, bool, type(None)))}
 
     def save() -> None:
         rng_states = [sampler.rng.bit_generator.state]
@@ -175,9 +168,9 @@ def train(args: argparse.Namespace) -> Path:
             rng_states = gathered
         if ctx.is_main:
             save_checkpoint(out / "checkpoint.pt", {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "config": cfg.to_dict(),
-                "optim": optim_cfg.__dict__, "frontend": front.to_dict(), "args": plain_args,
-                "command": command, "sampler_rng": rng_states,
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                "config": to_dict(cfg.model), "train_config": to_dict(cfg), "frontend": to_dict(front),
+                "data": str(data), "command": command, "sampler_rng": rng_states,
             })
 
     log_path = out / "log.csv"
@@ -192,7 +185,7 @@ def train(args: argparse.Namespace) -> Path:
 
     t0, recent = time.time(), []
     model.train()
-    bar = tqdm(range(step, args.steps), initial=step, total=args.steps, desc="train", disable=not ctx.is_main)
+    bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="train", disable=not ctx.is_main)
     for step in bar:
         batch = torch.from_numpy(sampler.batch()).to(ctx.device)
         s, u = batch.shape[:2]
@@ -200,14 +193,14 @@ def train(args: argparse.Namespace) -> Path:
         loss = model.loss(embeds)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), optim_cfg.clip_grad_norm))
+        gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm))
         opt.step()
         recent.append(loss.item())
         done = step + 1
         bar.set_postfix(loss=f"{np.mean(recent[-20:]):.3f}", w=f"{model.similarity_weight.item():.2f}")
-        last = done == args.steps
+        last = done == cfg.steps
         val = {}
-        if ctx.is_main and (done % args.val_every == 0 or last) and (val_batches or val_wavs):
+        if ctx.is_main and (done % cfg.val_every == 0 or last) and (val_batches or val_wavs):
             val = validate(unwrap(model), val_batches, val_wavs, val_spk, front, ctx.device)
         if ctx.is_main and (done % 10 == 0 or val or last):
             with log_path.open("a", newline="") as f:
@@ -216,23 +209,18 @@ def train(args: argparse.Namespace) -> Path:
                                         f"{val.get('val_loss', float('nan')):.5f}",
                                         f"{val.get('val_eer', float('nan')):.5f}", f"{time.time() - t0:.1f}"])
             if val:
-                tqdm.write(f"step {done}: train loss {np.mean(recent[-50:]):.4f}  val loss {val['val_loss']:.4f}  "
-                           f"val EER {100 * val['val_eer']:.2f} %")
+                log.info("step %d: train loss %.4f  val loss %.4f  val EER %.2f %%", done, np.mean(recent[-50:]),
+                         val["val_loss"], 100 * val["val_eer"])
         step = done
-        if done % args.save_every == 0 or last:
+        if done % cfg.save_every == 0 or last:
             save()
     if ctx.is_main:
-        print(f"done: {step} steps in {time.time() - t0:.0f} s, checkpoint {out / 'checkpoint.pt'}")
+        log.info("done: %d steps in %.0f s, checkpoint %s", step, time.time() - t0, out / "checkpoint.pt")
     cleanup_distributed()
     return out / "checkpoint.pt"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_train_args(p)
-    train(p.parse_args(argv))
-    return 0
+if __name__ == "__main__":  # python -m signals.speech.encoder.train ...: the options of `signals speech encoder train`
+    from signals.speech.encoder.cli import main_train
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_train())

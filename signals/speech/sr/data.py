@@ -12,18 +12,18 @@ soxr; reading audio folders (soundfile, soxr) happens only in :func:`load_corpus
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy import signal as sps
 
 from signals.errors import DataError
+from signals.speech.audio import AUDIO_SUFFIXES
+from signals.speech.features import SR_MEL
 
-SAMPLE_RATE = 48000
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+SAMPLE_RATE = SR_MEL.sample_rate  # 48 kHz: the target rate of training and of the runtime
 FILTERS = ("poly", "butter", "cheby1", "cheby2", "ellip", "bessel", "fft")
 
 
@@ -37,16 +37,6 @@ class DegradeConfig:
     gain_db: tuple[float, float] = (-32.0, -14.0)  # random RMS level of the crop (dBFS)
     speed: tuple[float, float] = (0.92, 1.08)  # random speed (pitch + formant) perturbation
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DegradeConfig:
-        d = dict(d)
-        for key in ("filters", "gain_db", "speed"):
-            if key in d:
-                d[key] = tuple(d[key])
-        return cls(**d)
 
     def rates(self) -> list[int]:
         grid = list(range(self.min_rate, self.max_rate + 1, self.rate_step))
@@ -128,9 +118,9 @@ def find_audio(folder: str | Path) -> list[Path]:
         raise DataError(f"training data folder not found: {folder}")
     if folder.is_file():
         return [folder]
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTS and p.is_file())
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     if not files:
-        raise DataError(f"no audio files ({', '.join(AUDIO_EXTS)}) found under {folder}")
+        raise DataError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) found under {folder}")
     return files
 
 

@@ -10,7 +10,8 @@ input is made with soxr (a resampler the model never saw in training) and upsamp
   copy, on an STFT (a classic blind bandwidth-extension baseline);
 * ``hifi_sr``: the ONNX model with the band-keeping crossover (what ``signals speech upsample`` does).
 
-Torch-free; writes ``results.json`` and ``results.txt`` (a table) to ``--out``.
+Torch-free; writes ``results.json`` and ``results.txt`` (a table) to ``--out``. The held-out
+utterances are the ones the model folder's ``config.json["source"]["data"]["test_utterances"]`` lists.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from scipy import signal as sps
 
 from signals.errors import DataError
 from signals.speech.audio import load_audio, resample
+from signals.speech.sr.frontend import SAMPLE_RATE as SR
 from signals.speech.sr.metrics import lsd, si_sdr
 
 RATES = (4000, 8000, 16000, 24000)
 METHODS = ("unprocessed", "spectral_replication", "hifi_sr")
-SR = 48000
 
 
 def spectral_replication(wav48: np.ndarray, cutoff_hz: float, sr: int = SR, n_fft: int = 1024) -> np.ndarray:
@@ -79,10 +80,12 @@ def evaluate_files(files: list[Path], model, rates: tuple[int, ...] = RATES) -> 
     return {"files": [p.stem for p in files], "rates": list(rates), "summary": summary, "rows": rows}
 
 
-def format_table(result: dict[str, Any], title: str = "") -> str:
+def format_table(result: dict[str, Any]) -> str:
     rates = [str(r) for r in result["rates"]] + ["mean"]
     head = f"{'method':<22}" + "".join(f"{(r if r == 'mean' else f'{int(r) // 1000}k'):>22}" for r in rates)
     sub = f"{'':<22}" + "".join(f"{'LSD / LSD-HF / SI-SDR':>22}" for _ in rates)
+    title = (f"HiFi-SR evaluation on {result['label']} (48 kHz reference; LSD in log10 units, SI-SDR in dB)"
+             if result.get("label") else "")
     lines = [title, head, sub] if title else [head, sub]
     for method, per_rate in result["summary"].items():
         cells = "".join(
@@ -93,9 +96,10 @@ def format_table(result: dict[str, Any], title: str = "") -> str:
     return "\n".join(lines)
 
 
-def run(data: str | Path, model_dir: str | Path | None = None, out: str | Path | None = None,
-        held_out: bool = False, files: list[str] | None = None, rates: tuple[int, ...] = RATES,
-        threads: int | None = None) -> dict[str, Any]:
+def evaluate(data: str | Path, model_dir: str | Path | None = None, out: str | Path | None = None,
+             held_out: bool = False, files: list[str] | None = None, rates: tuple[int, ...] = RATES,
+             threads: int | None = None) -> dict[str, Any]:
+    """Evaluate the model folder on ``data``; writes ``results.json`` / ``results.txt`` into ``out`` if given."""
     from signals.speech.sr.data import find_audio, utterance_id
     from signals.speech.sr.infer import load
 
@@ -103,22 +107,20 @@ def run(data: str | Path, model_dir: str | Path | None = None, out: str | Path |
     paths = find_audio(data)
     wanted = set(files or [])
     if held_out:
-        test = model.config.get("data", {}).get("test_utterances")
+        test = (model.folder.config.source.get("data") or {}).get("test_utterances")
         if not test:
-            raise DataError(f"{model.folder}/config.json lists no held-out test utterances (data.test_utterances)")
+            raise DataError(f"{model.folder.config_path} lists no held-out test utterances "
+                            "(source.data.test_utterances)")
         wanted |= set(test)
     if wanted:
         paths = [p for p in paths if utterance_id(p) in wanted]
         if not paths:
             raise DataError(f"none of {sorted(wanted)} found under {data}")
     result = evaluate_files(paths, model, tuple(rates))
-    label = "held-out test utterances" if held_out else "all files given"
-    text = format_table(result, f"HiFi-SR evaluation on {label} (48 kHz reference; LSD in log10 units, SI-SDR in dB)")
-    result["label"] = label
+    result["label"] = "held-out test utterances" if held_out else "all files given"
     if out is not None:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-        (folder / "results.txt").write_text(text + "\n")
-    print(text)
+        (folder / "results.txt").write_text(format_table(result) + "\n")
     return result

@@ -1,6 +1,6 @@
 """HiFi-SR runtime: any input rate (4-48 kHz, mono or stereo, any length) to 48 kHz. No torch.
 
-    sr = load("models/super_resolution")
+    sr = load()                                       # models/super_resolution (or --model / $SIGNALS_MODELS)
     wav48 = sr.upsample(wav, sample_rate)            # float32 [T'] or [C, T']
     sr.upsample_file("in.wav", "out.wav")            # 48 kHz, 16-bit (or float)
 
@@ -18,17 +18,19 @@ output equals ``upsample`` on the whole signal (same chunk grid, same resampler 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from signals.errors import AudioError
-from signals.paths import model_dir as default_model_dir
-from signals.runtime import create_session, read_config
+from signals.errors import AudioError, ModelError
+from signals.modelfolder import ModelFolder
 from signals.speech.audio import SILENCE_PEAK, check_audio, open_audio, resample
-from signals.speech.features import MelConfig, mel_numpy
+from signals.speech.features import mel_numpy
+from signals.speech.sr.frontend import FrontEnd, check_input
 from signals.speech.sr.postprocess import (
     BandwidthEstimator,
     crossover,
@@ -37,11 +39,19 @@ from signals.speech.sr.postprocess import (
     detect_bandwidth,
 )
 
-MIN_RATE, MAX_CHANNELS = 4000, 2
-# Below this the input adds nothing to a 48 kHz signal: it is passed through unchanged.
-FULL_BAND_HZ = 23500.0
+KIND = "super_resolution"
+ONNX_FILE = "generator.onnx"
 # Input frames per read in the streaming pass (any value gives the same output).
 STREAM_BLOCK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """``config.json["runtime"]``: how the generator runs over long signals with flat memory."""
+
+    context_frames: int  # >= the generator's receptive field, so chunked output equals whole-file output
+    chunk_frames: int = 1024
+    crossfade_frames: int = 8
 
 
 class _ChunkStream:
@@ -53,12 +63,12 @@ class _ChunkStream:
     Only ``chunk + xf + 2 ctx`` frames of input and ``xf`` frames of output are held at any time.
     """
 
-    def __init__(self, sr: SuperResolution, chunk_frames: int | None, h: np.ndarray | None):
-        inf = sr.config["inference"]
+    def __init__(self, sr: SRRuntime, chunk_frames: int | None, h: np.ndarray | None):
+        inf = sr.chunking
         self.run, self.h = sr._run, h
-        self.chunk = int(chunk_frames or inf["chunk_frames"])
-        self.ctx, self.xf = int(inf["context_frames"]), int(inf["crossfade_frames"])
-        self.mc, self.hop = sr.mel_cfg, sr.hop
+        self.chunk = int(chunk_frames or inf.chunk_frames)
+        self.ctx, self.xf = inf.context_frames, inf.crossfade_frames
+        self.mc, self.hop = sr.front.mel, sr.hop
         self.pad = self.mc.n_fft // 2
         self.frame_cfg = replace(self.mc, center=False)
         self.buf = np.zeros(0, dtype=np.float32)  # input samples base ... base + len(buf)
@@ -144,23 +154,40 @@ class _ChunkStream:
         return self._emit(parts)
 
 
-@dataclass
-class SuperResolution:
-    session: Any
-    config: dict[str, Any]
-    folder: Path
+@dataclass(frozen=True)
+class SRRuntime:
+    """A HiFi-SR model folder ready to run (the torch module is ``model.Generator``)."""
 
-    @property
-    def mel_cfg(self) -> MelConfig:
-        return MelConfig.from_dict(self.config["mel"])
+    folder: ModelFolder
+    session: Any  # onnxruntime: mel float32 [B, n_mels, frames] -> audio float32 [B, frames * hop]
+    front: FrontEnd
+    chunking: Chunking
+
+    @classmethod
+    def load(cls, model_dir: str | Path | None = None, providers: Sequence[str] | None = None,
+             threads: int | None = None) -> SRRuntime:
+        folder = ModelFolder.find(KIND, model_dir)
+        front = folder.section("frontend", FrontEnd)
+        chunking = folder.section("runtime", Chunking)
+        spec = folder.graph("generator", ["mel"], ["audio"])
+        # n_mels and the hop are stored by the front end's mel, the generator config and the graph.
+        model = folder.config.model
+        hop = math.prod(model.get("upsample_rates", [front.mel.hop_length]))
+        if not spec.inputs["mel"][1] == front.mel.n_mels == model.get("n_mels", front.mel.n_mels) or \
+                hop != front.mel.hop_length:
+            raise ModelError(f"{folder.config_path}: frontend.mel (n_mels {front.mel.n_mels}, hop "
+                             f"{front.mel.hop_length}) does not match the generator (n_mels {model.get('n_mels')}, "
+                             f"hop {hop}) or the graph's input {spec.inputs['mel']}")
+        session = folder.session("generator", providers=providers, threads=threads)
+        return cls(folder=folder, session=session, front=front, chunking=chunking)
 
     @property
     def sample_rate(self) -> int:
-        return int(self.config["sample_rate"])
+        return self.front.sample_rate
 
     @property
     def hop(self) -> int:
-        return int(self.config["onnx_io"]["hop"])
+        return self.front.mel.hop_length
 
     def _run(self, mel: np.ndarray) -> np.ndarray:
         """``mel: [n_mels, F]`` -> ``[F * hop]`` raw generator output."""
@@ -178,31 +205,21 @@ class SuperResolution:
         if wav.ndim not in (1, 2):
             raise AudioError(f"{name}: expected [samples] or [channels, samples], got shape {wav.shape}")
         channels = wav.reshape(-1, wav.shape[-1])
-        if channels.shape[0] > MAX_CHANNELS:
-            raise AudioError(
-                f"{name} has {channels.shape[0]} channels; super-resolution takes mono or stereo. "
-                "Mix down or split the channels first."
-            )
-        if sample_rate < MIN_RATE:
-            raise AudioError(f"{name} is sampled at {sample_rate} Hz; the lowest supported input rate is {MIN_RATE} Hz")
-        sr_out = self.sample_rate
-        min_seconds = self.mel_cfg.n_fft / sr_out  # one analysis frame at 48 kHz
-        check_audio(channels, sample_rate, name=name, min_seconds=min_seconds)
-        bandwidth = min(detect_bandwidth(channels, sample_rate), sample_rate / 2)
+        check_input(name, sample_rate, channels.shape[0], channels.shape[1], self.front)
+        check_audio(channels, sample_rate, name=name, min_seconds=self.front.min_seconds)
+        bandwidth = min(detect_bandwidth(channels, sample_rate, drop_db=self.front.bandwidth_drop_db), sample_rate / 2)
         outs = []
         for ch in channels:
-            x48 = resample(ch.astype(np.float32), sample_rate, sr_out)
-            if bandwidth >= FULL_BAND_HZ:
+            x48 = resample(ch.astype(np.float32), sample_rate, self.sample_rate)
+            if bandwidth >= self.front.full_band_hz:
                 outs.append(x48.astype(np.float32))
                 continue
-            h = crossover_filter(crossover_cutoff(bandwidth, self.config["inference"]["crossover_width_hz"]), sr_out,
-                                 self.config["inference"]["crossover_width_hz"]) if postprocess else None
-            outs.append(self.generate(x48, chunk_frames, h))
+            outs.append(self.generate(x48, chunk_frames, self._crossover_h(bandwidth, postprocess)))
         out = np.stack(outs)
         return out[0] if wav.ndim == 1 else out
 
     def _crossover_h(self, bandwidth: float, postprocess: bool) -> np.ndarray | None:
-        width = self.config["inference"]["crossover_width_hz"]
+        width = self.front.crossover_width_hz
         return crossover_filter(crossover_cutoff(bandwidth, width), self.sample_rate, width) if postprocess else None
 
     def upsample_file(self, src: str | Path, dst: str | Path, subtype: str = "PCM_16",
@@ -218,18 +235,9 @@ class SuperResolution:
         src, sr_out = Path(src), self.sample_rate
         with open_audio(src) as fin:
             sr, n_ch, n_in = int(fin.samplerate), int(fin.channels), int(fin.frames)
-            if n_in <= 0:
-                raise AudioError(f"{src} contains no audio samples")
-            if n_ch > MAX_CHANNELS:
-                raise AudioError(f"{src} has {n_ch} channels; super-resolution takes mono or stereo. "
-                                 "Mix down or split the channels first.")
-            if sr < MIN_RATE:
-                raise AudioError(f"{src} is sampled at {sr} Hz; the lowest supported input rate is {MIN_RATE} Hz")
-            min_seconds = self.mel_cfg.n_fft / sr_out
-            if n_in / sr < min_seconds:
-                raise AudioError(f"{src} is too short: {n_in / sr:.3f} s, at least {min_seconds:.2f} s is needed")
+            check_input(str(src), sr, n_ch, n_in, self.front)
             # pass 1: finite check, peak, running Welch bandwidth over the whole file (block by block)
-            est, peak, pos = BandwidthEstimator(sr, n_in), 0.0, 0
+            est, peak, pos = BandwidthEstimator(sr, n_in, drop_db=self.front.bandwidth_drop_db), 0.0, 0
             for block in fin.blocks(blocksize=est.block, dtype="float32", always_2d=True):
                 if not np.all(np.isfinite(block)):
                     bad = int(block.size - np.count_nonzero(np.isfinite(block)))
@@ -240,7 +248,7 @@ class SuperResolution:
             if peak < SILENCE_PEAK:
                 raise AudioError(f"{src} is silent (peak below {20 * np.log10(SILENCE_PEAK):.0f} dBFS)")
             bandwidth = min(est.result(), sr / 2)
-            passthrough = bandwidth >= FULL_BAND_HZ
+            passthrough = bandwidth >= self.front.full_band_hz
             h = None if passthrough else self._crossover_h(bandwidth, postprocess)
             # pass 2: stream resample -> generator -> writer, one block at a time
             resamplers = [soxr.ResampleStream(sr, sr_out, 1, dtype="float32", quality="VHQ") if sr != sr_out
@@ -279,8 +287,6 @@ class SuperResolution:
                 "bandwidth_hz": bandwidth}
 
 
-def load(model_dir: str | Path | None = None, providers=None, threads: int | None = None) -> SuperResolution:
-    folder = Path(model_dir) if model_dir is not None else default_model_dir("super_resolution")
-    cfg = read_config(folder)
-    session = create_session(folder / cfg.get("onnx", "generator.onnx"), providers=providers, threads=threads)
-    return SuperResolution(session=session, config=cfg, folder=folder)
+def load(model_dir: str | Path | None = None, providers: Sequence[str] | None = None,
+         threads: int | None = None) -> SRRuntime:
+    return SRRuntime.load(model_dir, providers=providers, threads=threads)

@@ -1,77 +1,14 @@
-"""HiFi-SR losses: LSGAN adversarial terms, feature matching, multi-scale mel L1.
+"""HiFi-SR's losses: the shared GAN / feature-matching / multi-scale mel terms of :mod:`signals.speech.nn`.
 
-Generator:      L_G = sum_d w_adv * L_adv(G; d) + lambda_fm * sum_d L_fm(G; d) + lambda_mel * L_mel
-Discriminators: L_D = sum_d L_adv(D; d),   d in {MPD, MSD, MBD}
-The paper uses lambda_mel = 7 and lambda_fm = 1.5 (its Eq. 4); the weights live in :class:`LossConfig`.
+:class:`LossConfig`'s defaults are HiFi-SR's (lambda_mel 7, lambda_fm 1.5; mel scales at 48 kHz).
 """
 
-from __future__ import annotations
+from signals.speech.nn.losses import (
+    LossConfig,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adv_loss,
+    multiscale_mel_loss,
+)
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
-
-import torch
-import torch.nn.functional as F
-
-from signals.speech.features import MelConfig, mel_torch
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    lambda_mel: float = 7.0
-    lambda_fm: float = 1.5
-    lambda_adv: float = 1.0
-    # (n_fft, hop, n_mels) of the multi-scale mel loss at 48 kHz; fine time to fine frequency.
-    mel_scales: tuple[tuple[int, int, int], ...] = field(
-        default=((256, 64, 32), (512, 128, 64), (1024, 256, 80), (2048, 512, 128))
-    )
-    sample_rate: int = 48000
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LossConfig:
-        d = dict(d)
-        if "mel_scales" in d:
-            d["mel_scales"] = tuple(tuple(s) for s in d["mel_scales"])
-        return cls(**d)
-
-    def mel_configs(self) -> list[MelConfig]:
-        return [
-            MelConfig(sample_rate=self.sample_rate, n_fft=n, hop_length=h, n_mels=m, fmax=self.sample_rate / 2)
-            for n, h, m in self.mel_scales
-        ]
-
-
-def multiscale_mel_loss(fake: torch.Tensor, real: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
-    """Mean over scales of L1 between log-mels. ``fake, real: Tensor[B, 1, T]`` -> scalar."""
-    with torch.autocast(device_type=fake.device.type, enabled=False):
-        fake, real = fake.float().squeeze(1), real.float().squeeze(1)
-        losses = [F.l1_loss(mel_torch(fake, m), mel_torch(real, m)) for m in cfg.mel_configs()]
-    return torch.stack(losses).mean()
-
-
-def discriminator_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
-    """LSGAN: sum over sub-discriminators of mean((1 - D(real))^2) + mean(D(fake)^2)."""
-    loss = real_logits[0].new_zeros(())
-    for dr, dg in zip(real_logits, fake_logits):
-        loss = loss + torch.mean((1 - dr.float()) ** 2) + torch.mean(dg.float() ** 2)
-    return loss
-
-
-def generator_adv_loss(fake_logits: list[torch.Tensor]) -> torch.Tensor:
-    """LSGAN: sum over sub-discriminators of mean((1 - D(G(x)))^2)."""
-    loss = fake_logits[0].new_zeros(())
-    for dg in fake_logits:
-        loss = loss + torch.mean((1 - dg.float()) ** 2)
-    return loss
-
-
-def feature_matching_loss(real_feats: list[list[torch.Tensor]], fake_feats: list[list[torch.Tensor]]) -> torch.Tensor:
-    """Sum over sub-discriminators and layers of L1(feature(real), feature(fake)); real is detached."""
-    loss = real_feats[0][0].new_zeros((), dtype=torch.float32)
-    for fr_list, fg_list in zip(real_feats, fake_feats):
-        for fr, fg in zip(fr_list, fg_list):
-            loss = loss + F.l1_loss(fg.float(), fr.detach().float())
-    return loss
+__all__ = ["LossConfig", "discriminator_loss", "feature_matching_loss", "generator_adv_loss", "multiscale_mel_loss"]

@@ -10,26 +10,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from signals.speech.features import stft
+
 LSD_FFT, LSD_HOP, POWER_FLOOR = 2048, 512, 1e-8
 
 
 def _power_spec(x: np.ndarray) -> np.ndarray:
     """``x: [T]`` -> ``[frames, n_fft // 2 + 1]`` power (centred frames, reflect padding)."""
-    x = np.pad(np.asarray(x, dtype=np.float64), LSD_FFT // 2, mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(x, LSD_FFT)[::LSD_HOP]
-    win = np.hanning(LSD_FFT + 1)[:-1]
-    return np.abs(np.fft.rfft(frames * win, axis=-1)) ** 2
+    return np.abs(stft(x, LSD_FFT, LSD_HOP, window=np.hanning(LSD_FFT + 1)[:-1], dtype=np.float64)) ** 2
 
 
-def lsd(ref: np.ndarray, est: np.ndarray, sr: int = 48000, min_hz: float = 0.0) -> float:
+def lsd(ref: np.ndarray, est: np.ndarray, sr: int = 48000, min_hz: float = 0.0, max_hz: float | None = None) -> float:
     """Log-spectral distance between ``ref`` and ``est`` (``[T]`` each, same length, same rate).
 
-    ``min_hz`` > 0 restricts it to bins at or above that frequency (the high-band LSD).
+    ``min_hz`` > 0 restricts it to bins at or above that frequency (the high-band LSD); ``max_hz`` to
+    bins below that frequency.
     """
     n = min(len(ref), len(est))
     pr, pe = _power_spec(ref[:n]), _power_spec(est[:n])
     freqs = np.fft.rfftfreq(LSD_FFT, 1.0 / sr)
-    keep = freqs >= min_hz
+    keep = (freqs >= min_hz) & (freqs < (max_hz if max_hz is not None else np.inf))
     d = np.log10(np.maximum(pr[:, keep], POWER_FLOOR)) - np.log10(np.maximum(pe[:, keep], POWER_FLOOR))
     return float(np.mean(np.sqrt(np.mean(d**2, axis=-1))))
 

@@ -8,8 +8,10 @@ field finite, so overlapped chunked inference is exactly whole-file inference (u
 and memory stays flat on long files; the depthwise convolutions carry relative position, so no
 absolute position embedding is needed (which would also break chunking).
 
-The upsampler is HiFi-GAN V1/V2-shaped: transposed convolutions whose rates multiply to the mel hop
-(8*8*2*2 = 256), multi-receptive-field residual blocks, Snake activations (BigVGAN) and a tanh output.
+The upsampler is the shared HiFi-GAN body (:class:`signals.speech.nn.generator.HiFiGANGenerator`, which
+:class:`Generator` subclasses, so parameter names are the body's): transposed convolutions whose rates
+multiply to the mel hop (8*8*2*2 = 256), multi-receptive-field residual blocks, Snake activations
+(BigVGAN) and a tanh output.
 Sizes live in :class:`GeneratorConfig`: :data:`SMALL` (~2 M parameters, what we ship, faster than real
 time on one CPU core) and :data:`PAPER` (~101 M, the paper's size) are the same class.
 """
@@ -17,30 +19,19 @@ time on one CPU core) and :data:`PAPER` (~101 M, the paper's size) are the same 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from signals.configio import from_dict, to_dict
+from signals.speech.nn.generator import HiFiGANConfig, HiFiGANGenerator
+from signals.speech.nn.layers import ResBlock, Snake  # noqa: F401  (re-exported: HiFi-SR's blocks)
+
 # --------------------------------------------------------------------------------------------------
 # blocks
-
-
-class Snake(nn.Module):
-    """Snake activation ``x + sin^2(a x) / a`` with a learned per-channel ``a`` (stored as log a).
-
-    Periodic inductive bias for waveforms (Ziyin et al. 2020; BigVGAN). ``x: Tensor[B, C, T]``.
-    """
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.log_alpha = nn.Parameter(torch.zeros(1, channels, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        alpha = self.log_alpha.exp()
-        return x + torch.sin(alpha * x).pow(2) / (alpha + 1e-9)
 
 
 class LocalSelfAttention(nn.Module):
@@ -103,26 +94,6 @@ class ConformerBlock(nn.Module):
         return x + self.ff(self.ln_ff(x))
 
 
-class ResBlock(nn.Module):
-    """HiFi-GAN "ResBlock1" with Snake: dilated conv pairs, each a residual. ``x: Tensor[B, C, T]``."""
-
-    def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...]):
-        super().__init__()
-        self.convs1 = nn.ModuleList(
-            nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=d * (kernel_size - 1) // 2) for d in dilations
-        )
-        self.convs2 = nn.ModuleList(
-            nn.Conv1d(channels, channels, kernel_size, padding=(kernel_size - 1) // 2) for _ in dilations
-        )
-        self.acts1 = nn.ModuleList(Snake(channels) for _ in dilations)
-        self.acts2 = nn.ModuleList(Snake(channels) for _ in dilations)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for c1, c2, a1, a2 in zip(self.convs1, self.convs2, self.acts1, self.acts2):
-            x = x + c2(a2(c1(a1(x))))
-        return x
-
-
 # --------------------------------------------------------------------------------------------------
 # config
 
@@ -150,31 +121,28 @@ class GeneratorConfig:
         return math.prod(self.upsample_rates)
 
     @property
+    def upsampler(self) -> HiFiGANConfig:
+        """The HiFi-GAN body behind the encoder: Snake activations, fed ``d_model`` channels."""
+        return HiFiGANConfig(
+            in_channels=self.d_model, upsample_initial_channel=self.upsample_initial_channel,
+            upsample_rates=self.upsample_rates, upsample_kernel_sizes=self.upsample_kernel_sizes,
+            resblock_kernel_sizes=self.resblock_kernel_sizes, resblock_dilations=self.resblock_dilations,
+            activation="snake",
+        )
+
+    @property
     def context_frames(self) -> int:
         """Frames on each side that can influence one output frame (for chunked inference)."""
-        enc = self.n_layers * (self.attn_window + self.conv_kernel // 2) + 1 + 3  # + pre conv + conv_pre
-        # Upsampler: at stage i one element spans hop / prod(rates[:i+1]) samples; sum each stage's
-        # half receptive field (transposed conv + residual blocks) in frames, rounded up, plus 1.
-        ups, factor = 0.0, 1
-        for u, k in zip(self.upsample_rates, self.upsample_kernel_sizes):
-            factor *= u
-            half = k / u + max(sum(d * (k2 - 1) + (k2 - 1) for d in dil) for k2, dil in
-                               zip(self.resblock_kernel_sizes, self.resblock_dilations)) / 2
-            ups += half / factor
-        return enc + math.ceil(ups + 7 / self.hop) + 1
+        # encoder blocks + its pre conv, then the upsampler's own (conv_pre, stages, conv_post)
+        return self.n_layers * (self.attn_window + self.conv_kernel // 2) + 1 + self.upsampler.context_frames
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
-        d = dict(d)
-        for key in ("upsample_rates", "upsample_kernel_sizes", "resblock_kernel_sizes"):
-            if key in d:
-                d[key] = tuple(d[key])
-        if "resblock_dilations" in d:
-            d["resblock_dilations"] = tuple(tuple(x) for x in d["resblock_dilations"])
-        return cls(**d)
+        """Refuses unknown keys (:func:`signals.configio.from_dict`)."""
+        return from_dict(cls, d)
 
 
 SMALL = GeneratorConfig()
@@ -187,42 +155,30 @@ CONFIGS = {"small": SMALL, "paper": PAPER}
 # model
 
 
-class Generator(nn.Module):
+class Generator(HiFiGANGenerator):
     """Log-mel of the (resampled-to-48 kHz) low-resolution input -> 48 kHz waveform.
 
-    ``forward(mel: Tensor[B, n_mels, F]) -> Tensor[B, 1, F * hop]`` in [-1, 1].
+    ``forward(mel: Tensor[B, n_mels, F]) -> Tensor[B, 1, F * hop]`` in [-1, 1]: :meth:`encode` (the
+    conformer, then the body's ``conv_pre``) and the shared :meth:`~HiFiGANGenerator.upsample`.
     """
 
     def __init__(self, cfg: GeneratorConfig = SMALL):
-        super().__init__()
+        # Built in the order the encoder comes first (so a seed gives the same initial weights as ever),
+        # hence nn.Module.__init__ and build_upsampler rather than HiFiGANGenerator.__init__.
+        nn.Module.__init__(self)
         self.cfg = cfg
         self.pre = nn.Conv1d(cfg.n_mels, cfg.d_model, 3, padding=1)
         self.blocks = nn.ModuleList(
             ConformerBlock(cfg.d_model, cfg.n_heads, cfg.ff_mult, cfg.conv_kernel, cfg.dropout) for _ in range(cfg.n_layers)
         )
         self.ln_out = nn.LayerNorm(cfg.d_model)
-        self.conv_pre = nn.Conv1d(cfg.d_model, cfg.upsample_initial_channel, 7, padding=3)
-        self.ups = nn.ModuleList()
-        self.up_acts = nn.ModuleList()
-        self.resblocks = nn.ModuleList()
-        ch = cfg.upsample_initial_channel
-        for u, k in zip(cfg.upsample_rates, cfg.upsample_kernel_sizes):
-            assert (k - u) % 2 == 0, "upsample kernel minus rate must be even so the output is exactly T * rate"
-            self.up_acts.append(Snake(ch))
-            self.ups.append(nn.ConvTranspose1d(ch, ch // 2, k, u, padding=(k - u) // 2))
-            ch //= 2
-            self.resblocks.append(
-                nn.ModuleList(ResBlock(ch, k2, d) for k2, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilations))
-            )
-        self.act_post = Snake(ch)
-        self.conv_post = nn.Conv1d(ch, 1, 7, padding=3)
+        self.build_upsampler(cfg.upsampler)
         self.apply(self._init)
 
     @staticmethod
     def _init(m: nn.Module) -> None:
-        # PyTorch's default (Kaiming-uniform) init, not HiFi-GAN's N(0, 0.01): with Snake residual
-        # stacks the latter leaves the untrained output near 1e-6, below the log-mel floor, where the
-        # mel loss has no gradient at all.
+        # PyTorch's default (Kaiming-uniform) init with zero biases everywhere, not HiFi-GAN's N(0, 0.01):
+        # see HiFiGANGenerator.reset_parameters.
         if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
@@ -238,19 +194,6 @@ class Generator(nn.Module):
         for block in self.blocks:
             x = block(x, mask)
         return self.conv_pre(self.ln_out(x).transpose(1, 2))
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        x = self.encode(mel)
-        for act, up, blocks in zip(self.up_acts, self.ups, self.resblocks):
-            x = up(act(x))
-            # multi-receptive-field fusion: the average of the parallel residual blocks
-            x = sum(block(x) for block in blocks) / len(blocks)
-        return torch.tanh(self.conv_post(self.act_post(x)))
-
-    @torch.inference_mode()
-    def infer(self, mel: torch.Tensor) -> torch.Tensor:
-        """``mel: Tensor[B, n_mels, F]`` -> ``Tensor[B, F * hop]``."""
-        return self.forward(mel).squeeze(1)
 
 
 def build_generator(cfg: GeneratorConfig | dict | str = SMALL) -> Generator:

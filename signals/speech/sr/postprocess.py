@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal as sps
 
+from signals.speech.features import SR_MEL
+
 # The input counts as present up to the highest frequency whose smoothed power is within this many dB
 # of the spectrum's speech-band level (resampler stop bands sit 60+ dB down; speech 8-20 kHz is ~30-50).
 BANDWIDTH_DROP_DB = 60.0
@@ -24,8 +26,8 @@ class BandwidthEstimator:
     ``block_seconds`` (the last may be shorter) to get exactly :func:`detect_bandwidth`'s answer.
     """
 
-    def __init__(self, sr: int, n_samples: int, block_seconds: float = 30.0):
-        self.sr = sr
+    def __init__(self, sr: int, n_samples: int, block_seconds: float = 30.0, drop_db: float = BANDWIDTH_DROP_DB):
+        self.sr, self.drop_db = sr, drop_db
         self.nper = 2048 if n_samples >= 2048 else max(16, 1 << int(np.log2(max(n_samples, 16))))
         self.block = max(int(block_seconds * sr), self.nper)
         self.acc: np.ndarray | None = None
@@ -50,28 +52,29 @@ class BandwidthEstimator:
         psd_s = np.convolve(psd, np.ones(smooth) / smooth, mode="same")
         db = 10 * np.log10(psd_s + 1e-20)
         ref = np.percentile(db[f <= min(4000.0, self.sr / 2)], 95)
-        above = np.nonzero(db >= ref - BANDWIDTH_DROP_DB)[0]
+        above = np.nonzero(db >= ref - self.drop_db)[0]
         if above.size == 0:
             return float(self.sr / 2)
         return float(min(f[above[-1]], self.sr / 2))
 
 
-def detect_bandwidth(wav: np.ndarray, sr: int, block_seconds: float = 30.0) -> float:
+def detect_bandwidth(wav: np.ndarray, sr: int, block_seconds: float = 30.0,
+                     drop_db: float = BANDWIDTH_DROP_DB) -> float:
     """Effective bandwidth (Hz) of ``wav: [T]`` or ``[C, T]`` at ``sr``, at most ``sr / 2``.
 
     Welch power spectrum (n_fft 2048) accumulated over ``block_seconds`` blocks, smoothed over
-    ~200 Hz; the bandwidth is the highest frequency still within :data:`BANDWIDTH_DROP_DB` of the
+    ~200 Hz; the bandwidth is the highest frequency still within ``drop_db`` of the
     95th-percentile level of the 0-4 kHz band. See :class:`BandwidthEstimator` for streams.
     """
     x = np.asarray(wav, dtype=np.float32)
     x = x.reshape(-1, x.shape[-1]).mean(axis=0)
-    est = BandwidthEstimator(sr, len(x), block_seconds)
+    est = BandwidthEstimator(sr, len(x), block_seconds, drop_db)
     for s in range(0, len(x), est.block):
         est.update(x[s : s + est.block])
     return est.result()
 
 
-def crossover_filter(cutoff_hz: float, sr: int = 48000, width_hz: float = CROSSOVER_WIDTH_HZ) -> np.ndarray:
+def crossover_filter(cutoff_hz: float, sr: int = SR_MEL.sample_rate, width_hz: float = CROSSOVER_WIDTH_HZ) -> np.ndarray:
     """Linear-phase low-pass FIR (odd length) with its transition band centred on ``cutoff_hz``."""
     numtaps, beta = sps.kaiserord(CROSSOVER_ATTEN_DB, width_hz / (sr / 2))
     numtaps |= 1  # odd: integer group delay, exact 'same' alignment

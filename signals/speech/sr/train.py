@@ -12,16 +12,15 @@ Several GPUs (DDP, same entry point)::
 ``--data`` is a folder (VCTK layout or plain files, read with soundfile + soxr) or a ``.npz`` written by
 ``prepare_npz`` (machines without audio libraries). Degradation happens on the fly in DataLoader
 workers (see ``data.py``). Mixed precision (bf16 autocast) on CUDA, AdamW, resumable checkpoints
-(``--resume``), a JSON-lines log, and validation audio examples in ``<out>/samples/``.
+(``--resume``), a JSON-lines log (``train_log.jsonl``), and validation audio examples in ``<out>/samples/``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +28,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from signals.configio import to_dict
 from signals.errors import DataError
+from signals.modelfolder import LOG_FILE
 from signals.speech.features import SR_MEL, mel_torch
+from signals.speech.sr.config import TrainConfig
 from signals.speech.sr.data import (
     SAMPLE_RATE,
-    DegradeConfig,
     SRDataset,
     collate,
     degrade,
@@ -50,8 +51,7 @@ from signals.speech.sr.losses import (
     multiscale_mel_loss,
 )
 from signals.speech.sr.metrics import lsd
-from signals.speech.sr.model import CONFIGS, Generator, GeneratorConfig
-from signals.speech.sr.train_args import add_arguments
+from signals.speech.sr.model import CONFIGS, Generator
 from signals.torchutils import (
     cleanup_distributed,
     count_parameters,
@@ -67,24 +67,7 @@ from signals.torchutils import (
 VAL_RATES = (8000, 16000)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.8, 0.99)
-    weight_decay: float = 0.01
-    lr_decay: float = 0.999  # multiplied in every 1000 steps (HiFi-GAN decays 0.999 per epoch)
-    batch_size: int = 16
-    grad_clip: float = 1000.0
-    disc_start: int = 0  # steps of mel-only warm-up before the adversarial terms switch on
-    disc_warmup: int = 0  # then this many steps train D only, so fresh discriminators do not jolt a trained G
-    seed: int = 1234
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    degrade: DegradeConfig = field(default_factory=DegradeConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+log = logging.getLogger(__name__)
 
 
 def _lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -130,41 +113,93 @@ class _OffsetSampler(torch.utils.data.Sampler):
         return self.length - self.start
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    ctx = setup_distributed(args.device)
+def gan_step(gen: nn.Module, disc: nn.Module, opt_g, opt_d, low: torch.Tensor, high: torch.Tensor,
+             cfg: TrainConfig, lc: LossConfig, adversarial: bool, adversarial_g: bool, amp: bool) -> dict[str, Any]:
+    """One HiFi-GAN update: D on real vs fake (when ``adversarial``), then G on the multi-scale mel loss
+    (+ adversarial and feature-matching terms when ``adversarial_g``).
+
+    ``gen``/``disc`` may be DDP-wrapped; ``low: Tensor[B, T]`` is the degraded input at 48 kHz, ``high:
+    Tensor[B, 1, T]`` the target. Returns the detached loss terms and G's gradient norm, for the log.
+    """
+    device = low.device
+    with torch.no_grad():
+        mel = mel_torch(low, SR_MEL)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+        fake = gen(mel)[..., : high.shape[-1]]
+
+    loss_d = torch.zeros((), device=device)
+    if adversarial:
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            real_out = disc(high)
+            fake_out = disc(fake.detach())
+        loss_d = sum(discriminator_loss(real_out[k][0], fake_out[k][0]) for k in real_out)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        nn.utils.clip_grad_norm_(unwrap(disc).parameters(), cfg.grad_clip)
+        opt_d.step()
+
+    loss_mel = multiscale_mel_loss(fake, high, lc)
+    loss_g = lc.lambda_mel * loss_mel
+    terms = {"mel": loss_mel.detach()}
+    if adversarial_g:
+        d = unwrap(disc)  # G step: no all-reduce needed for D's (discarded) gradients
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            with torch.no_grad():
+                real_out = d(high)
+            fake_out = d(fake)
+        for k in fake_out:
+            adv = generator_adv_loss(fake_out[k][0])
+            fm = feature_matching_loss(real_out[k][1], fake_out[k][1])
+            loss_g = loss_g + lc.lambda_adv * adv + lc.lambda_fm * fm
+            terms[f"adv_{k}"], terms[f"fm_{k}"] = adv.detach(), fm.detach()
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    gnorm = nn.utils.clip_grad_norm_(unwrap(gen).parameters(), cfg.grad_clip)
+    opt_g.step()
+    return {**terms, "g": loss_g.detach(), "d": loss_d.detach(), "gnorm": gnorm}
+
+
+def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str | None = None,
+          resume: bool = False, init_weights: str | Path | None = None, workers: int = 2, checkpoint: bool = True,
+          amp: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Train on ``data`` (a folder of wideband audio or a prepared ``.npz``) into the run folder ``out``.
+
+    ``resume`` continues from ``out/checkpoint.pt``; ``init_weights`` starts the generator from saved
+    weights (fine-tuning). Returns the step, the best validation LSD and the utterance split.
+    """
+    cfg = config
+    ctx = setup_distributed(device)
     device = ctx.device
-    out = Path(args.out)
-    gcfg = CONFIGS[args.config]
-    dcfg = TINY_DISC if args.disc == "tiny" else DiscriminatorConfig()
-    dg = DegradeConfig(segment=args.segment)
-    cfg = TrainConfig(lr=args.lr, batch_size=args.batch_size, disc_start=args.disc_start,
-                      disc_warmup=args.disc_warmup, seed=args.seed,
-                      generator=gcfg, discriminator=dcfg, degrade=dg)
+    out = Path(out)
+    gcfg = CONFIGS[cfg.generator]
+    dcfg = TINY_DISC if cfg.discriminator == "tiny" else DiscriminatorConfig()
+    dg = cfg.degrade
+    lc = LossConfig()
     seed_everything(cfg.seed + ctx.rank)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
-    amp = device.type == "cuda" and not args.no_amp
+    amp = device.type == "cuda" and amp
 
-    corpus = load_corpus(args.data)
+    corpus = load_corpus(data)
     utts = sorted(corpus)
-    test = list(args.test)
-    if args.test_speakers:  # speaker hold-out; listed utterances still count where present
-        spk = set(args.test_speakers)
+    test = list(cfg.test)
+    if cfg.test_speakers:  # speaker hold-out; listed utterances still count where present
+        spk = set(cfg.test_speakers)
         test = sorted({u for u in test if u in corpus} | {u for u in utts if speaker_id(u) in spk})
-    train_ids, val_ids, test_ids = split_corpus(utts, test, list(args.val))
+    train_ids, val_ids, test_ids = split_corpus(utts, test, list(cfg.val))
     if set(val_ids) & set(test_ids):
         raise DataError(f"validation utterances are also held out for the test: {sorted(set(val_ids) & set(test_ids))}")
     if ctx.is_main:
-        print(f"data: {len(train_ids)} train / {len(val_ids)} val / {len(test_ids)} test utterances "
-              f"({sum(len(corpus[u]) for u in train_ids) / SAMPLE_RATE:.1f} s of training audio)")
+        log.info("data: %d train / %d val / %d test utterances (%.1f s of training audio)", len(train_ids),
+                 len(val_ids), len(test_ids), sum(len(corpus[u]) for u in train_ids) / SAMPLE_RATE)
 
     gen = Generator(gcfg).to(device)
     disc = Discriminators(dcfg).to(device)
     opt_g = torch.optim.AdamW(gen.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     opt_d = torch.optim.AdamW(disc.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     step, best = 0, math.inf
-    ckpt = load_checkpoint(out / "checkpoint.pt", map_location=device) if args.resume else None
+    ckpt = load_checkpoint(out / "checkpoint.pt", map_location=device) if resume else None
     if ckpt is not None:
         gen.load_state_dict(ckpt["generator"])
         disc.load_state_dict(ckpt["discriminators"])
@@ -172,55 +207,61 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         opt_d.load_state_dict(ckpt["opt_d"])
         step, best = int(ckpt["step"]), float(ckpt.get("best", math.inf))
         if ctx.is_main:
-            print(f"resumed from {out / 'checkpoint.pt'} at step {step}")
-    elif args.init_weights:
-        load_safetensors(gen, args.init_weights)
+            log.info("resumed from %s at step %d", out / "checkpoint.pt", step)
+    elif init_weights:
+        load_safetensors(gen, init_weights)
         if ctx.is_main:
-            print(f"generator initialised from {args.init_weights}")
+            log.info("generator initialised from %s", init_weights)
     if ctx.distributed:
         gen_ddp = nn.parallel.DistributedDataParallel(gen, device_ids=[device.index] if device.type == "cuda" else None)
         disc_ddp = nn.parallel.DistributedDataParallel(disc, device_ids=[device.index] if device.type == "cuda" else None)
     else:
         gen_ddp, disc_ddp = gen, disc
     if ctx.is_main:
-        print(f"generator {count_parameters(gen) / 1e6:.2f} M params ({args.config}), "
-              f"discriminators {count_parameters(disc) / 1e6:.2f} M ({args.disc}), device {device}, amp={amp}")
+        log.info("generator %.2f M params (%s), discriminators %.2f M (%s), device %s, amp=%s",
+                 count_parameters(gen) / 1e6, cfg.generator, count_parameters(disc) / 1e6, cfg.discriminator,
+                 device, amp)
 
-    total = args.steps
+    total = cfg.steps
     ds = SRDataset([corpus[u] for u in train_ids], dg, length=(total + 1) * cfg.batch_size, seed=cfg.seed + 7919 * ctx.rank)
     loader = torch.utils.data.DataLoader(
         ds, batch_size=cfg.batch_size, sampler=_OffsetSampler(step * cfg.batch_size, len(ds)), collate_fn=collate,
-        num_workers=args.workers, pin_memory=device.type == "cuda", drop_last=True,
-        persistent_workers=args.workers > 0, prefetch_factor=4 if args.workers > 0 else None,
+        num_workers=workers, pin_memory=device.type == "cuda", drop_last=True,
+        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
     )
     val_utts = {u: corpus[u] for u in val_ids}
-    lc = cfg.loss
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(json.dumps({**cfg.to_dict(), "args": vars(args)}, indent=2, default=str))
-    log = (out / "train_log.jsonl").open("a") if ctx.is_main else None
+        # the recipe with the resolved generator / discriminator / loss configs, for the model card
+        resolved = {**to_dict(cfg), "generator_config": to_dict(gcfg), "discriminator_config": to_dict(dcfg),
+                    "loss": to_dict(lc), "data": str(data)}
+        (out / "train_config.json").write_text(json.dumps(resolved, indent=2))
+    log_file = (out / LOG_FILE).open("a") if ctx.is_main else None
+
+    def write_row(row: dict[str, Any]) -> None:
+        log.info("%s", json.dumps(row))
+        log_file.write(json.dumps(row) + "\n")
+        log_file.flush()
 
     def save(tag: str) -> None:
         if not ctx.is_main:
             return
-        meta = {"step": str(step), "config": json.dumps(gcfg.to_dict())}
+        meta = {"step": str(step), "config": json.dumps(to_dict(gcfg))}
         save_safetensors(gen, out / f"generator{tag}.safetensors", metadata=meta)
 
-    def checkpoint() -> None:
-        if ctx.is_main and not args.no_checkpoint:
+    def save_state() -> None:
+        if ctx.is_main and checkpoint:
             save_checkpoint(out / "checkpoint.pt", {
                 "generator": gen.state_dict(), "discriminators": disc.state_dict(), "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(), "step": step, "best": best, "train_config": cfg.to_dict(),
+                "opt_d": opt_d.state_dict(), "step": step, "best": best, "train_config": to_dict(cfg),
             })
 
-    if ckpt is None and args.init_weights and ctx.is_main and val_utts:
+    if ckpt is None and init_weights and ctx.is_main and val_utts:
         # Score the starting weights: "_best" is then only written when fine-tuning beats them.
         row = {"step": step, "time_s": 0.0, "init": True,
                **{f"val_{k}": round(v, 4) for k, v in validate(gen, val_utts, device, amp).items()}}
         best = float(np.mean([row[f"val_lsd_{r // 1000}k"] for r in VAL_RATES]))
-        print(json.dumps(row), flush=True)
-        log.write(json.dumps(row) + "\n")
-        log.flush()
+        write_row(row)
 
     t0 = time.time()
     stats: dict[str, float] = {}
@@ -228,7 +269,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if ctx.is_main:
         from tqdm import tqdm
 
-        pbar = tqdm(total=total, initial=step, desc="sr train", mininterval=5.0, disable=args.quiet)
+        pbar = tqdm(total=total, initial=step, desc="sr train", mininterval=5.0, disable=not progress)
     stop = False
     for low, high in ((lo, hi) for lo, hi, _ in loader):
         if step >= total or stop:
@@ -239,47 +280,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             group["lr"] = cfg.lr * _lr_factor(step, cfg)
         adversarial = step >= cfg.disc_start
         adversarial_g = step >= cfg.disc_start + cfg.disc_warmup  # D-only warm-up before G sees D
-        with torch.no_grad():
-            mel = mel_torch(low, SR_MEL)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            fake = gen_ddp(mel)[..., : high.shape[-1]]
-
-        loss_d = torch.zeros((), device=device)
-        if adversarial:
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                real_out = disc_ddp(high)
-                fake_out = disc_ddp(fake.detach())
-            loss_d = sum(discriminator_loss(real_out[k][0], fake_out[k][0]) for k in real_out)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            nn.utils.clip_grad_norm_(disc.parameters(), cfg.grad_clip)
-            opt_d.step()
-
-        loss_mel = multiscale_mel_loss(fake, high, lc)
-        loss_g = lc.lambda_mel * loss_mel
-        terms = {"mel": loss_mel.detach()}
-        if adversarial_g:
-            d = unwrap(disc_ddp)  # G step: no all-reduce needed for D's (discarded) gradients
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                with torch.no_grad():
-                    real_out = d(high)
-                fake_out = d(fake)
-            for k in fake_out:
-                adv = generator_adv_loss(fake_out[k][0])
-                fm = feature_matching_loss(real_out[k][1], fake_out[k][1])
-                loss_g = loss_g + lc.lambda_adv * adv + lc.lambda_fm * fm
-                terms[f"adv_{k}"], terms[f"fm_{k}"] = adv.detach(), fm.detach()
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        gnorm = nn.utils.clip_grad_norm_(gen.parameters(), cfg.grad_clip)
-        opt_g.step()
+        terms = gan_step(gen_ddp, disc_ddp, opt_g, opt_d, low, high, cfg, lc, adversarial, adversarial_g, amp)
         step += 1
 
-        for k, v in {**terms, "g": loss_g.detach(), "d": loss_d.detach(), "gnorm": gnorm}.items():
+        for k, v in terms.items():
             stats[k] = stats.get(k, 0.0) + float(v)
         stats["n"] = stats.get("n", 0) + 1
         elapsed = time.time() - t0
-        if args.max_seconds and elapsed > args.max_seconds:
+        if cfg.max_seconds and elapsed > cfg.max_seconds:
             stop = True
         if pbar is not None:
             pbar.update(1)
@@ -288,12 +296,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             flag = torch.tensor([1.0 if stop else 0.0], device=device)
             torch.distributed.broadcast(flag, 0)
             stop = bool(flag.item())
-        if ctx.is_main and (step % args.log_every == 0 or stop or step == total):
+        if ctx.is_main and (step % cfg.log_every == 0 or stop or step == total):
             n = stats.pop("n")
             row = {"step": step, "time_s": round(elapsed, 1), "lr": cfg.lr * _lr_factor(step, cfg),
                    **{k: round(v / n, 4) for k, v in stats.items()}}
             stats = {}
-            if step % args.eval_every == 0 or stop or step == total:
+            if step % cfg.eval_every == 0 or stop or step == total:
                 row.update({f"val_{k}": round(v, 4) for k, v in validate(gen, val_utts, device, amp).items()})
                 score = np.mean([row[f"val_lsd_{r // 1000}k"] for r in VAL_RATES])
                 if score < best:
@@ -302,17 +310,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                     row["best"] = True
                 save("")
                 _write_examples(gen, val_utts, out / "samples", step, device, amp)
-                checkpoint()
-            print(json.dumps(row), flush=True)
-            log.write(json.dumps(row) + "\n")
-            log.flush()
+                save_state()
+            write_row(row)
     if pbar is not None:
         pbar.close()
     if ctx.is_main:
         save("")
-        checkpoint()
-        log.close()
-        print(f"done: {step} steps in {time.time() - t0:.0f} s; best val LSD {best:.4f}; weights in {out}")
+        save_state()
+        log_file.close()
+        log.info("done: %d steps in %.0f s; best val LSD %.4f; weights in %s", step, time.time() - t0, best, out)
     cleanup_distributed()
     return {"step": step, "best_val_lsd": best, "out": str(out), "train": train_ids, "val": val_ids, "test": test_ids}
 
@@ -335,10 +341,7 @@ def _write_examples(gen: nn.Module, utts: dict[str, np.ndarray], folder: Path, s
     write_wav(folder / f"{name}_8k_output.wav", y.float().squeeze().cpu().numpy()[: len(wav)])
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = add_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args(argv)
-    train(args)
+if __name__ == "__main__":  # torchrun -m signals.speech.sr.train ...: the options of `signals speech sr train`
+    from signals.speech.sr.cli import main_train
 
-
-if __name__ == "__main__":
-    main()
+    raise SystemExit(main_train())

@@ -1,0 +1,130 @@
+"""The one ONNX export path: wrapper module -> named, dynamic graph -> checker -> parity -> model folder.
+
+Every model's ``export.py`` does the same four things with these functions:
+
+1. wrap the trained network in a tiny ``nn.Module`` whose ``forward`` *is* the inference signature
+   (named tensors in, named tensors out, no training state), with the shapes in its docstring;
+2. :func:`export_graph`: ``torch.onnx.export`` with the input/output names and dims of a
+   :class:`signals.modelfolder.Graph` (string dims become dynamic axes), ``onnx.checker``, then
+   :func:`check_parity` on a few inputs of different sizes (so the dynamic axes are exercised),
+   refusing the graph when onnxruntime and torch differ by more than :data:`PARITY_ATOL`;
+3. :func:`save_weights`: ``model.safetensors``;
+4. :func:`signals.modelfolder.write_config`: ``config.json`` naming the graphs, with their sha256.
+
+Torch and onnx are imported here; runtime code never imports this module.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from signals.errors import ModelError
+from signals.modelfolder import Dims, Graph, ModelConfig, sha256, write_config
+
+OPSET = 17
+# One tolerance for every float32 graph: the shipped graphs agree with torch to ~3e-7; 1e-4 leaves room for
+# other CPUs' kernels while still catching a wrong op (those differ by 1e-2 or more).
+PARITY_ATOL = 1e-4
+
+
+def export_graph(
+    module: nn.Module,
+    path: str | Path,
+    inputs: Mapping[str, Dims],
+    outputs: Mapping[str, Dims],
+    example: Sequence[np.ndarray | torch.Tensor],
+    cases: Sequence[Sequence[np.ndarray]] = (),
+    atol: float = PARITY_ATOL,
+    opset: int = OPSET,
+) -> Graph:
+    """Export ``module`` to ``path`` and check it; returns the :class:`Graph` entry for ``config.json``.
+
+    ``inputs``/``outputs``: name -> dims in ``forward``'s order (a string dim is a dynamic axis, e.g.
+    ``{"mels": ("batch", "frames", 40)}``). ``example``: the tensors traced. ``cases``: input tuples
+    for :func:`check_parity` (default: the example alone); give several sizes along dynamic axes.
+    """
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = module.eval().cpu()
+    example = tuple(torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x for x in example)
+    dynamic = {name: {i: d for i, d in enumerate(dims) if isinstance(d, str)}
+               for name, dims in {**inputs, **outputs}.items()}
+    with warnings.catch_warnings(), torch.inference_mode():
+        # Tracing warns about shape checks turned into constants and about RNNs traced at one batch
+        # size; the parity cases below run other sizes instead of trusting either warning.
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(module, example, str(path), input_names=list(inputs), output_names=list(outputs),
+                          dynamic_axes={k: v for k, v in dynamic.items() if v}, opset_version=opset, dynamo=False)
+    onnx.checker.check_model(onnx.load(str(path)))
+    cases = list(cases) or [tuple(x.numpy() for x in example)]
+    err = check_parity(module, path, list(inputs), list(outputs), cases, atol=atol)
+    return Graph(file=path.name, inputs={k: tuple(v) for k, v in inputs.items()},
+                 outputs={k: tuple(v) for k, v in outputs.items()}, opset=opset, sha256=sha256(path),
+                 parity_max_abs_diff=err)
+
+
+@torch.inference_mode()
+def compare(module: nn.Module, path: str | Path, input_names: Sequence[str], output_names: Sequence[str],
+            cases: Sequence[Sequence[np.ndarray]]) -> float:
+    """Largest ``|torch - onnxruntime|`` over all outputs of all ``cases`` (CPU provider); checks shapes."""
+    from signals.runtime import create_session
+
+    session = create_session(path, providers=["CPUExecutionProvider"])
+    module = module.eval()
+    worst = 0.0
+    for case in cases:
+        feeds = {n: np.ascontiguousarray(x, dtype=np.float32) for n, x in zip(input_names, case)}
+        got = session.run(list(output_names), feeds)
+        ref = module(*(torch.from_numpy(feeds[n]) for n in input_names))
+        ref = [ref] if isinstance(ref, torch.Tensor) else list(ref)
+        for name, g, r in zip(output_names, got, ref):
+            r = r.float().numpy()
+            if g.shape != r.shape:
+                raise ModelError(f"{path}: output {name!r} has shape {list(g.shape)} in onnxruntime but "
+                                 f"{list(r.shape)} in torch for inputs {[list(x.shape) for x in case]}")
+            worst = max(worst, float(np.max(np.abs(g - r))) if g.size else 0.0)
+    return worst
+
+
+def check_parity(module: nn.Module, path: str | Path, input_names: Sequence[str], output_names: Sequence[str],
+                 cases: Sequence[Sequence[np.ndarray]], atol: float = PARITY_ATOL) -> float:
+    """:func:`compare`, raising :class:`ModelError` when the difference exceeds ``atol``."""
+    err = compare(module, path, input_names, output_names, cases)
+    if not err <= atol:
+        raise ModelError(f"ONNX export {path} disagrees with torch: max |diff| {err:.2e} > {atol:.0e}")
+    return err
+
+
+def save_weights(model: nn.Module, folder: str | Path, name: str = "model.safetensors",
+                 metadata: dict[str, str] | None = None) -> Path:
+    """``folder/name`` (safetensors; untrusted files are never unpickled)."""
+    from signals.torchutils import save_safetensors
+
+    path = Path(folder) / name
+    save_safetensors(model, path, metadata=metadata)
+    return path
+
+
+def write_folder(folder: str | Path, config: ModelConfig, model: nn.Module | None = None,
+                 metadata: dict[str, str] | None = None) -> Path:
+    """Finish a model folder: ``config.weights`` from ``model`` (when given) and ``config.json``.
+
+    Call it after :func:`export_graph` has written the graphs named in ``config.graphs``.
+    """
+    folder = Path(folder)
+    missing = [g.file for g in config.graphs.values() if not (folder / g.file).is_file()]
+    if missing:
+        raise ModelError(f"{folder}: graphs {missing} named in the config were not exported")
+    if model is not None and config.weights:
+        save_weights(model, folder, config.weights, metadata)
+    write_config(folder, config)
+    return folder

@@ -1,0 +1,60 @@
+"""FusionActNet's config dataclasses: the network and the training recipe. Torch-free.
+
+They live apart from ``model.py`` / ``train.py`` so the command line (options derived from these
+fields by :func:`signals.configio.add_arguments`) and the runtime can import them without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FusionActNetConfig:
+    in_channels: int = 9
+    window: int = 128  # samples per window (the graph accepts any T >= 2**len(branch_widths))
+    static_classes: tuple[int, ...] = (3, 4, 5)  # indices into the dataset's class list
+    dynamic_classes: tuple[int, ...] = (0, 1, 2)
+    branch_widths: tuple[int, ...] = (64, 128, 256, 512, 512)
+    kernel_size: int = 3
+    guide_stem: int = 32
+    guide_widths: tuple[int, ...] = (64, 128, 256)
+    guide_depths: tuple[int, ...] = (2, 3, 3)
+    dropout: float = 0.0  # before each branch head
+    members: int = 1  # seed ensemble: probabilities of `members` independent FusionActNets averaged
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.static_classes) + len(self.dynamic_classes)
+
+    def __post_init__(self) -> None:
+        both = set(self.static_classes) | set(self.dynamic_classes)
+        if set(self.static_classes) & set(self.dynamic_classes) or both != set(range(len(both))):
+            raise ValueError(
+                f"static {self.static_classes} and dynamic {self.dynamic_classes} classes must "
+                f"partition 0..K-1"
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 25  # static branch (the hard one: SITTING vs STANDING); early stopping on validation
+    dynamic_epochs: int = 10  # dynamic branch: reaches ~100 % validation accuracy within a few epochs
+    fusion_epochs: int = 2  # guidance net (branches frozen): converges in 1-2 epochs
+    batch_size: int = 64
+    lr: float = 2e-3  # AdamW peak LR, one-cycle schedule
+    fusion_lr: float = 2e-3
+    weight_decay: float = 5e-2
+    label_smoothing: float = 0.1
+    patience: int = 12  # epochs without a better validation accuracy before a stage stops
+    val_subjects: int = 4  # training subjects held out for validation
+    val_seed: int = 0  # which ones (fixed, so every seed sees the same validation split)
+    # augmentation (raw units, per window): the three xyz groups share one random rotation
+    aug_rotate_deg: float = 40.0  # swept on validation folds: 0 / 10 / 25 / 40 -> 0.950 / 0.971 / 0.981 / 0.985
+    aug_scale: float = 0.1  # std of a per-window, per-sensor gain around 1
+    aug_jitter: float = 0.03  # Gaussian noise, in units of each channel's std
+    aug_shift: int = 8  # max time shift in samples (edge padded)
+    seeds: tuple[int, ...] = (0,)  # one ensemble member per seed
+    threads: int = 1  # torch CPU threads: on 2 cores shared with other jobs, 1 is >2x faster than 2
+    # in_channels, window, members and the class split are taken from the data and the seeds
+    model: FusionActNetConfig = field(default_factory=FusionActNetConfig)

@@ -82,7 +82,9 @@ def compare(module: nn.Module, path: str | Path, input_names: Sequence[str], out
     module = module.eval()
     worst = 0.0
     for case in cases:
-        feeds = {n: np.ascontiguousarray(x, dtype=np.float32) for n, x in zip(input_names, case)}
+        # floats are fed as float32, integer inputs (token IDs) keep their dtype
+        feeds = {n: np.ascontiguousarray(x, dtype=np.float32 if np.asarray(x).dtype.kind == "f" else None)
+                 for n, x in zip(input_names, case)}
         got = session.run(list(output_names), feeds)
         ref = module(*(torch.from_numpy(feeds[n]) for n in input_names))
         ref = [ref] if isinstance(ref, torch.Tensor) else list(ref)
@@ -128,3 +130,48 @@ def write_folder(folder: str | Path, config: ModelConfig, model: nn.Module | Non
         save_weights(model, folder, config.weights, metadata)
     write_config(folder, config)
     return folder
+
+
+def round_to_fp16(model: nn.Module) -> nn.Module:
+    """Round every floating parameter and buffer to float16 precision in place (kept as float32)."""
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+    return model
+
+
+def store_initializers_fp16(path: str | Path, min_size: int = 16) -> int:
+    """Rewrite an ONNX file so float32 initializers (of ``min_size`` elements or more) are stored as
+    float16, each read through a ``Cast`` to float32. Returns how many were converted.
+
+    The values must already be float16-representable (:func:`round_to_fp16`) for the graph to
+    compute exactly what it computed before.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    path = Path(path)
+    m = onnx.load(str(path))
+    graph = m.graph
+    inits, casts, n = [], [], 0
+    for init in graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if init.data_type != TensorProto.FLOAT or arr.size < min_size:
+            inits.append(init)
+            continue
+        half = arr.astype(np.float16)
+        if not np.array_equal(half.astype(np.float32), arr):
+            raise ModelError(f"{path}: initializer {init.name!r} is not float16-representable; round the model first")
+        inits.append(numpy_helper.from_array(half, init.name + "__fp16"))
+        casts.append(helper.make_node("Cast", [init.name + "__fp16"], [init.name], to=TensorProto.FLOAT,
+                                      name=init.name + "__cast"))
+        n += 1
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    nodes = [*casts, *graph.node]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    return n

@@ -90,9 +90,6 @@ class ModelConfig:
     source: dict[str, Any] = field(default_factory=dict)
     licence: str = "unknown"
 
-    def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
-
     def file_names(self) -> list[str]:
         """Every file name the config points at (weights, graphs, other files)."""
         return [*([self.weights] if self.weights else []), *(g.file for g in self.graphs.values()),
@@ -144,7 +141,7 @@ def read_config(folder: str | Path) -> ModelConfig:
 
 def write_config(folder: str | Path, config: ModelConfig) -> Path:
     """Write ``folder/config.json`` (atomically: a reader never sees half a file)."""
-    return _write_json(Path(folder) / CONFIG_FILE, config.to_dict())
+    return _write_json(Path(folder) / CONFIG_FILE, to_dict(config))
 
 
 def _write_json(path: Path, data: Any) -> Path:

@@ -1,4 +1,5 @@
-"""Shared fixtures: real data under ``../shared/data`` (or ``$SIGNALS_DATA``), skipped where absent."""
+"""Shared fixtures: real data under ``../shared/data`` (or ``$SIGNALS_DATA``), skipped where absent, and
+``one_torch_thread`` for the torch test modules."""
 
 from __future__ import annotations
 
@@ -35,3 +36,18 @@ def vctk_root() -> Path:
 @pytest.fixture
 def basicmotions_root() -> Path:
     return shared_dataset("uea-basicmotions")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small ops on shared CI cores: one torch thread avoids OpenMP oversubscription (10x faster here).
+
+    Use it for a whole module with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``; torch is
+    imported here, not at the top, so torch-free test modules stay torch-free.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -46,3 +46,16 @@ def test_filterbank_matches_librosa(cfg: MelConfig):
     ref = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax,
                               htk=cfg.htk, norm=cfg.norm)
     np.testing.assert_allclose(mel_filterbank(cfg), ref, rtol=1e-4, atol=1e-7)
+
+
+def test_mel_config_json_round_trip_refuses_unknown_keys():
+    """MelConfig goes through the one converter (signals.configio): unknown keys name the key and file."""
+    import json
+
+    from signals.configio import from_dict, to_dict
+    from signals.errors import ConfigError
+
+    for cfg in (ENCODER_MEL, SR_MEL):
+        assert from_dict(MelConfig, json.loads(json.dumps(to_dict(cfg)))) == cfg
+    with pytest.raises(ConfigError, match=r"config\.json: unknown key 'frontend\.mel\.n_mel'"):
+        from_dict(MelConfig, {**to_dict(SR_MEL), "n_mel": 80}, "config.json", "frontend.mel")

@@ -9,28 +9,16 @@ import pytest
 import torch
 
 from signals.paths import REPO_ROOT
-from signals.speech.nn import (
-    HIFIGAN_V1,
-    MRF,
-    DiscriminatorConfig,
-    Discriminators,
-    HiFiGANConfig,
-    HiFiGANGenerator,
-    Snake,
-    activation,
-    generator_adv_loss,
-)
+from signals.speech.nn.config import HIFIGAN_V1, DiscriminatorConfig, HiFiGANConfig
+from signals.speech.nn.discriminators import Discriminators
+from signals.speech.nn.generator import HiFiGANGenerator
+from signals.speech.nn.layers import MRF, Snake, activation
+from signals.speech.nn.losses import generator_adv_loss
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = HiFiGANConfig(in_channels=8, upsample_initial_channel=16, upsample_rates=(4, 2), upsample_kernel_sizes=(8, 4),
                      resblock_kernel_sizes=(3, 5), resblock_dilations=((1, 3), (1, 2)))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("act", ["leaky_relu", "snake"])
@@ -101,7 +89,8 @@ def test_discriminator_families_can_be_left_out():
 
 
 def test_sr_generator_is_the_shared_body_with_its_parameter_names():
-    from signals.speech.sr.model import SMALL, Generator
+    from signals.speech.sr.config import SMALL
+    from signals.speech.sr.model import Generator
 
     gen = Generator(SMALL)
     assert isinstance(gen, HiFiGANGenerator) and gen.upsampler_cfg == SMALL.upsampler

@@ -11,34 +11,29 @@ import pytest
 import soundfile as sf
 import torch
 
+from signals.configio import from_dict, to_dict
 from signals.errors import AudioError, DataError
 from signals.speech.features import SR_MEL, mel_torch
-from signals.speech.sr import data as srdata
-from signals.speech.sr.discriminators import TINY_DISC, DiscriminatorConfig, Discriminators
-from signals.speech.sr.losses import (
-    LossConfig,
+from signals.speech.nn.config import TINY_DISC, DiscriminatorConfig, LossConfig
+from signals.speech.nn.discriminators import Discriminators
+from signals.speech.nn.losses import (
     discriminator_loss,
     feature_matching_loss,
     generator_adv_loss,
     multiscale_mel_loss,
 )
+from signals.speech.sr import data as srdata
+from signals.speech.sr.config import PAPER, SMALL, GeneratorConfig
 from signals.speech.sr.metrics import lsd, si_sdr
-from signals.speech.sr.model import PAPER, SMALL, Generator, GeneratorConfig
+from signals.speech.sr.model import Generator
 from signals.speech.sr.postprocess import crossover, crossover_cutoff, crossover_filter, detect_bandwidth
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SR = 48000
 # A very small generator so that export and chunked inference run in a second on busy CPUs.
 TEST_CFG = GeneratorConfig(d_model=32, n_layers=2, n_heads=2, conv_kernel=5, attn_window=8,
                            upsample_initial_channel=32, resblock_kernel_sizes=(3, 5), resblock_dilations=((1, 3), (1, 3)))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small ops on shared CI cores: one thread avoids OpenMP oversubscription (10x faster here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def band_energy_db(x: np.ndarray, lo: float, hi: float, sr: int = SR) -> float:
@@ -117,7 +112,7 @@ def test_generator_shapes_and_paper_size():
         paper = Generator(PAPER)
     n_paper = sum(p.numel() for p in paper.parameters())
     assert 95e6 < n_paper < 108e6, n_paper
-    assert GeneratorConfig.from_dict(PAPER.to_dict()) == PAPER
+    assert from_dict(GeneratorConfig, json.loads(json.dumps(to_dict(PAPER)))) == PAPER
 
 
 def test_discriminator_shapes():
@@ -167,8 +162,9 @@ def test_one_training_step_updates_weights(tmp_path, monkeypatch):
         return tr.train(train_config(args), args.data, args.out, device=args.device, workers=0, progress=False,
                         init_weights=args.init_weights, **kw)
 
-    monkeypatch.setitem(tr.CONFIGS, "small", TEST_CFG)
-    monkeypatch.setattr(tr, "TINY_DISC", DiscriminatorConfig(mpd_channels=(4, 8, 8, 8, 8), msd_width=4, mbd_channels=4))
+    monkeypatch.setitem(tr.GENERATORS, "small", TEST_CFG)
+    monkeypatch.setitem(tr.DISCRIMINATORS, "tiny", DiscriminatorConfig(mpd_channels=(4, 8, 8, 8, 8), msd_width=4,
+                                                                        mbd_channels=4))
     corpus = tmp_path / "c.npz"
     np.savez(corpus, a_1=wideband(0.4, 0), a_2=wideband(0.4, 1), a_3=wideband(0.2, 2), b_1=wideband(0.2, 3))
     argv = ["--data", str(corpus), "--out", str(tmp_path / "run"), "--disc", "tiny", "--batch-size", "2",
@@ -234,6 +230,53 @@ def test_export_parity_on_dynamic_lengths(model_folder):
     assert compare(Exported(gen), model_folder / "generator.onnx", ["mel"], ["audio"], cases) < 1e-4
     for name in ("config.json", "model.safetensors", "generator.onnx"):
         assert (model_folder / name).is_file()
+
+
+def test_runtime_reads_the_typed_model_section(model_folder, tmp_path):
+    """The runtime reads ``model`` as a GeneratorConfig: unknown keys and a hop or n_mels that disagree
+    with the front end are refused, naming config.json."""
+    import shutil
+
+    from signals.errors import ModelError
+    from signals.speech.sr.infer import load
+
+    assert load(model_folder).folder.section("model", GeneratorConfig) == TEST_CFG
+    for change, error, words in [({"stride": 2}, ModelError, ["unknown key 'model.stride'"]),
+                                 ({"upsample_rates": [8, 8, 2]}, ModelError, ["does not match", "hop 128"]),
+                                 ({"n_mels": 64}, ModelError, ["does not match", "n_mels 64"])]:
+        folder = tmp_path / "bad"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(model_folder, folder)
+        data = json.loads((folder / "config.json").read_text())
+        data["model"].update(change)
+        if "upsample_rates" in change:
+            data["model"]["upsample_kernel_sizes"] = [16, 16, 4]
+        (folder / "config.json").write_text(json.dumps(data))
+        with pytest.raises(error) as info:
+            load(folder)
+        assert all(w in str(info.value) for w in [*words, "config.json"]), info.value
+
+
+def test_config_and_runtime_are_torch_free():
+    import subprocess
+    import sys
+
+    code = ("import sys; import signals.speech.sr.config, signals.speech.sr.infer, signals.speech.nn.config; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_train_config_presets():
+    from signals.errors import ConfigError
+    from signals.speech.sr.config import DISCRIMINATORS, GENERATORS, TrainConfig
+
+    assert GENERATORS == {"small": SMALL, "paper": PAPER} and DISCRIMINATORS["tiny"] == TINY_DISC
+    assert DISCRIMINATORS["full"] == DiscriminatorConfig()
+    with pytest.raises(ValueError, match="unknown generator 'huge'"):
+        TrainConfig(generator="huge")
+    with pytest.raises(ConfigError, match="unknown discriminator 'wide'"):
+        from_dict(TrainConfig, {"discriminator": "wide"}, "run.json")
 
 
 def test_chunked_inference_equals_whole_file(model):

@@ -17,15 +17,16 @@ numpy STFT framing of the package (mel features, the SR metrics, the app's spect
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class MelConfig:
+    """One mel definition (to and from JSON with :mod:`signals.configio`, which refuses unknown keys)."""
+
     sample_rate: int
     n_fft: int
     hop_length: int
@@ -50,13 +51,6 @@ class MelConfig:
             return 1 + n_samples // self.hop_length
         return 1 + (n_samples - self.n_fft) // self.hop_length
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MelConfig:
-        return cls(**d)
-
 
 ENCODER_MEL = MelConfig(
     sample_rate=16000, n_fft=400, hop_length=160, n_mels=40, power=2.0, log=False, pad_mode="constant"
@@ -65,9 +59,6 @@ SR_MEL = MelConfig(sample_rate=48000, n_fft=1024, hop_length=256, n_mels=80, fma
 # The synthesizer's output and the vocoder's input: the universal HiFi-GAN V1's mel (Kong et al. 2020).
 # Frames are centred (reflect padding), so a signal of T samples gives 1 + T // 256 frames and the
 # vocoder returns frames * 256 samples. See models/vocoder/README.md for the copy-synthesis check.
-VOCODER_MEL = MelConfig(sample_rate=22050, n_fft=1024, hop_length=256, n_mels=80, fmin=0.0, fmax=8000.0,
-                        power=1.0, center=True, pad_mode="reflect", log=True, log_floor=1e-5)
-# HiFi-GAN V1 (universal) and the TTS synthesizer: 22.05 kHz, 80 bands up to 8 kHz, log magnitude, 1e-5 floor.
 VOCODER_MEL = MelConfig(sample_rate=22050, n_fft=1024, hop_length=256, n_mels=80, fmin=0.0, fmax=8000.0,
                         power=1.0, center=True, pad_mode="reflect", log=True, log_floor=1e-5)
 

@@ -10,12 +10,12 @@ its generator loss; HiFi-GAN V1 uses MPD + MSD: ``DiscriminatorConfig(mbd_window
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm, weight_norm
+
+from signals.speech.nn.config import DiscriminatorConfig
 
 LRELU = 0.1
 
@@ -128,27 +128,7 @@ class BandSTFTDiscriminator(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
-# config + the three discriminators
-
-
-@dataclass(frozen=True)
-class DiscriminatorConfig:
-    """Sizes of the three families (JSON via :mod:`signals.configio`); an empty ``periods``,
-    ``msd_scales=0`` or empty ``mbd_windows`` leaves that family out."""
-
-    periods: tuple[int, ...] = (2, 3, 5, 7, 11)
-    mpd_channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)
-    msd_scales: int = 3
-    msd_width: int = 128
-    mbd_windows: tuple[int, ...] = (2048, 1024, 512)
-    mbd_bands: tuple[tuple[float, float], ...] = field(
-        default=((0.0, 0.1), (0.1, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
-    )
-    mbd_channels: int = 32
-
-
-# A lighter set for CPU tests and CPU training (same structure, narrower convs).
-TINY_DISC = DiscriminatorConfig(mpd_channels=(8, 16, 32, 64, 64), msd_width=16, mbd_channels=8)
+# the three discriminators
 
 
 class MultiPeriodDiscriminator(nn.Module):

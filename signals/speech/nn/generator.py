@@ -19,60 +19,11 @@ convolution is weight-normalised for training; :meth:`~HiFiGANGenerator.remove_w
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn as nn
 
-from signals.speech.nn.layers import ACTIVATIONS, MRF, activation, maybe_weight_norm
-
-
-@dataclass(frozen=True)
-class HiFiGANConfig:
-    in_channels: int = 80  # mel bands (or the width of whatever encoder feeds conv_pre)
-    upsample_initial_channel: int = 512
-    upsample_rates: tuple[int, ...] = (8, 8, 2, 2)  # product = hop
-    upsample_kernel_sizes: tuple[int, ...] = (16, 16, 4, 4)
-    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
-    resblock_dilations: tuple[tuple[int, ...], ...] = field(default=((1, 3, 5), (1, 3, 5), (1, 3, 5)))
-    activation: str = "leaky_relu"  # "leaky_relu" (HiFi-GAN) or "snake" (BigVGAN / HiFi-SR)
-    lrelu_slope: float = 0.1  # inside the stages and residual blocks
-    post_lrelu_slope: float = 0.01  # before conv_post (HiFi-GAN calls F.leaky_relu with its default)
-    conv_pre_kernel: int = 7
-    conv_post_kernel: int = 7
-    weight_norm: bool = False  # weight-normalised convolutions (training); shipped weights are folded
-
-    def __post_init__(self) -> None:
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}: use one of {ACTIVATIONS}")
-        if len(self.upsample_rates) != len(self.upsample_kernel_sizes):
-            raise ValueError("upsample_rates and upsample_kernel_sizes must have the same length")
-        if len(self.resblock_kernel_sizes) != len(self.resblock_dilations):
-            raise ValueError("resblock_kernel_sizes and resblock_dilations must have the same length")
-        for u, k in zip(self.upsample_rates, self.upsample_kernel_sizes):
-            if (k - u) % 2:
-                raise ValueError(f"upsample kernel {k} minus rate {u} must be even so the output is exactly T * rate")
-
-    @property
-    def hop(self) -> int:
-        return math.prod(self.upsample_rates)
-
-    @property
-    def context_frames(self) -> int:
-        """Input frames on each side that can influence one output frame (for chunked inference)."""
-        # At stage i one element spans hop / prod(rates[:i+1]) samples; sum each stage's half receptive
-        # field (transposed conv + residual blocks) in frames, rounded up, plus conv_pre's and conv_post's.
-        ups, factor = 0.0, 1
-        for u, k in zip(self.upsample_rates, self.upsample_kernel_sizes):
-            factor *= u
-            half = k / u + max(sum(d * (k2 - 1) + (k2 - 1) for d in dil) for k2, dil in
-                               zip(self.resblock_kernel_sizes, self.resblock_dilations)) / 2
-            ups += half / factor
-        return self.conv_pre_kernel // 2 + math.ceil(ups + self.conv_post_kernel / self.hop) + 1
-
-
-HIFIGAN_V1 = HiFiGANConfig()
+from signals.speech.nn.config import HIFIGAN_V1, HiFiGANConfig
+from signals.speech.nn.layers import MRF, activation, maybe_weight_norm
 
 
 class HiFiGANGenerator(nn.Module):

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.parametrizations import weight_norm as _weight_norm
 
-ACTIVATIONS = ("snake", "leaky_relu")
+from signals.speech.nn.config import ACTIVATIONS
 
 
 class Snake(nn.Module):

@@ -8,30 +8,11 @@ scales at 48 kHz); a 22.05 kHz vocoder sets ``sample_rate`` and ``mel_scales`` f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 
-from signals.speech.features import MelConfig, mel_torch
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    lambda_mel: float = 7.0
-    lambda_fm: float = 1.5
-    lambda_adv: float = 1.0
-    # (n_fft, hop, n_mels) of the multi-scale mel loss at 48 kHz; fine time to fine frequency.
-    mel_scales: tuple[tuple[int, int, int], ...] = field(
-        default=((256, 64, 32), (512, 128, 64), (1024, 256, 80), (2048, 512, 128))
-    )
-    sample_rate: int = 48000
-
-    def mel_configs(self) -> list[MelConfig]:
-        return [
-            MelConfig(sample_rate=self.sample_rate, n_fft=n, hop_length=h, n_mels=m, fmax=self.sample_rate / 2)
-            for n, h, m in self.mel_scales
-        ]
+from signals.speech.features import mel_torch
+from signals.speech.nn.config import LossConfig
 
 
 def multiscale_mel_loss(fake: torch.Tensor, real: torch.Tensor, cfg: LossConfig) -> torch.Tensor:

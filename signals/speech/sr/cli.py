@@ -47,13 +47,13 @@ def _upsample(args) -> int:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from signals.configio import add_arguments
-    from signals.speech.sr.config import TrainConfig
+    from signals.speech.sr.config import DISCRIMINATORS, GENERATORS, TrainConfig
     from signals.speech.sr.data import DegradeConfig
 
     p.add_argument("--data", required=True, help="folder of wideband audio (any rate >= 44.1 kHz) or a prepared .npz")
     p.add_argument("--out", default="runs/sr", help="run folder: checkpoint.pt, generator*.safetensors, log, samples")
     add_arguments(p, TrainConfig, names=TRAIN_NAMES, help=TRAIN_HELP,
-                  choices={"generator": ("small", "paper"), "discriminator": ("full", "tiny")})
+                  choices={"generator": tuple(GENERATORS), "discriminator": tuple(DISCRIMINATORS)})
     add_arguments(p, DegradeConfig, only=["segment"], help=TRAIN_HELP)
     p.add_argument("--init-weights", default=None,
                    help="start the generator from these .safetensors weights (fine-tuning; ignored with --resume)")

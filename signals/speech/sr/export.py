@@ -21,9 +21,10 @@ from signals.configio import from_dict, to_dict
 from signals.errors import ModelError
 from signals.export import export_graph, write_folder
 from signals.modelfolder import ModelConfig, ModelFolder
+from signals.speech.sr.config import SMALL, GeneratorConfig
 from signals.speech.sr.frontend import FrontEnd
 from signals.speech.sr.infer import KIND, ONNX_FILE, Chunking
-from signals.speech.sr.model import SMALL, Generator, GeneratorConfig
+from signals.speech.sr.model import Generator
 from signals.torchutils import load_safetensors
 
 DESCRIPTION = ("HiFi-SR: banded-attention conformer encoder over the 48 kHz log-mel feeding a HiFi-GAN/Snake "

@@ -18,7 +18,6 @@ output equals ``upsample`` on the whole signal (same chunk grid, same resampler 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from signals.errors import AudioError, ModelError
 from signals.modelfolder import ModelFolder
 from signals.speech.audio import SILENCE_PEAK, check_audio, open_audio, resample
 from signals.speech.features import mel_numpy
+from signals.speech.sr.config import GeneratorConfig
 from signals.speech.sr.frontend import FrontEnd, check_input
 from signals.speech.sr.postprocess import (
     BandwidthEstimator,
@@ -171,13 +171,11 @@ class SRRuntime:
         chunking = folder.section("runtime", Chunking)
         spec = folder.graph("generator", ["mel"], ["audio"])
         # n_mels and the hop are stored by the front end's mel, the generator config and the graph.
-        model = folder.config.model
-        hop = math.prod(model.get("upsample_rates", [front.mel.hop_length]))
-        if not spec.inputs["mel"][1] == front.mel.n_mels == model.get("n_mels", front.mel.n_mels) or \
-                hop != front.mel.hop_length:
+        model = folder.section("model", GeneratorConfig)
+        if not spec.inputs["mel"][1] == front.mel.n_mels == model.n_mels or model.hop != front.mel.hop_length:
             raise ModelError(f"{folder.config_path}: frontend.mel (n_mels {front.mel.n_mels}, hop "
-                             f"{front.mel.hop_length}) does not match the generator (n_mels {model.get('n_mels')}, "
-                             f"hop {hop}) or the graph's input {spec.inputs['mel']}")
+                             f"{front.mel.hop_length}) does not match the generator (n_mels {model.n_mels}, "
+                             f"hop {model.hop}) or the graph's input {spec.inputs['mel']}")
         session = folder.session("generator", providers=providers, threads=threads)
         return cls(folder=folder, session=session, front=front, chunking=chunking)
 

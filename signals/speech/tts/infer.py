@@ -1,0 +1,337 @@
+"""Torch-free voice cloning: reference audio + text -> speech in that voice (numpy + onnxruntime).
+
+    from signals.speech.tts.infer import load
+    clone = load()                                          # models/{tts,speaker_encoder,vocoder,super_resolution}
+    emb = clone.embed(["ref1.wav", "ref2.flac"])            # float32 [256], L2-normalised
+    result = clone.synthesize("Any English text.", emb)     # CloneResult: wav float32 at 22.05 kHz, mels, alignments
+    result = clone.synthesize(text, emb, sample_rate=48000) # ... through HiFi-SR to 48 kHz
+    clone.write(long_text, emb, "out.wav")                  # sentence by sentence, constant memory, atomic
+
+The chain (SV2TTS): the GE2E encoder turns the reference into a d-vector; the text front end
+(:mod:`.text`) turns text into phonemes, sentence by sentence; the synthesizer's three graphs run a
+Tacotron 2 decoder loop in numpy (:class:`SynthesizerRuntime`); the HiFi-GAN vocoder turns each mel
+into 22.05 kHz audio; HiFi-SR optionally extends it to 48 kHz.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from signals.errors import AudioError, DataError, ModelError
+from signals.modelfolder import ModelFolder
+from signals.speech.tts.config import MASK_NAMES, STATE_NAMES, SynthesisConfig, TacotronConfig
+from signals.speech.tts.text import BOUNDARY, PAD, phonemes_to_ids, pieces
+
+log = logging.getLogger(__name__)
+
+KIND = "tts"
+SAMPLE_RATES = (22050, 48000)
+MAX_TEXT_CHARS = 100_000  # beyond this a text is almost certainly a mistake (a book: split it into files)
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """One sentence's synthesizer output."""
+
+    mel: np.ndarray  # float32 [n_mels, frames]: the vocoder's log-mel
+    alignment: np.ndarray  # float32 [decoder steps, tokens]
+    stopped: bool  # False when the length guard ended the loop (the stop token never fired)
+
+
+@dataclass(frozen=True)
+class SynthesizerRuntime:
+    """The Tacotron 2 model folder: encoder, decoder-step and postnet sessions, looped in numpy."""
+
+    folder: ModelFolder
+    model: TacotronConfig
+    synthesis: SynthesisConfig
+    symbols: tuple[str, ...]
+    encoder: Any
+    decoder: Any
+    postnet: Any
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, providers: Sequence[str] | None = None,
+             threads: int | None = None) -> SynthesizerRuntime:
+        folder = ModelFolder.find(KIND, model)
+        cfg = folder.section("model", TacotronConfig)
+        synthesis = folder.section("runtime", SynthesisConfig)
+        symbols = tuple(folder.config.frontend.get("symbols") or ())
+        if len(symbols) != cfg.n_symbols or symbols[:2] != (PAD, BOUNDARY):
+            raise ModelError(f"{folder.config_path}: frontend.symbols has {len(symbols)} entries starting "
+                             f"{list(symbols[:2])}; the model has {cfg.n_symbols} and expects {[PAD, BOUNDARY]} first")
+        mel = folder.config.frontend.get("mel", {})
+        if mel.get("n_mels") != cfg.n_mels:
+            raise ModelError(f"{folder.config_path}: frontend.mel has {mel.get('n_mels')} bands, the model {cfg.n_mels}")
+        folder.graph("encoder", ["tokens", "speaker"], ["memory", "processed_memory"])
+        folder.graph("decoder", ["frame", *MASK_NAMES, *STATE_NAMES, "memory", "processed_memory"],
+                     ["frames", "stop", *(f"{n}_out" for n in STATE_NAMES)])
+        folder.graph("postnet", ["mel"], ["logmel"])
+        sessions = {g: folder.session(g, providers=providers, threads=threads) for g in ("encoder", "decoder", "postnet")}
+        return cls(folder=folder, model=cfg, synthesis=synthesis, symbols=symbols, **sessions)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.folder.config.frontend["mel"]["sample_rate"])
+
+    def ids(self, phonemes: str) -> list[int]:
+        return phonemes_to_ids(phonemes, self.symbols)
+
+    def synthesize(self, ids: Sequence[int], embedding: np.ndarray, seed: int | None = None) -> Synthesis:
+        """Token IDs of one sentence + a speaker embedding ``float [S]`` -> :class:`Synthesis`."""
+        cfg, syn = self.model, self.synthesis
+        tokens = np.asarray(ids, dtype=np.int64)[None]
+        if tokens.shape[1] < 3:
+            raise ValueError("a sentence needs at least one symbol between its boundary tokens")
+        spk = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
+        memory, processed = self.encoder.run(None, {"tokens": tokens, "speaker": spk})
+        n = tokens.shape[1]
+        state = {
+            "attention_h": np.zeros((1, cfg.attention_rnn_dim), np.float32),
+            "attention_c": np.zeros((1, cfg.attention_rnn_dim), np.float32),
+            "decoder_h": np.zeros((1, cfg.decoder_rnn_dim), np.float32),
+            "decoder_c": np.zeros((1, cfg.decoder_rnn_dim), np.float32),
+            "attention_weights": np.zeros((1, n), np.float32),
+            "attention_cumulative": np.zeros((1, n), np.float32),
+            "context": np.zeros((1, cfg.memory_dim), np.float32),
+        }
+        rng = np.random.default_rng(syn.seed if seed is None else seed)
+        keep = 1.0 - cfg.prenet_dropout
+        frame = np.zeros((1, cfg.n_mels), np.float32)
+        max_steps = syn.min_steps + int(syn.max_steps_per_token * n)
+        frames, aligns, stopped = [], [], False
+        out_names = ["frames", "stop", *(f"{s}_out" for s in STATE_NAMES)]
+        for _ in range(max_steps):
+            masks = {m: ((rng.random((1, d)) < keep) / keep).astype(np.float32)
+                     for m, d in zip(MASK_NAMES, cfg.prenet_dims)}
+            out = self.decoder.run(out_names, {"frame": frame, **masks, **state, "memory": memory,
+                                               "processed_memory": processed})
+            step_frames, stop = out[0], out[1]
+            state = dict(zip(STATE_NAMES, out[2:]))
+            frames.append(step_frames[0])
+            aligns.append(state["attention_weights"][0])
+            frame = step_frames[:, -1]
+            if 1.0 / (1.0 + np.exp(-float(stop[0]))) > syn.stop_threshold:
+                stopped = True
+                break
+        if not stopped:
+            log.warning("the decoder reached its length guard (%d steps for %d tokens) without predicting a stop",
+                        max_steps, n)
+        mel = np.concatenate(frames)[None].astype(np.float32)
+        logmel = self.postnet.run(["logmel"], {"mel": mel})[0][0]
+        return Synthesis(mel=np.ascontiguousarray(logmel.T), alignment=np.stack(aligns), stopped=stopped)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One sentence of a cloned text, as it is produced."""
+
+    text: str
+    phonemes: str
+    wav: np.ndarray  # float32 at the requested rate
+    mel: np.ndarray  # float32 [80, frames] synthesizer output
+    alignment: np.ndarray  # float32 [steps, tokens]
+    stopped: bool
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    wav: np.ndarray  # float32 [samples]
+    sample_rate: int
+    pieces: list[Piece] = field(default_factory=list)
+
+
+def check_embedding(emb: np.ndarray, dim: int, name: str = "embedding") -> np.ndarray:
+    """A speaker embedding as L2-normalised ``float32 [dim]``, or a clear :class:`DataError`."""
+    try:
+        e = np.asarray(emb, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name} is not a numeric array: {exc}") from exc
+    if e.ndim == 2 and e.shape[0] == 1:
+        e = e[0]
+    if e.shape != (dim,):
+        raise DataError(f"{name} must be one {dim}-d speaker embedding (shape [{dim}] or [1, {dim}]), got shape "
+                        f"{list(e.shape)}; make one with `signals speech embed REF.wav --output emb.npy`")
+    if not np.all(np.isfinite(e)):
+        raise DataError(f"{name} contains NaN or infinite values")
+    norm = float(np.linalg.norm(e))
+    if norm < 1e-6:
+        raise DataError(f"{name} is all zeros")
+    return e / norm
+
+
+def load_embedding(path: str | Path, dim: int = 256) -> np.ndarray:
+    """``.npy`` file of one embedding (``[dim]`` or ``[1, dim]``), checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"embedding file not found: {path}")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable .npy array: {exc}") from exc
+    return check_embedding(arr, dim, name=str(path))
+
+
+def check_output_path(path: str | Path, inputs: Sequence[str | Path] = ()) -> Path:
+    """Refuse an output path before any work is done: unknown audio format, a folder, a missing parent,
+    or one of the inputs (writing over a reference would destroy it)."""
+    import soundfile as sf
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").upper()
+    if fmt not in sf.available_formats() and fmt != "OGA":
+        raise DataError(f"output {path}: unknown audio format {path.suffix or '(no extension)'}; use .wav, .flac or .ogg")
+    if path.is_dir():
+        raise DataError(f"output {path} is a folder; give a file name such as {path / 'clone.wav'}")
+    if not path.parent.exists():
+        raise DataError(f"output folder {path.parent} does not exist")
+    if not path.parent.is_dir():
+        raise DataError(f"output {path}: {path.parent} is a file, not a folder")
+    if not os.access(path.parent, os.W_OK):
+        raise DataError(f"output folder {path.parent} is not writable")
+    for src in inputs:
+        if Path(src).exists() and path.exists() and os.path.samefile(src, path):
+            raise DataError(f"output {path} is also an input; choose another name (nothing was written)")
+    return path
+
+
+@dataclass(frozen=True)
+class CloneRuntime:
+    """Speaker encoder + synthesizer + vocoder (+ HiFi-SR for 48 kHz), each a torch-free runtime."""
+
+    synthesizer: SynthesizerRuntime
+    encoder: Any  # signals.speech.encoder.infer.EncoderRuntime
+    vocoder: Any  # signals.speech.vocoder.infer.VocoderRuntime
+    sr: Any = None  # signals.speech.sr.infer.SRRuntime, loaded by load(..., sample_rate=48000) or on first use
+    sr_model: str | Path | None = None
+    providers: Sequence[str] | None = None
+    threads: int | None = None
+    _lazy: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.synthesizer.model.speaker_dim
+
+    # -- speaker
+
+    def embed(self, references: Sequence[str | Path] | str | Path) -> np.ndarray:
+        """The d-vector of one or more reference recordings: mean of their L2-normalised embeddings, re-normalised.
+
+        Raises :class:`AudioError` for unreadable, silent or too short references (the encoder's checks).
+        """
+        refs = [references] if isinstance(references, str | Path) else list(references)
+        if not refs:
+            raise AudioError("give at least one reference recording of the voice to clone")
+        embeds = self.encoder.embed_files(refs)
+        return check_embedding(embeds.mean(0), self.embedding_dim, name="reference embedding")
+
+    def embed_audio(self, wav: np.ndarray, sample_rate: int, name: str = "reference") -> np.ndarray:
+        return check_embedding(self.encoder.embed_utterance(wav, sample_rate, name=name), self.embedding_dim, name=name)
+
+    # -- text -> audio
+
+    def _sr(self):
+        if self.sr is not None:
+            return self.sr
+        if "sr" not in self._lazy:
+            from signals.speech.sr.infer import load as load_sr
+
+            self._lazy["sr"] = load_sr(self.sr_model, providers=self.providers, threads=self.threads)
+        return self._lazy["sr"]
+
+    def plan(self, text: str, accent: str = "us") -> list[tuple[str, str]]:
+        """``(sentence, phonemes)`` pieces of ``text``; raises :class:`TextError` before any audio is made."""
+        if isinstance(text, str) and len(text) > MAX_TEXT_CHARS:
+            raise DataError(f"text has {len(text):,} characters (limit {MAX_TEXT_CHARS:,}): split it into several files")
+        return pieces(text, accent, self.synthesizer.synthesis.max_chars)
+
+    def stream(self, text: str, embedding: np.ndarray, sample_rate: int = 22050, accent: str = "us",
+               seed: int | None = None, plan: list[tuple[str, str]] | None = None) -> Iterator[Piece]:
+        """:class:`Piece` by piece (sentence by sentence): memory does not grow with the text.
+        ``plan``: the text's :meth:`plan` when the caller has it already."""
+        if sample_rate not in SAMPLE_RATES:
+            raise DataError(f"sample rate {sample_rate} Hz is not offered: choose {' or '.join(map(str, SAMPLE_RATES))}")
+        emb = check_embedding(embedding, self.embedding_dim)
+        plan = self.plan(text, accent) if plan is None else plan
+        sr = self._sr() if sample_rate != self.vocoder.sample_rate else None
+        for i, (sentence, phonemes) in enumerate(plan):
+            syn = self.synthesizer.synthesize(self.synthesizer.ids(phonemes), emb,
+                                              None if seed is None else seed + i)
+            wav = self.vocoder(syn.mel)
+            if sr is not None:
+                wav = sr.upsample(wav, self.vocoder.sample_rate, name=f"sentence {i + 1}")
+            yield Piece(text=sentence, phonemes=phonemes, wav=wav.astype(np.float32), mel=syn.mel,
+                        alignment=syn.alignment, stopped=syn.stopped)
+
+    def synthesize(self, text: str, embedding: np.ndarray, sample_rate: int = 22050, accent: str = "us",
+                   seed: int | None = None) -> CloneResult:
+        """The whole text in memory (use :meth:`write` for long texts)."""
+        parts = list(self.stream(text, embedding, sample_rate, accent, seed))
+        pause = np.zeros(int(self.synthesizer.synthesis.pause_seconds * sample_rate), np.float32)
+        wav = np.concatenate([x for p in parts for x in (p.wav, pause)][:-1])
+        return CloneResult(wav=wav, sample_rate=sample_rate, pieces=parts)
+
+    def write(self, text: str, embedding: np.ndarray, output: str | Path, sample_rate: int = 22050,
+              accent: str = "us", subtype: str = "PCM_16", inputs: Sequence[str | Path] = (),
+              seed: int | None = None, on_piece=None, plan: list[tuple[str, str]] | None = None) -> dict:
+        """Stream the clone of ``text`` to ``output``: written to a temporary file beside it and renamed when
+        complete, so an interrupted or failed run leaves no file that looks finished."""
+        import soundfile as sf
+
+        output = check_output_path(output, inputs)
+        emb = check_embedding(embedding, self.embedding_dim)
+        plan = self.plan(text, accent) if plan is None else plan  # text errors before any file is created
+        tmp = output.with_name(f".{output.stem}.partial{output.suffix}")
+        pause = np.zeros(int(self.synthesizer.synthesis.pause_seconds * sample_rate), np.float32)
+        n, samples, unstopped = 0, 0, 0
+        try:
+            with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=1, subtype=subtype) as fh:
+                for piece in self.stream(text, emb, sample_rate, accent, seed, plan=plan):
+                    if n:
+                        fh.write(pause)
+                        samples += len(pause)
+                    fh.write(np.clip(piece.wav, -1.0, 1.0))
+                    samples += len(piece.wav)
+                    n += 1
+                    unstopped += not piece.stopped
+                    if on_piece is not None:
+                        on_piece(piece)
+            os.replace(tmp, output)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return {"output": str(output), "sentences": n, "seconds": samples / sample_rate, "sample_rate": sample_rate,
+                "length_guard_hits": unstopped}
+
+
+def load(model: str | Path | None = None, encoder_model: str | Path | None = None,
+         vocoder_model: str | Path | None = None, sr_model: str | Path | None = None,
+         providers: Sequence[str] | None = None, threads: int | None = None,
+         sample_rate: int = 22050) -> CloneRuntime:
+    """The clone pipeline from its model folders (each ``--model``, else ``$SIGNALS_MODELS/<name>``, else
+    the checkout's ``models/<name>``); HiFi-SR is loaded now for ``sample_rate=48000``, else on first use."""
+    from signals.speech.encoder.infer import load as load_encoder
+    from signals.speech.vocoder.infer import load as load_vocoder
+
+    if sample_rate not in SAMPLE_RATES:
+        raise DataError(f"sample rate {sample_rate} Hz is not offered: choose {' or '.join(map(str, SAMPLE_RATES))}")
+    synth = SynthesizerRuntime.load(model, providers=providers, threads=threads)
+    encoder = load_encoder(encoder_model, providers=providers, threads=threads)
+    vocoder = load_vocoder(vocoder_model, providers=providers, threads=threads)
+    if vocoder.sample_rate != synth.sample_rate or vocoder.n_mels != synth.model.n_mels:
+        raise ModelError(f"the vocoder ({vocoder.sample_rate} Hz, {vocoder.n_mels} mels) does not take the "
+                         f"synthesizer's mel ({synth.sample_rate} Hz, {synth.model.n_mels} mels)")
+    sr = None
+    if sample_rate == 48000:
+        from signals.speech.sr.infer import load as load_sr
+
+        sr = load_sr(sr_model, providers=providers, threads=threads)
+    return CloneRuntime(synthesizer=synth, encoder=encoder, vocoder=vocoder, sr=sr, sr_model=sr_model,
+                        providers=providers, threads=threads)

@@ -1,0 +1,345 @@
+"""Train the speaker-conditioned Tacotron 2 on a prepared pack (``signals speech tts prepare``).
+
+    signals speech tts train --data data/tts_pack --out runs/tts                  # rerun to resume
+    signals speech tts train --data data/tts_pack --out runs/tts --max-seconds 480 --batch-size 96
+    torchrun --nproc_per_node=4 -m signals.speech.tts.train --data data/tts_pack --out runs/tts   # DDP
+
+Teacher forcing; loss = mel (MSE + L1, before and after the postnet) + stop-token BCE + a guided
+attention loss whose prior is the corpus's true alignment (per-token durations), which makes the
+attention lock on in a few hundred steps instead of tens of thousands. bf16 autocast on GPU.
+
+Checkpoints are *compact* so a run can move between machines (a lent GPU returns files of at most
+16 MiB): ``out/last/`` and ``out/best/`` hold the weights as fp16 safetensors shards of <= 15 MiB plus
+``state.json`` (step, best validation loss, config). Adam's moments are saved only with
+``--save-optimizer``; without them a resumed run re-warms the learning rate over ``warmup_steps``.
+``out/best/`` is chosen on the validation split (held-out voices + held-out sentences of training
+voices), never on test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from signals.configio import from_dict, to_dict
+from signals.speech.tts.config import TacotronConfig, TrainConfig
+from signals.speech.tts.data import Pack, length_buckets
+from signals.speech.tts.model import (
+    Tacotron2,
+    guided_attention_loss,
+    guided_attention_targets,
+    masked_mel_loss,
+)
+from signals.torchutils import seed_everything, setup_distributed, unwrap
+
+log = logging.getLogger(__name__)
+
+
+def lr_at(step: int, cfg: TrainConfig, warmup_from: int = 0) -> float:
+    """Linear warm-up from ``warmup_from`` (0, or the resume step when Adam's moments were not kept), then
+    constant, then exponential decay after ``decay_start``."""
+    warm = min(1.0, (step - warmup_from + 1) / max(1, cfg.warmup_steps))
+    decay = 0.5 ** (max(0, step - cfg.decay_start) / cfg.decay_half_life)
+    return max(cfg.lr_min, cfg.lr * warm * decay)
+
+
+# --------------------------------------------------------------------------------------------- batches
+
+
+def collate(pack: Pack, idx: np.ndarray, model_cfg: TacotronConfig, rng: np.random.Generator,
+            swap_prob: float = 0.0, by_speaker: dict[int, np.ndarray] | None = None) -> dict[str, torch.Tensor]:
+    """Padded CPU tensors for utterances ``idx``: tokens, lengths, durations, speaker, mel (log, un-normalised)."""
+    r = model_cfg.reduction
+    toks = [pack.token_ids(i) for i in idx]
+    n_tok = max(len(t) for t in toks)
+    n_fr = [pack.n_frames(i) for i in idx]
+    t_max = int(math.ceil(max(n_fr) / r) * r)
+    b = len(idx)
+    tokens = np.zeros((b, n_tok), np.int64)
+    durs = np.zeros((b, n_tok), np.int64)
+    mel = np.full((b, t_max, model_cfg.n_mels), np.log(1e-5), np.float32)
+    spk = np.zeros((b, pack.embeddings.shape[1]), np.float32)
+    for j, i in enumerate(idx):
+        tokens[j, : len(toks[j])] = toks[j]
+        durs[j, : len(toks[j])] = pack.token_durations(i)
+        mel[j, : n_fr[j]] = pack.mel(i)
+        src = i
+        if swap_prob and by_speaker is not None and rng.random() < swap_prob:
+            src = int(rng.choice(by_speaker[int(pack.speakers[i])]))
+        spk[j] = pack.embeddings[src]
+    return {"tokens": torch.from_numpy(tokens), "token_lengths": torch.tensor([len(t) for t in toks]),
+            "durations": torch.from_numpy(durs), "speaker": torch.from_numpy(spk), "mel": torch.from_numpy(mel),
+            "frame_lengths": torch.tensor(n_fr)}
+
+
+def compute_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig,
+                   autocast: bool) -> dict[str, torch.Tensor]:
+    core = unwrap(model)
+    r = core.cfg.reduction
+    mel = core.normalize(batch["mel"])
+    with torch.autocast(device_type=mel.device.type, dtype=torch.bfloat16, enabled=autocast):
+        out = model(batch["tokens"], batch["token_lengths"], batch["speaker"], mel)
+    t = mel.shape[1]
+    frame_mask = torch.arange(t, device=mel.device)[None] < batch["frame_lengths"][:, None]
+    n_steps = t // r
+    last_step = (batch["frame_lengths"] - 1) // r  # the step holding each utterance's final frame
+    steps = torch.arange(n_steps, device=mel.device)[None]
+    stop_target = (steps >= last_step[:, None]).float()
+    step_mask = (steps <= last_step[:, None]).float()
+    pos_weight = torch.tensor(cfg.stop_pos_weight, device=mel.device)
+    losses = {
+        "mel": masked_mel_loss(out["mel"], mel, frame_mask),
+        "post": masked_mel_loss(out["mel_post"], mel, frame_mask),
+        # padded steps after the end count too: they teach "stay stopped"
+        "stop": F.binary_cross_entropy_with_logits(out["stop"].float(), stop_target, pos_weight=pos_weight),
+        "guided": guided_attention_loss(
+            out["alignments"], guided_attention_targets(batch["durations"], n_steps, r, cfg.guided_sigma), step_mask),
+    }
+    losses["total"] = (cfg.mel_weight * losses["mel"] + cfg.post_weight * losses["post"]
+                       + cfg.stop_weight * losses["stop"] + cfg.guided_weight * losses["guided"])
+    # how sharp the attention is (mean max weight per valid step): a convergence signal for the log
+    focus = (out["alignments"].float().max(-1).values * step_mask).sum() / step_mask.sum()
+    losses["focus"] = focus.detach()
+    return losses
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+
+SHARD_BYTES = 15 * 2**20 + 900 * 2**10  # a lent GPU returns files of at most 16 MiB
+
+
+def save_compact(folder: str | Path, tensors: dict[str, torch.Tensor], state: dict, dtype=torch.float16) -> None:
+    """Tensors as safetensors shards of at most :data:`SHARD_BYTES` + ``state.json``; atomic (temp dir + rename)."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    items = []
+    for k, v in tensors.items():
+        v = v.detach().cpu().contiguous()
+        items.append((k, v.to(dtype) if v.is_floating_point() else v))
+    # first-fit decreasing: as few shards as the size limit allows
+    shards: list[dict[str, torch.Tensor]] = []
+    sizes: list[int] = []
+    for k, v in sorted(items, key=lambda kv: -kv[1].numel() * kv[1].element_size()):
+        nbytes = v.numel() * v.element_size()
+        j = next((j for j, s in enumerate(sizes) if s + nbytes <= SHARD_BYTES), None)
+        if j is None:
+            shards.append({})
+            sizes.append(0)
+            j = len(shards) - 1
+        shards[j][k] = v
+        sizes[j] += nbytes
+    names = []
+    for n, shard in enumerate(shards):
+        name = f"weights-{n + 1:02d}-of-{len(shards):02d}.safetensors"
+        save_file(shard, str(tmp / name))
+        names.append(name)
+    (tmp / "state.json").write_text(json.dumps({**state, "shards": names}, indent=1) + "\n")
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_compact(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict] | None:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / "state.json").is_file():
+        return None
+    state = json.loads((folder / "state.json").read_text())
+    tensors: dict[str, torch.Tensor] = {}
+    for name in state["shards"]:
+        tensors.update(load_file(str(folder / name)))
+    return tensors, state
+
+
+def model_config_from_dict(d: dict, where: str = "state.json") -> TacotronConfig:
+    return from_dict(TacotronConfig, d, where=where, path="model")
+
+
+# --------------------------------------------------------------------------------------------- training
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, pack: Pack, idx: np.ndarray, cfg: TrainConfig, device: torch.device,
+             autocast: bool) -> dict[str, float]:
+    model.eval()
+    rng = np.random.default_rng(0)
+    order = idx[np.argsort([pack.n_frames(i) for i in idx])]
+    sums: dict[str, float] = {}
+    n = 0
+    for s in range(0, len(order), cfg.batch_size):
+        part = order[s: s + cfg.batch_size]
+        batch = {k: v.to(device) for k, v in collate(pack, part, unwrap(model).cfg, rng).items()}
+        losses = compute_losses(model, batch, cfg, autocast)
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * len(part)
+        n += len(part)
+    model.train()
+    return {k: v / n for k, v in sums.items()}
+
+
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(state dict, state)`` of a compact checkpoint folder (``runs/tts/best``) or a TTS model folder
+    (``models/tts``: ``model.safetensors`` + ``config.json``, the step count in its ``source``)."""
+    from signals.errors import ModelError
+    from signals.modelfolder import ModelFolder
+
+    path = Path(path)
+    compact = load_compact(path)
+    if compact is not None:
+        return compact
+    if not (path / "config.json").is_file():
+        raise ModelError(f"{path} is neither a checkpoint folder (state.json) nor a model folder (config.json)")
+    from safetensors.torch import load_file
+
+    folder = ModelFolder.load(path, kind="tts")
+    tensors = load_file(str(folder.file(folder.config.weights)))
+    source = folder.config.source
+    return tensors, {"step": int(source.get("step", 0)), "model": folder.config.model}
+
+
+def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | None = None,
+          init: str | Path | None = None, progress: bool = True) -> dict:
+    """Train on pack ``data`` into run folder ``out`` (resumed when ``out/last`` exists); returns a summary.
+
+    ``out/last`` and ``out/best`` (lowest validation post-net loss) are compact checkpoints
+    (:func:`save_compact`); ``out/train_log.jsonl`` is the history.
+    """
+    from tqdm import tqdm
+
+    from signals.modelfolder import append_log
+
+    ctx = setup_distributed(device)
+    out = Path(out)
+    pack = Pack.load(data)
+    seed_everything(cfg.seed + ctx.rank)
+    resume = load_compact(out / "last")
+    started_from = "last checkpoint" if resume is not None else None
+    if resume is None and init is not None:
+        resume, started_from = load_weights(init), str(init)
+        resume[1]["best_val"] = math.inf  # a new run's validation history starts here
+    model_cfg = cfg.model
+    if resume is not None:
+        model_cfg = model_config_from_dict(resume[1]["model"], where=str(started_from))
+        log.info("resuming from %s at step %d", started_from, resume[1]["step"])
+    model = Tacotron2(model_cfg)
+    if model_cfg.n_symbols != len(pack.manifest["symbols"]):
+        raise ValueError(f"pack has {len(pack.manifest['symbols'])} symbols, model {model_cfg.n_symbols}")
+    step, best, warmup_from = 0, math.inf, 0
+    if resume is not None:
+        tensors, state = resume
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in tensors.items() if not k.startswith("optim.")})
+        step, best = state["step"], state.get("best_val", math.inf)
+        warmup_from = step if not any(k.startswith("optim.") for k in tensors) else 0
+    else:
+        mean, std = pack.mel_stats("train")
+        model.mel_mean.copy_(torch.from_numpy(mean))
+        model.mel_std.copy_(torch.from_numpy(std))
+    model.to(ctx.device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-6,
+                           weight_decay=cfg.weight_decay)
+    if resume is not None and warmup_from == 0:
+        opt_state = opt.state_dict()
+        for i in range(len(list(model.parameters()))):
+            opt_state["state"][i] = {"step": torch.tensor(float(step)),
+                                     "exp_avg": resume[0][f"optim.{i}.exp_avg"].float().to(ctx.device),
+                                     "exp_avg_sq": resume[0][f"optim.{i}.exp_avg_sq"].float().to(ctx.device)}
+        opt.load_state_dict(opt_state)
+    train_model = model
+    if ctx.distributed:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
+    autocast = cfg.bf16 and ctx.device.type == "cuda"
+    if ctx.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    train_idx, val_idx = pack.indices("train"), pack.indices("val")
+    by_speaker: dict[int, np.ndarray] = {}
+    for i in train_idx:
+        by_speaker.setdefault(int(pack.speakers[i]), []).append(int(i))
+    by_speaker = {k: np.asarray(v) for k, v in by_speaker.items()}
+    lengths = np.asarray([pack.n_frames(i) for i in train_idx])
+    rng = np.random.default_rng(cfg.seed * 1000 + step)  # a resumed run draws new batches
+
+    def save(folder: str, extra: dict) -> None:
+        tensors = dict(model.state_dict())
+        if cfg.save_optimizer:
+            for i, st in opt.state_dict()["state"].items():
+                tensors[f"optim.{i}.exp_avg"] = st["exp_avg"].to(torch.bfloat16)
+                tensors[f"optim.{i}.exp_avg_sq"] = st["exp_avg_sq"].to(torch.bfloat16)
+        save_compact(out / folder, tensors, {"step": step, "best_val": best, "model": to_dict(model_cfg),
+                                             "train": to_dict(replace(cfg, model=model_cfg)), **extra})
+
+    t0 = time.time()
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="tts train", unit="step", disable=not (progress and ctx.is_main))
+    running: dict[str, float] = {}
+    done = False
+    model.train()
+    while not done:
+        batches = list(length_buckets(lengths, cfg.batch_size, rng))
+        for b in batches[ctx.rank:: ctx.world_size]:
+            batch = {k: v.to(ctx.device, non_blocking=True) for k, v in
+                     collate(pack, train_idx[b], model_cfg, rng, cfg.embed_swap_prob, by_speaker).items()}
+            lr = lr_at(step, cfg, warmup_from)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            losses = compute_losses(train_model, batch, cfg, autocast)
+            opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if not torch.isfinite(gnorm):
+                opt.zero_grad(set_to_none=True)  # skip a non-finite step rather than poison the weights
+            else:
+                opt.step()
+            step += 1
+            for k, v in losses.items():
+                running[k] = running.get(k, 0.0) + float(v.detach())
+            bar.update(1)
+            if step % cfg.log_every == 0 and ctx.is_main:
+                row = {"step": step, "lr": lr, "seconds": round(time.time() - t0, 1),
+                       **{k: round(v / cfg.log_every, 4) for k, v in running.items()}}
+                append_log(out / "train_log.jsonl", row)
+                if not progress:
+                    log.info(json.dumps(row))
+                bar.set_postfix(loss=row["total"], post=row["post"], guided=row["guided"], focus=row["focus"])
+                running = {}
+            timeout = cfg.max_seconds > 0 and time.time() - t0 > cfg.max_seconds
+            done = step >= cfg.max_steps or timeout
+            if (step % cfg.val_every == 0 or done) and ctx.is_main:
+                val = validate(model, pack, val_idx, cfg, ctx.device, autocast)
+                row = {"step": step, "val": {k: round(v, 4) for k, v in val.items()}}
+                append_log(out / "train_log.jsonl", row)
+                log.info(json.dumps(row))
+                if val["post"] < best:
+                    best = val["post"]
+                    save("best", {"val": val})
+                save("last", {"val": val})
+            if done:
+                break
+    bar.close()
+    return {"step": step, "best_val_post": best, "seconds": round(time.time() - t0, 1)}
+
+
+if __name__ == "__main__":  # torchrun / python -m entry point; cli.py owns the options
+    from signals.speech.tts.cli import main_train
+
+    raise SystemExit(main_train())

@@ -1,0 +1,274 @@
+"""The voice-cloning synthesizer: model shapes, alignment prior, training, export parity, the numpy
+decoder loop, the clone pipeline in-process, and bad input. Tiny models, seconds in all."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from signals.errors import AudioError, DataError, ModelError, SignalsError, TextError  # noqa: E402
+from signals.speech.tts.config import TINY, SynthesisConfig, TrainConfig  # noqa: E402
+from signals.speech.tts.data import Pack, length_buckets, quantize_mel, token_frames, write_pack  # noqa: E402
+from signals.speech.tts.model import (  # noqa: E402
+    Tacotron2,
+    guided_attention_loss,
+    guided_attention_targets,
+)
+from signals.speech.tts.text import DEFAULT_SYMBOLS  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = REPO / "models"
+EXAMPLE_VOICE = REPO / "examples" / "speech" / "voice_a_1.wav"
+MODEL_CFG = replace(TINY, n_mels=80, speaker_dim=256)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory) -> Pack:
+    """A synthetic pack with learnable structure: each token has its own mel frame (plus noise)."""
+    rng = np.random.default_rng(0)
+    table = rng.uniform(-9.0, 1.0, size=(len(DEFAULT_SYMBOLS), 80))
+    mels, tokens, durs, speakers, split = [], [], [], [], []
+    for i in range(16):
+        ids = np.concatenate([[1], rng.integers(2, len(DEFAULT_SYMBOLS), size=rng.integers(5, 12)), [1]])
+        d = rng.integers(1, 5, size=len(ids))
+        frames = np.repeat(table[ids], d, axis=0) + rng.normal(0, 0.1, size=(int(d.sum()), 80))
+        mels.append(quantize_mel(frames))
+        tokens.append(ids)
+        durs.append(d)
+        speakers.append(i % 4)
+        split.append("val" if i % 8 == 7 else "train")
+    emb = rng.standard_normal((16, 256))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    folder = tmp_path_factory.mktemp("pack") / "pack"
+    return Pack.load(write_pack(folder, mels, tokens, durs, emb, speakers, split))
+
+
+def test_model_shapes():
+    model = Tacotron2(TINY)
+    b, n, t = 3, 9, 14
+    tokens = torch.randint(2, TINY.n_symbols, (b, n))
+    lengths = torch.tensor([9, 7, 5])
+    out = model(tokens, lengths, torch.randn(b, TINY.speaker_dim), torch.randn(b, t, TINY.n_mels))
+    assert out["mel"].shape == out["mel_post"].shape == (b, t, TINY.n_mels)
+    assert out["stop"].shape == (b, t // TINY.reduction)
+    assert out["alignments"].shape == (b, t // TINY.reduction, n)
+    # attention never lands on padding, and each step's weights sum to one
+    al = out["alignments"]
+    assert float(al[1, :, 7:].detach().abs().max()) < 1e-6 and float(al[2, :, 5:].detach().abs().max()) < 1e-6
+    assert torch.allclose(al.sum(-1), torch.ones(b, t // TINY.reduction), atol=1e-5)
+    with pytest.raises(ValueError, match="reduction"):
+        model(tokens, lengths, torch.randn(b, TINY.speaker_dim), torch.randn(b, t + 1, TINY.n_mels))
+
+
+def test_token_frames_follow_the_corpus_durations():
+    # tokens of 25 ms, 50 ms, 100 ms: mel frames (11.6 ms) centred inside each token's span
+    d = token_frames([1, 2, 4], n_frames=15)
+    assert d.sum() == 15 and list(d) == [3, 4, 8]
+
+
+def test_guided_attention_prior_is_zero_on_the_true_path():
+    durations = torch.tensor([[2, 2, 4, 0]])  # 8 frames; r = 2 -> 4 steps on tokens 0, 1, 2, 2
+    w = guided_attention_targets(durations, n_steps=4, reduction=2, sigma=1.0)
+    assert w.shape == (1, 4, 4)
+    assert [int(w[0, s].argmin()) for s in range(4)] == [0, 1, 2, 2]
+    on_path = torch.zeros(1, 4, 4)
+    for s, k in enumerate([0, 1, 2, 2]):
+        on_path[0, s, k] = 1.0
+    mask = torch.ones(1, 4)
+    assert float(guided_attention_loss(on_path, w, mask)) == 0.0
+    off = torch.roll(on_path, 2, dims=2)
+    assert float(guided_attention_loss(off, w, mask)) > 0.8
+
+
+def test_length_buckets_cover_every_index_once():
+    lengths = np.random.default_rng(0).integers(10, 500, size=101)
+    batches = list(length_buckets(lengths, 8, np.random.default_rng(1)))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(101))
+    assert max(len(b) for b in batches) == 8
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = TrainConfig(model=MODEL_CFG, batch_size=4, lr=3e-3, warmup_steps=1, val_every=1000, log_every=5,
+                       embed_swap_prob=0.5)
+    return replace(base, **kw)
+
+
+def test_training_lowers_the_loss_and_resumes(pack, tmp_path):
+    from signals.speech.tts.train import train
+
+    out = tmp_path / "run"
+    summary = train(_cfg(max_steps=40), pack.folder, out, progress=False)
+    assert summary["step"] == 40
+    rows = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    losses = [r["total"] for r in rows if "total" in r]
+    assert losses[-1] < 0.9 * losses[0], losses  # 40 steps from random: the mel and stop terms fall first
+    assert (out / "best" / "state.json").is_file()
+    # rerunning resumes from out/last (step 40) instead of starting over
+    summary = train(_cfg(max_steps=45), pack.folder, out, progress=False)
+    assert summary["step"] == 45
+    assert json.loads((out / "last" / "state.json").read_text())["step"] == 45
+
+
+def test_compact_checkpoint_shards_fit_the_limit(tmp_path):
+    from signals.speech.tts import train as train_mod
+
+    tensors = {f"w{i}": torch.randn(300, 300) for i in range(10)}  # 10 x 180 kB in fp16
+    old = train_mod.SHARD_BYTES
+    train_mod.SHARD_BYTES = 400_000
+    try:
+        train_mod.save_compact(tmp_path / "ck", tensors, {"step": 7})
+    finally:
+        train_mod.SHARD_BYTES = old
+    state = json.loads((tmp_path / "ck" / "state.json").read_text())
+    assert len(state["shards"]) == 5 and all((tmp_path / "ck" / s).stat().st_size < 400_000 + 10_000
+                                             for s in state["shards"])
+    loaded, st = train_mod.load_compact(tmp_path / "ck")
+    assert st["step"] == 7 and torch.allclose(loaded["w3"].float(), tensors["w3"], atol=1e-2)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> Path:
+    """A tiny synthesizer exported as a model folder (prenet dropout off so torch and numpy loops match)."""
+    from signals.speech.tts.export import export
+
+    torch.manual_seed(0)
+    model = Tacotron2(replace(MODEL_CFG, prenet_dropout=0.0)).eval()
+    out = tmp_path_factory.mktemp("tts") / "tts"
+    export(model, out, list(DEFAULT_SYMBOLS), source={"step": 0}, licence="Apache-2.0",
+           synthesis=SynthesisConfig(max_steps_per_token=3.0, min_steps=4))
+    return out
+
+
+def test_export_parity_and_folder(tiny_folder):
+    cfg = json.loads((tiny_folder / "config.json").read_text())
+    assert cfg["kind"] == "tts" and set(cfg["graphs"]) == {"encoder", "decoder", "postnet"}
+    for g in cfg["graphs"].values():
+        assert g["parity_max_abs_diff"] <= 1e-4
+        assert (tiny_folder / g["file"]).is_file()
+    assert cfg["frontend"]["symbols"] == list(DEFAULT_SYMBOLS)
+
+
+def test_numpy_decoder_loop_matches_torch(tiny_folder):
+    from safetensors.torch import load_file
+
+    from signals.speech.tts.export import fold_batchnorm
+    from signals.speech.tts.infer import SynthesizerRuntime
+
+    rt = SynthesizerRuntime.load(tiny_folder, threads=1)
+    model = Tacotron2(rt.model)
+    model.load_state_dict({k: v.float() for k, v in load_file(str(tiny_folder / "model.safetensors")).items()})
+    model = fold_batchnorm(model.eval())
+    ids = rt.ids("ðə kˈæt sˈæt.")
+    emb = np.random.default_rng(3).standard_normal(256).astype(np.float32)
+    got = rt.synthesize(ids, emb)
+    ref, align = model.infer(torch.tensor([ids]), torch.from_numpy(emb)[None],
+                             max_steps=rt.synthesis.min_steps + int(rt.synthesis.max_steps_per_token * len(ids)))
+    assert got.mel.shape == (80, ref.shape[1])
+    assert np.max(np.abs(got.mel - ref[0].numpy().T)) < 1e-3
+    assert got.alignment.shape == tuple(align.shape)
+
+
+@pytest.fixture(scope="module")
+def clone(tiny_folder):
+    from signals.speech.tts.infer import load
+
+    for name in ("speaker_encoder", "vocoder"):
+        if not (MODELS / name / "config.json").is_file():
+            pytest.skip(f"models/{name} is not in this checkout")
+    return load(tiny_folder, threads=1)
+
+
+def test_clone_in_process_writes_audio(clone, tiny_folder, tmp_path):
+    import soundfile as sf
+
+    from signals.cli import main
+
+    out = tmp_path / "clone.wav"
+    rc = main(["speech", "clone", "--model", str(tiny_folder), "--reference", str(EXAMPLE_VOICE),
+               "--text", "Hello world. Good morning.", "--output", str(out), "--threads", "1", "--quiet"])
+    assert rc == 0
+    wav, sr = sf.read(out)
+    assert sr == 22050 and len(wav) > 0 and np.all(np.isfinite(wav))
+    emb = clone.embed([EXAMPLE_VOICE])
+    result = clone.synthesize("Hello world. Good morning.", emb)
+    assert [p.text for p in result.pieces] == ["Hello world.", "Good morning."]
+    assert result.wav.dtype == np.float32 and result.sample_rate == 22050
+    np.save(tmp_path / "emb.npy", emb)
+    rc = main(["speech", "clone", "--model", str(tiny_folder), "--embedding", str(tmp_path / "emb.npy"),
+               "--text", "Hi.", "--output", str(tmp_path / "e.flac"), "--quiet"])
+    assert rc == 0 and (tmp_path / "e.flac").is_file()
+
+
+@pytest.mark.parametrize("text, match", [("", "empty"), ("... !? --", "nothing to pronounce"),
+                                         ("Привет мир", "Cyrillic")])
+def test_bad_text_is_a_clear_error_and_nothing_is_written(clone, tmp_path, text, match):
+    out = tmp_path / "x.wav"
+    with pytest.raises(TextError, match=match):
+        clone.write(text, clone.embed([EXAMPLE_VOICE]), out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_long_text_is_split_and_an_interrupted_run_leaves_nothing(clone, tmp_path):
+    text = " ".join(["The quick brown fox jumps over the lazy dog, and then it runs away."] * 300)
+    assert len(text) > 20_000
+    plan = clone.plan(text)
+    assert len(plan) >= 100 and all(len(s) <= 200 for s, _ in plan)
+    out = tmp_path / "long.wav"
+    seen = []
+
+    def stop_after_two(piece):
+        seen.append(piece)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        clone.write(text, clone.embed([EXAMPLE_VOICE]), out, on_piece=stop_after_two)
+    assert list(tmp_path.iterdir()) == []  # neither the output nor its temporary file
+
+
+def test_bad_references_and_outputs(clone, tmp_path):
+    import soundfile as sf
+
+    from signals.cli import main
+
+    sf.write(tmp_path / "short.wav", np.random.default_rng(0).normal(0, 0.1, 3200).astype(np.float32), 16000)
+    sf.write(tmp_path / "silent.wav", np.zeros(48000, np.float32), 16000)
+    with pytest.raises(AudioError, match="too short"):
+        clone.embed([tmp_path / "short.wav"])
+    with pytest.raises(AudioError, match="silent"):
+        clone.embed([tmp_path / "silent.wav"])
+    with pytest.raises(DataError, match="embedding"):
+        clone.synthesize("Hello.", np.zeros(256))
+    with pytest.raises(DataError, match="256"):
+        clone.synthesize("Hello.", np.ones(40))
+    base = ["speech", "clone", "--reference", str(EXAMPLE_VOICE), "--text", "Hi."]
+    assert main([*base, "--output", str(tmp_path / "x.mp4")]) == 2
+    assert main([*base, "--output", str(EXAMPLE_VOICE)]) == 2  # would overwrite the reference
+    assert main([*base, "--output", str(tmp_path / "no" / "x.wav")]) == 2
+    assert main([*base, "--output", str(tmp_path / "x.wav"), "--model", str(tmp_path / "missing")]) == 2
+    assert main(["speech", "clone", "--text", "Hi.", "--output", str(tmp_path / "x.wav")]) == 2
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_missing_or_wrong_model_folder(tmp_path, tiny_folder):
+    from signals.speech.tts.infer import SynthesizerRuntime
+
+    with pytest.raises(ModelError):
+        SynthesizerRuntime.load(tmp_path / "nowhere")
+    if (MODELS / "vocoder" / "config.json").is_file():
+        with pytest.raises(SignalsError):
+            SynthesizerRuntime.load(MODELS / "vocoder")  # another kind of model

@@ -23,3 +23,29 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     fig.savefig(path, dpi=dpi)
     pyplot().close(fig)
     return path
+
+
+def plot_training_log(log: str | Path, png: str | Path, keys: tuple[str, ...] = ("total",),
+                      val_keys: tuple[str, ...] = ("total",), title: str = "") -> Path:
+    """Loss curves of a ``train_log.jsonl`` (rows ``{"step", key: value}`` and ``{"step", "val": {...}}``)."""
+    import json
+
+    rows = [json.loads(line) for line in Path(log).read_text().splitlines() if line.strip()]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for key in keys:
+        pts = [(r["step"], r[key]) for r in rows if key in r]
+        if pts:
+            ax.plot(*zip(*pts), label=f"train {key}")
+    for key in val_keys:
+        pts = [(r["step"], r["val"][key]) for r in rows if key in r.get("val", {})]
+        if pts:
+            ax.plot(*zip(*pts), "o-", label=f"validation {key}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, png)

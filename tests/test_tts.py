@@ -175,7 +175,7 @@ def test_numpy_decoder_loop_matches_torch(tiny_folder):
     ids = rt.ids("ðə kˈæt sˈæt.")
     emb = np.random.default_rng(3).standard_normal(256).astype(np.float32)
     got = rt.synthesize(ids, emb)
-    ref, align = model.infer(torch.tensor([ids]), torch.from_numpy(emb)[None],
+    ref, align = model.infer(torch.tensor([ids]), torch.from_numpy(emb)[None], min_steps=rt.synthesis.min_steps,
                              max_steps=rt.synthesis.min_steps + int(rt.synthesis.max_steps_per_token * len(ids)))
     assert got.mel.shape == (80, ref.shape[1])
     assert np.max(np.abs(got.mel - ref[0].numpy().T)) < 1e-3
@@ -272,3 +272,21 @@ def test_missing_or_wrong_model_folder(tmp_path, tiny_folder):
     if (MODELS / "vocoder" / "config.json").is_file():
         with pytest.raises(SignalsError):
             SynthesizerRuntime.load(MODELS / "vocoder")  # another kind of model
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_two_processes(pack, tmp_path):
+    """``torchrun --nproc_per_node=2 -m signals.speech.tts.train`` (Gloo on CPU) through the same entry point."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519",
+           "-m", "signals.speech.tts.train", "--data", str(pack.folder), "--out", str(out), "--tiny",
+           "--max-steps", "4", "--batch-size", "2", "--val-every", "100", "--device", "cpu", "--quiet"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    state = json.loads((out / "last" / "state.json").read_text())
+    assert state["step"] == 4

@@ -7,6 +7,7 @@ that parses or prints.
     signals speech tts prepare ../shared/data/kokoro-teacher --out data/tts_pack [--compressed data/tts_gpu]
     signals speech tts train --data data/tts_pack --out runs/tts [--init models/tts]
     signals speech tts export runs/tts/best --out models/tts
+    signals speech tts evaluate [--sentences 48 --real-speakers 8] --out runs/tts_eval [--write-metrics]
 
 Handlers import their implementation lazily so ``signals --help`` stays fast.
 """
@@ -215,6 +216,56 @@ def _export(args) -> int:
     return 0
 
 
+def _evaluate(args) -> int:
+    import sys
+
+    from signals.speech.tts.evaluate import evaluate, format_report
+
+    if args.threads is not None and args.threads < 1:
+        from signals.errors import DataError
+
+        raise DataError(f"--threads must be at least 1, got {args.threads}")
+    report = evaluate(args.model, encoder_model=args.encoder_model, vocoder_model=args.vocoder_model,
+                      sr_model=args.sr_model, corpus=args.corpus, pack=args.pack, data=args.data,
+                      sentences=args.sentences, voices=args.voices, real_speakers=args.real_speakers,
+                      real_sentences=args.real_sentences, real_sources=args.real_sources,
+                      sample_rates=args.sample_rates, out=args.out, wavs=args.wavs, alignments=args.alignments,
+                      threads=args.threads, write_metrics=args.write_metrics, progress=not args.no_progress,
+                      command="signals " + " ".join(sys.argv[1:]))
+    print(format_report(report))
+    return 0
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    p = add_command(commands, "evaluate", "WER, speaker similarity and SV-EER of the clone chain on held-out "
+                                          "sentences (teacher, copy-synthesis, clones; 22.05 and 48 kHz)", _evaluate)
+    p.add_argument("--model", help="synthesizer model folder (default: $SIGNALS_MODELS/tts, else models/tts)")
+    p.add_argument("--encoder-model", help="speaker encoder folder (default models/speaker_encoder)")
+    p.add_argument("--vocoder-model", help="vocoder folder (default models/vocoder)")
+    p.add_argument("--sr-model", help="HiFi-SR folder (default models/super_resolution)")
+    p.add_argument("--corpus", help="kokoro-teacher folder (default $SIGNALS_DATA/kokoro-teacher)")
+    p.add_argument("--pack", help="take the test split from this training pack's manifest.json (default: split "
+                                  "the corpus with the default split, as `prepare` does)")
+    p.add_argument("--data", help="folder holding librispeech-mini, ljspeech-mini, vctk-wideband (default $SIGNALS_DATA)")
+    p.add_argument("--sentences", type=int, default=48, help="held-out sentences, spread over the held-out teacher "
+                                                             "voices (default 48)")
+    p.add_argument("--voices", type=int, help="use only this many held-out teacher voices (default all 6)")
+    p.add_argument("--real-speakers", type=int, default=8, help="real unseen voices, round robin over the sources; "
+                                                                "0 = none (default 8)")
+    p.add_argument("--real-sentences", type=int, default=6, help="held-out sentences each real voice speaks (default 6)")
+    p.add_argument("--real-sources", nargs="+", choices=["librispeech", "ljspeech", "vctk"],
+                   default=["librispeech", "ljspeech", "vctk"])
+    p.add_argument("--sample-rates", type=int, nargs="+", choices=[22050, 48000], default=[22050, 48000],
+                   help="48000 adds the HiFi-SR rows")
+    p.add_argument("--out", help="folder for report.json, PNGs and example WAVs")
+    p.add_argument("--wavs", type=int, default=2, help="example WAVs: this many teacher sentences and real voices")
+    p.add_argument("--alignments", type=int, default=3, help="sentences in alignment.png (default 3)")
+    p.add_argument("--threads", type=int, help="onnxruntime threads")
+    p.add_argument("--write-metrics", action="store_true",
+                   help="write the headline table to the model folder's metrics.json (key 'evaluation')")
+    p.add_argument("--no-progress", action="store_true")
+
+
 def register(group: argparse._SubParsersAction) -> None:
     """Adds ``tts`` and its commands to ``signals speech``."""
     from signals.speech.tts.corpus import DEFAULT_MIXES, DEFAULT_SEED, DEFAULT_UTTERANCES
@@ -265,6 +316,8 @@ def register(group: argparse._SubParsersAction) -> None:
 
     add_train_arguments(add_command(commands, "train", "train the speaker-conditioned Tacotron 2 (resumable, DDP)",
                                     _train))
+
+    _add_evaluate(commands)
 
     p = add_command(commands, "export", "export a checkpoint to a model folder (3 ONNX graphs, parity-checked)", _export)
     p.add_argument("checkpoint", help="checkpoint folder (runs/tts/best) or a model folder with model.safetensors")

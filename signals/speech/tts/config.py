@@ -72,7 +72,8 @@ class TrainConfig:
     batch_size: int = 96
     lr: float = 1e-3
     lr_min: float = 1e-5
-    warmup_steps: int = 300  # also re-run after a resume without Adam's moments
+    warmup_steps: int = 300
+    resume_warmup_steps: int = 50  # re-warm after resuming without Adam's moments (its estimates rebuild first)
     decay_start: int = 1500  # exponential decay after this step ...
     decay_half_life: int = 3000  # ... halving the rate every this many steps
     weight_decay: float = 1e-6

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,7 +109,7 @@ class SynthesizerRuntime:
         max_steps = syn.min_steps + int(syn.max_steps_per_token * n)
         frames, aligns, stopped = [], [], False
         out_names = ["frames", "stop", *(f"{s}_out" for s in STATE_NAMES)]
-        for _ in range(max_steps):
+        for step in range(max_steps):
             masks = {m: ((rng.random((1, d)) < keep) / keep).astype(np.float32)
                      for m, d in zip(MASK_NAMES, cfg.prenet_dims)}
             out = self.decoder.run(out_names, {"frame": frame, **masks, **state, "memory": memory,
@@ -118,7 +119,8 @@ class SynthesizerRuntime:
             frames.append(step_frames[0])
             aligns.append(state["attention_weights"][0])
             frame = step_frames[:, -1]
-            if 1.0 / (1.0 + np.exp(-float(stop[0]))) > syn.stop_threshold:
+            # no stop before min_steps: a premature stop would give a clip too short to vocode
+            if step + 1 >= syn.min_steps and 1.0 / (1.0 + np.exp(-float(stop[0]))) > syn.stop_threshold:
                 stopped = True
                 break
         if not stopped:
@@ -288,7 +290,10 @@ class CloneRuntime:
         output = check_output_path(output, inputs)
         emb = check_embedding(embedding, self.embedding_dim)
         plan = self.plan(text, accent) if plan is None else plan  # text errors before any file is created
-        tmp = output.with_name(f".{output.stem}.partial{output.suffix}")
+        # a unique temporary name beside the output: two runs writing the same file never share it
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".partial{output.suffix}", dir=output.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
         pause = np.zeros(int(self.synthesizer.synthesis.pause_seconds * sample_rate), np.float32)
         n, samples, unstopped = 0, 0, 0
         try:
@@ -303,6 +308,9 @@ class CloneRuntime:
                     unstopped += not piece.stopped
                     if on_piece is not None:
                         on_piece(piece)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; the result gets the usual permissions
             os.replace(tmp, output)
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -242,19 +242,19 @@ class Tacotron2(nn.Module):
 
     @torch.inference_mode()
     def infer(self, tokens: Tensor, speaker: Tensor, max_steps: int = 1000, stop_threshold: float = 0.5,
-              seed: int = 0) -> tuple[Tensor, Tensor]:
+              seed: int = 0, min_steps: int = 10) -> tuple[Tensor, Tensor]:
         """Free-running synthesis of one utterance: ``tokens [1, N]`` -> ``(log-mel [1, T, M], alignments [T/r, N])``."""
         gen = torch.Generator().manual_seed(seed)
         memory, processed = self.encode(tokens, speaker)
         state = self.initial_state(memory)
         frame = memory.new_zeros(1, self.cfg.n_mels)
         frames, aligns = [], []
-        for _ in range(max_steps):
+        for step in range(max_steps):
             out, stop, state = self.decoder_step(frame, self.prenet_masks(1, gen), state, memory, processed)
             frames.append(out)
             aligns.append(state[4][0])
             frame = out[:, -1]
-            if torch.sigmoid(stop).item() > stop_threshold:
+            if step + 1 >= min_steps and torch.sigmoid(stop).item() > stop_threshold:
                 break
         mel = torch.cat(frames, 1)
         return self.postnet_denorm(mel), torch.stack(aligns)

@@ -2,18 +2,20 @@
 
     signals speech tts train --data data/tts_pack --out runs/tts                  # rerun to resume
     signals speech tts train --data data/tts_pack --out runs/tts --max-seconds 480 --batch-size 96
+    signals speech tts train --data data/tts_pack --out runs/tts2 --init models/tts   # continue the shipped model
     torchrun --nproc_per_node=4 -m signals.speech.tts.train --data data/tts_pack --out runs/tts   # DDP
 
 Teacher forcing; loss = mel (MSE + L1, before and after the postnet) + stop-token BCE + a guided
 attention loss whose prior is the corpus's true alignment (per-token durations), which makes the
 attention lock on in a few hundred steps instead of tens of thousands. bf16 autocast on GPU.
 
-Checkpoints are *compact* so a run can move between machines (a lent GPU returns files of at most
-16 MiB): ``out/last/`` and ``out/best/`` hold the weights as fp16 safetensors shards of <= 15 MiB plus
-``state.json`` (step, best validation loss, config). Adam's moments are saved only with
-``--save-optimizer``; without them a resumed run re-warms the learning rate over ``warmup_steps``.
-``out/best/`` is chosen on the validation split (held-out voices + held-out sentences of training
-voices), never on test.
+Checkpoints are *compact* so a run can move between machines (a lent GPU returns at most 8 files of
+16 MiB, 64 MiB in all): ``out/last/`` and ``out/best/`` hold the weights as fp16 safetensors shards of
+<= 15.9 MiB plus ``state.json`` (step, best validation loss, config) - 46 MB for the default model, so
+one of the two comes back per call. Adam's moments are saved only with ``--save-optimizer``; without
+them a resumed run re-warms the learning rate over ``warmup_steps``. ``out/best/`` is chosen on the
+validation split (held-out voices + held-out sentences of training voices), never on test.
+``--init models/tts`` starts a new run folder from a shipped model (its weights and step count).
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ log = logging.getLogger(__name__)
 
 
 def lr_at(step: int, cfg: TrainConfig, warmup_from: int = 0) -> float:
-    """Linear warm-up from ``warmup_from`` (0, or the resume step when Adam's moments were not kept), then
-    constant, then exponential decay after ``decay_start``."""
-    warm = min(1.0, (step - warmup_from + 1) / max(1, cfg.warmup_steps))
+    """Linear warm-up (``warmup_steps`` from step 0, or ``resume_warmup_steps`` from ``warmup_from``, the
+    step a run resumed at without Adam's moments), then constant, then exponential decay after ``decay_start``."""
+    warm = min(1.0, (step - warmup_from + 1) / max(1, cfg.warmup_steps if warmup_from == 0 else cfg.resume_warmup_steps))
     decay = 0.5 ** (max(0, step - cfg.decay_start) / cfg.decay_half_life)
     return max(cfg.lr_min, cfg.lr * warm * decay)
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from signals.modelfolder import REPO_MODELS
@@ -9,25 +16,50 @@ from signals.paths import REPO_ROOT
 
 pytest.importorskip("streamlit")
 
+TABS = ["Activity recognition", "Speaker verification", "Super-resolution", "Voice cloning"]
+CLONE_MODELS = ("tts", "vocoder", "speaker_encoder")
+VOICES = REPO_ROOT / "examples" / "speech"
 
-def _run_app():
+
+def _app():
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
-    return at.run()
+    return AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
+
+
+def _run_app():
+    return _app().run()
+
+
+def _ok(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _needs_clone_models() -> None:
+    missing = [n for n in CLONE_MODELS if not (REPO_MODELS / n / "config.json").is_file()]
+    if missing:
+        pytest.skip(f"no shipped model folder for {', '.join(missing)}")
+
+
+def _wav_bytes(wav: np.ndarray, sr: int) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, wav, sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
 
 
 def test_app_runs_without_exceptions():
     at = _run_app()
-    assert not at.exception, [e.value for e in at.exception]
-    assert [t.label for t in at.tabs] == ["Activity recognition", "Speaker verification", "Super-resolution"]
-    assert not at.error, [e.value for e in at.error]
+    _ok(at)
+    assert [t.label for t in at.tabs] == TABS
 
 
 def test_app_shows_results_for_shipped_models():
     at = _run_app()
     shipped = {name: (REPO_MODELS / name / "config.json").is_file()
-               for name in ("har", "speaker_encoder", "super_resolution")}
+               for name in ("har", "speaker_encoder", "super_resolution", "tts", "vocoder")}
     warnings = " ".join(w.value for w in at.warning)
     for name, present in shipped.items():
         assert (f"models/{name}" in warnings) != present, (name, warnings)
@@ -35,3 +67,118 @@ def test_app_shows_results_for_shipped_models():
         assert any("activity" in c.value for c in at.code), "HAR timeline missing"
     if shipped["speaker_encoder"]:
         assert any(m.label == "cosine similarity" for m in at.metric)
+
+
+def test_uploads_leave_no_temporary_files():
+    if not (REPO_MODELS / "super_resolution" / "config.json").is_file():
+        pytest.skip("no shipped super-resolution model")
+    before = set(Path(tempfile.gettempdir()).glob("signals_*"))
+    at = _run_app()
+    next(s for s in at.selectbox if s.label == "Input").set_value("upload…").run()  # the super-resolution tab
+    next(u for u in at.file_uploader if u.label == "Audio file").set_value(("low.wav", (VOICES / "lowres_8k.wav").read_bytes(), "audio/wav")).run()
+    _ok(at)
+    assert any(d.label == "Download 48 kHz WAV" for d in at.get("download_button"))
+    assert set(Path(tempfile.gettempdir()).glob("signals_*")) == before
+
+
+def test_clone_tab_bundled_voice_and_bad_text():
+    _needs_clone_models()
+    at = _run_app()
+    assert at.radio(key="clone_rate").value == (
+        48000 if (REPO_MODELS / "super_resolution" / "config.json").is_file() else 22050)
+    at.text_area(key="clone_text").set_value("Good morning.")
+    at.button(key="clone_go").click().run()
+    _ok(at)
+    res = at.session_state["clone_result"]
+    assert res["sample_rate"] == at.radio(key="clone_rate").value
+    assert res["references"] == ["voice_a_1.wav", "voice_a_2.wav"]
+    assert res["wav"].dtype == np.float32 and len(res["wav"]) > 0.3 * res["sample_rate"]
+    assert len(at.dataframe) == 1 and list(at.dataframe[0].value["sentence"]) == ["Good morning."]
+    assert any(d.key == "clone_download" for d in at.get("download_button"))
+    assert at.get("imgs") or at.get("image"), "alignment / mel figure missing"
+
+    # punctuation only: a message, not an exception, and the previous result is gone
+    at.text_area(key="clone_text").set_value("?!... --")
+    at.button(key="clone_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("nothing to pronounce" in e.value for e in at.error), [e.value for e in at.error]
+    assert "clone_result" not in at.session_state
+    assert not at.dataframe
+
+
+def test_clone_tab_uploaded_references():
+    _needs_clone_models()
+    at = _app()
+    at.session_state["clone_source"] = "Upload"  # the radio's choice, so that the first run shows the uploader
+    at.run()
+    at.file_uploader(key="clone_upload").set_value(("notes.wav", b"this is not audio" * 50, "audio/wav"))
+    at.button(key="clone_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("notes.wav is not a readable audio file" in e.value for e in at.error), [e.value for e in at.error]
+
+    t = np.arange(int(0.2 * 16000)) / 16000
+    short = _wav_bytes((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    at.file_uploader(key="clone_upload").set_value(("short.wav", short, "audio/wav"))
+    at.button(key="clone_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("short.wav is too short" in e.value for e in at.error), [e.value for e in at.error]
+
+    # two good files, one longer than the 30 s the app reads, at 22.05 kHz
+    import soundfile as sf
+
+    wav, sr = sf.read(VOICES / "voice_b_1.wav", dtype="float32")
+    long = _wav_bytes(np.tile(wav, 8), sr)  # about 37 s
+    at.file_uploader(key="clone_upload").set_value([("b1.wav", (VOICES / "voice_b_1.wav").read_bytes(), "audio/wav"),
+                                                    ("b_long.wav", long, "audio/wav")])
+    at.radio(key="clone_rate").set_value(22050)
+    at.text_area(key="clone_text").set_value("Hi.")
+    at.button(key="clone_go").click().run()
+    _ok(at)
+    res = at.session_state["clone_result"]
+    assert res["sample_rate"] == 22050 and res["references"] == ["b1.wav", "b_long.wav"]
+    assert any("b_long.wav: only the first 30 s" in i.value for i in at.info)
+
+
+def test_app_helpers():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("signals_app", REPO_ROOT / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)  # main() runs only as __main__
+    from signals.errors import AudioError, TextError
+
+    stereo = np.stack([np.full(48000, 0.1, np.float32), np.full(48000, 0.3, np.float32)], axis=1)
+    wav, sr, cut = app._read_reference(_wav_bytes(stereo, 16000), "x.wav", max_seconds=2.0)
+    assert sr == 16000 and cut and wav.shape == (32000,) and np.allclose(wav, 0.2, atol=1e-3)
+    wav, sr, cut = app._read_reference(_wav_bytes(stereo, 16000), "x.wav")
+    assert not cut and wav.shape == (48000,)
+    with pytest.raises(AudioError, match="empty.wav is not a readable audio file"):
+        app._read_reference(b"", "empty.wav")
+    # the text box's max_chars is enforced by the browser (and Streamlit truncates); _clone checks too
+    with pytest.raises(AudioError, match="upload at least one recording"):
+        app._clone([], "Hello.", 22050)
+    with pytest.raises(TextError, match="at most 1,000"):
+        app._clone([("a.wav", b"")], "Hello there. " * 100, 22050)
+
+
+def test_app_is_torch_free():
+    """The whole app, voice cloning included, runs with every `import torch` failing."""
+    _needs_clone_models()
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'torchaudio'):\n"
+        "            raise ImportError('torch is blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({str(REPO_ROOT / 'app.py')!r}, default_timeout=180).run()\n"
+        "at.radio(key='clone_rate').set_value(22050)\n"
+        "at.text_area(key='clone_text').set_value('Yes.')\n"
+        "at.button(key='clone_go').click().run()\n"
+        "print([e.value for e in at.exception], [e.value for e in at.error], 'clone_result' in at.session_state,"
+        " 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[] [] True False", out.stdout + out.stderr

@@ -10,8 +10,10 @@ entry point serves both.
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,3 +137,71 @@ def load_foreign_state(path: str | Path, key: str, what: str) -> tuple[dict[str,
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# --------------------------------------------------------------------------------------------------
+# compact, sharded checkpoints (the form that moves between machines)
+
+SHARD_BYTES = int(15.9 * 2**20)  # whole file, header included: under the 16 MiB a lent GPU returns per file
+HEADER_BYTES = 4096  # safetensors header: a JSON table of the tensors (plus each tensor's entry)
+STATE_FILE = "state.json"
+
+
+def save_compact(folder: str | Path, tensors: dict[str, torch.Tensor], state: dict[str, Any],
+                 prefix: str = "state", shard_bytes: int | None = None) -> list[Path]:
+    """Tensors (already in the dtypes to store) as safetensors shards of at most ``shard_bytes`` (default
+    :data:`SHARD_BYTES`; first-fit decreasing) + ``state.json`` listing them; atomic (temporary folder +
+    rename: an interrupted save leaves the previous checkpoint). Returns the files written.
+
+    For moving training between machines: a lent GPU returns at most 8 files of 16 MiB (64 MiB in all)."""
+    limit = SHARD_BYTES if shard_bytes is None else shard_bytes
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shards: list[dict[str, torch.Tensor]] = []
+    sizes: list[int] = []
+    for k, v in sorted(tensors.items(), key=lambda kv: -kv[1].numel() * kv[1].element_size()):
+        nbytes = v.numel() * v.element_size() + len(k) + 128  # data + its header entry (name, dtype, shape, offsets)
+        if nbytes > limit - HEADER_BYTES:
+            raise ValueError(f"tensor {k} ({nbytes} bytes) is larger than one shard ({limit} bytes)")
+        j = next((j for j, s in enumerate(sizes) if s + nbytes <= limit), None)
+        if j is None:
+            shards.append({})
+            sizes.append(HEADER_BYTES)
+            j = len(shards) - 1
+        shards[j][k] = v
+        sizes[j] += nbytes
+    names = []
+    for n, shard in enumerate(shards):
+        name = f"{prefix}-{n + 1:02d}-of-{len(shards):02d}.safetensors"
+        save_file(shard, str(tmp / name))
+        names.append(name)
+    (tmp / STATE_FILE).write_text(json.dumps({**state, "shards": names}, indent=1) + "\n")
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return [folder / n for n in names] + [folder / STATE_FILE]
+
+
+def load_compact(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """``(tensors, state)`` of a folder written by :func:`save_compact`, or None if it has no state."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / STATE_FILE).is_file():
+        return None
+    state = json.loads((folder / STATE_FILE).read_text())
+    tensors: dict[str, torch.Tensor] = {}
+    for name in state["shards"]:
+        tensors.update(load_file(str(folder / name)))
+    return tensors, state
+
+
+def folder_bytes(folder: str | Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())

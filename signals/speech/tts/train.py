@@ -40,7 +40,7 @@ from signals.speech.tts.model import (
     guided_attention_targets,
     masked_mel_loss,
 )
-from signals.torchutils import seed_everything, setup_distributed, unwrap
+from signals.torchutils import load_compact, save_compact, seed_everything, setup_distributed, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -114,62 +114,6 @@ def compute_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: 
 
 
 # --------------------------------------------------------------------------------------------- checkpoints
-
-SHARD_BYTES = 15 * 2**20 + 900 * 2**10  # a lent GPU returns files of at most 16 MiB
-
-
-def save_compact(folder: str | Path, tensors: dict[str, torch.Tensor], state: dict, dtype=torch.float16) -> None:
-    """Tensors as safetensors shards of at most :data:`SHARD_BYTES` + ``state.json``; atomic (temp dir + rename)."""
-    import shutil
-
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    items = []
-    for k, v in tensors.items():
-        v = v.detach().cpu().contiguous()
-        items.append((k, v.to(dtype) if v.is_floating_point() else v))
-    # first-fit decreasing: as few shards as the size limit allows
-    shards: list[dict[str, torch.Tensor]] = []
-    sizes: list[int] = []
-    for k, v in sorted(items, key=lambda kv: -kv[1].numel() * kv[1].element_size()):
-        nbytes = v.numel() * v.element_size()
-        j = next((j for j, s in enumerate(sizes) if s + nbytes <= SHARD_BYTES), None)
-        if j is None:
-            shards.append({})
-            sizes.append(0)
-            j = len(shards) - 1
-        shards[j][k] = v
-        sizes[j] += nbytes
-    names = []
-    for n, shard in enumerate(shards):
-        name = f"weights-{n + 1:02d}-of-{len(shards):02d}.safetensors"
-        save_file(shard, str(tmp / name))
-        names.append(name)
-    (tmp / "state.json").write_text(json.dumps({**state, "shards": names}, indent=1) + "\n")
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def load_compact(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict] | None:
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    if not (folder / "state.json").is_file():
-        return None
-    state = json.loads((folder / "state.json").read_text())
-    tensors: dict[str, torch.Tensor] = {}
-    for name in state["shards"]:
-        tensors.update(load_file(str(folder / name)))
-    return tensors, state
-
 
 def model_config_from_dict(d: dict, where: str = "state.json") -> TacotronConfig:
     return from_dict(TacotronConfig, d, where=where, path="model")
@@ -288,7 +232,9 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
             for i, st in opt.state_dict()["state"].items():
                 tensors[f"optim.{i}.exp_avg"] = st["exp_avg"].to(torch.bfloat16)
                 tensors[f"optim.{i}.exp_avg_sq"] = st["exp_avg_sq"].to(torch.bfloat16)
-        save_compact(out / folder, tensors, {"step": step, "best_val": best, "model": to_dict(model_cfg),
+        tensors = {k: v.detach().cpu().to(torch.float16) if v.is_floating_point() and not k.startswith("optim.")
+                   else v.detach().cpu() for k, v in tensors.items()}
+        save_compact(out / folder, tensors, prefix="weights", state={"step": step, "best_val": best, "model": to_dict(model_cfg),
                                              "train": to_dict(replace(cfg, model=model_cfg)), **extra})
 
     t0 = time.time()

@@ -13,6 +13,11 @@ Memory of ``signals speech upsample`` on long files (each run in a fresh subproc
     .venv/bin/python benchmarks/bench_sr.py --stream-rss 60 600 [--in-memory] [--threads 1]
 
 The inputs are synthetic 16 kHz speech-like signals (harmonics + noise, band-limited), written block by block.
+
+Size of the compact resumable training state (``out/last``: fp16 weights, bf16 AdamW moments, <= 15.9 MiB
+shards) per generator / discriminator preset and ``--state-moments`` choice, written for real::
+
+    .venv/bin/python benchmarks/bench_sr.py --state-sizes
 """
 
 from __future__ import annotations
@@ -97,6 +102,45 @@ def stream_rss(lengths: list[int], model: str | None, threads: int, in_memory: b
               f"{r['wall_s'] / r['input_s']:>7.2f}")
 
 
+def state_sizes() -> None:
+    """Write the compact state of every preset pair once (optimiser moments filled by one step) and list sizes."""
+    import torch
+
+    from signals.speech.nn.discriminators import Discriminators
+    from signals.speech.sr.checkpoint import MOMENTS, state_tensors
+    from signals.speech.sr.config import DISCRIMINATORS, GENERATORS
+    from signals.speech.sr.model import Generator
+    from signals.torchutils import SHARD_BYTES, save_compact
+
+    limit = 64 * 2**20
+    print(f"{'generator':<10}{'discriminators':<16}{'params (M)':>11}" + "".join(f"{m + ' (MB / shards)':>24}" for m in MOMENTS)
+          + "   fits 64 MiB back")
+    with tempfile.TemporaryDirectory(dir="runs" if Path("runs").is_dir() else None) as tmp:
+        for g in GENERATORS:
+            for d in DISCRIMINATORS:
+                gen, disc = Generator(GENERATORS[g]), Discriminators(DISCRIMINATORS[d])
+                opts = []
+                for m in (gen, disc):
+                    opt = torch.optim.AdamW(m.parameters(), lr=0.0)
+                    for q in m.parameters():
+                        q.grad = torch.zeros_like(q)
+                    opt.step()
+                    opts.append(opt)
+                n = sum(q.numel() for q in gen.parameters()) + sum(q.numel() for q in disc.parameters())
+                cells, fits = [], []
+                for moments in MOMENTS:
+                    tensors, info = state_tensors(gen, disc, *opts, moments)
+                    files = save_compact(Path(tmp) / "last", tensors, {"step": 0, **info})
+                    total = sum(f.stat().st_size for f in files)
+                    largest = max(f.stat().st_size for f in files)
+                    assert largest <= SHARD_BYTES, (g, d, moments, largest)
+                    cells.append(f"{total / 1e6:>8.1f} / {len(files) - 1:>2} (max {largest / 2**20:.2f} MiB)")
+                    fits.append(moments if total <= limit else "-")
+                print(f"{g:<10}{d:<16}{n / 1e6:>11.2f}" + "".join(f"{c:>24}" for c in cells) + "   " + ", ".join(fits),
+                      flush=True)
+                del gen, disc, opts, tensors
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder (default: models/super_resolution)")
@@ -105,7 +149,11 @@ def main() -> None:
     ap.add_argument("--stream-rss", nargs="+", type=int, metavar="SECONDS",
                     help="only measure peak RSS of `upsample` on synthetic 16 kHz files of these lengths")
     ap.add_argument("--in-memory", action="store_true", help="with --stream-rss: also the whole-file path")
+    ap.add_argument("--state-sizes", action="store_true", help="only measure the compact training state per preset")
     args = ap.parse_args()
+    if args.state_sizes:
+        state_sizes()
+        return
     if args.stream_rss:
         stream_rss(args.stream_rss, args.model, args.threads, args.in_memory)
         return

@@ -74,14 +74,14 @@ def test_degrade_removes_band_above_nyquist_and_keeps_below(kind, rate):
 def test_dataset_items_are_deterministic_crops_with_random_rates():
     cfg = srdata.DegradeConfig(segment=4096)
     ds = srdata.SRDataset([wideband(1.0, 0), wideband(0.7, 1)], cfg, length=100, seed=3)
-    low, high, rate = ds[5]
-    assert low.shape == high.shape == (4096,) and cfg.min_rate <= rate <= cfg.max_rate
-    low2, high2, rate2 = ds[5]
+    low, high, rate, bw = ds[5]
+    assert low.shape == high.shape == (4096,) and cfg.min_rate <= rate <= cfg.max_rate and bw == SR / 2
+    low2, high2, rate2, _ = ds[5]
     np.testing.assert_array_equal(low, low2)
     assert rate == rate2
     assert len({ds[i][2] for i in range(20)}) > 5
     batch = srdata.collate([ds[i] for i in range(3)])
-    assert batch[0].shape == (3, 4096) and batch[2].shape == (3,)
+    assert batch[0].shape == (3, 4096) and batch[2].shape == (3,) and batch[3].dtype == torch.float32
 
 
 def test_split_and_npz_roundtrip(tmp_path):
@@ -178,7 +178,7 @@ def test_one_training_step_updates_weights(tmp_path, monkeypatch):
     trained = load_file(str(tmp_path / "run" / "generator.safetensors"))
     changed = [k for k in init if not torch.equal(init[k], trained[k])]
     assert len(changed) > len(init) // 2
-    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+    assert (tmp_path / "run" / "last" / "state.json").is_file()
     log = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
     assert "adv_mbd" in log[-1] and "val_lsd_8k" in log[-1]
     assert json.loads((tmp_path / "run" / "train_config.json").read_text())["degrade"]["segment"] == 2048
@@ -379,6 +379,28 @@ def test_evaluate_on_real_vctk(vctk_root, model_folder, tmp_path):
     assert set(s) == {"unprocessed", "spectral_replication", "hifi_sr"}
     assert s["unprocessed"]["8000"]["lsd_hf"] > s["unprocessed"]["8000"]["lsd"]
     assert (tmp_path / "results.json").is_file() and "hifi_sr" in (tmp_path / "results.txt").read_text()
+    assert "TON" in (tmp_path / "results.txt").read_text() and "tonal_excess_db" in s["hifi_sr"]["8000"]
+    # the unprocessed input leaves the generated band empty: its tonal excess is minus the reference's value
+    assert s["unprocessed"]["8000"]["tonal_excess_db"] == pytest.approx(-s["unprocessed"]["8000"]["tonal_ref_db"], abs=0.5)
+
+
+def test_evaluate_on_a_pack_split_up_to_each_clip_bandwidth(model_folder, tmp_path):
+    from signals.speech.sr.corpus import write_pack
+    from signals.speech.sr.evaluate import evaluate, format_table
+
+    rows = []
+    for i, (split, bw) in enumerate([("test", 15000.0), ("test", 24000.0), ("train", 20000.0)]):
+        path = _write(tmp_path / f"c{i}.wav", wideband(0.5, i), SR)
+        rows.append({"id": f"p:{i}", "path": str(path), "rate": SR, "start": 0, "stop": SR // 2, "gain_db": 0.0,
+                     "seconds": 0.5, "bandwidth_hz": bw, "group": f"p/{i}", "language": "xx", "package": "p",
+                     "split": split})
+    write_pack(tmp_path / "pack", rows)
+    res = evaluate(tmp_path / "pack", model_folder, rates=(8000, 16000, 32000), threads=1)
+    assert res["files"] == ["p:0", "p:1"] and "test split" in res["label"]
+    # 32 kHz input (16 kHz Nyquist) leaves nothing to generate below p:0's 15 kHz: only p:1 is scored there
+    assert sum(r["rate"] == "32000" and r["method"] == "hifi_sr" for r in res["rows"]) == 1
+    assert sum(r["rate"] == "8000" and r["method"] == "hifi_sr" for r in res["rows"]) == 2
+    assert "32k" in format_table(res)
 
 
 # ---------------------------------------------------------------------------------------------- bad input + CLI

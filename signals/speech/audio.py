@@ -211,17 +211,25 @@ def trim_long_silences(
     return wav[: flags.size * window][np.repeat(mask, window)]
 
 
+def silence_bounds(wav: np.ndarray, sample_rate: int, top_db: float = 40.0, frame_ms: float = 25.0) -> tuple[int, int]:
+    """``(start, stop)`` sample indices of ``wav: [T]`` without its leading and trailing silence (frames more
+    than ``top_db`` below the loudest); ``(0, T)`` when the signal is shorter than one frame."""
+    wav = np.asarray(wav, dtype=np.float32)
+    frame = max(1, int(sample_rate * frame_ms / 1000))
+    n = len(wav) // frame
+    if n == 0:
+        return 0, len(wav)
+    energy = np.mean(np.square(wav[: n * frame].reshape(n, frame), dtype=np.float64), axis=1)
+    db = 10 * np.log10(energy + 1e-20)
+    loud = np.flatnonzero(db > db.max() - top_db)
+    return int(loud[0] * frame), int(min(len(wav), (loud[-1] + 1) * frame))
+
+
 def trim_silence(wav: np.ndarray, sample_rate: int, top_db: float = 40.0, frame_ms: float = 25.0) -> np.ndarray:
     """Cut leading and trailing silence (frames more than ``top_db`` below the loudest); ``float32 [T']``.
 
     Energy-based, any sample rate; keeps pauses inside the signal (use :func:`trim_long_silences` for those).
     """
     wav = np.asarray(wav, dtype=np.float32)
-    frame = max(1, int(sample_rate * frame_ms / 1000))
-    n = len(wav) // frame
-    if n == 0:
-        return wav
-    energy = np.mean(np.square(wav[: n * frame].reshape(n, frame), dtype=np.float64), axis=1)
-    db = 10 * np.log10(energy + 1e-20)
-    loud = np.flatnonzero(db > db.max() - top_db)
-    return wav[loud[0] * frame : min(len(wav), (loud[-1] + 1) * frame)]
+    start, stop = silence_bounds(wav, sample_rate, top_db, frame_ms)
+    return wav[start:stop]

@@ -1,4 +1,4 @@
-"""``signals speech upsample`` and ``signals speech sr train | evaluate | export``. The only SR module that
+"""``signals speech upsample`` and ``signals speech sr prepare | train | evaluate | export``. The only SR module that
 parses or prints.
 
 Handlers import their implementation lazily: ``upsample`` and ``evaluate`` run on the torch-free
@@ -17,14 +17,23 @@ TRAIN_NAMES = {"generator": "--config", "discriminator": "--disc"}
 TRAIN_HELP = {
     "generator": "generator size",
     "discriminator": "discriminator widths (tiny: CPU tests)",
-    "max_seconds": "stop after this wall time (0: no limit)",
     "disc_start": "mel-only warm-up steps",
     "disc_warmup": "after --disc-start, steps that train only the discriminators (the generator stays mel-only)",
-    "test": "utterance ids held out for evaluation",
+    "test": "utterance ids held out for evaluation (folders / .npz; a pack carries its own split)",
     "test_speakers": "hold out every utterance of these speakers too (VCTK SR split: p360 p361 p362 p363 p364 "
                      "p374 p376 s5)",
-    "val": "utterance ids for validation (training speakers)",
+    "val": "utterance ids for validation (training speakers; folders / .npz only)",
     "segment": "crop length in samples at 48 kHz",
+    "steps": "the run's planned total (the cosine schedule ends here); keep it when resuming",
+    "max_seconds": "stop after this wall time, saving the state (one lent-GPU session)",
+    "lr_schedule": "cosine: warm-up, then cosine to lr * lr_min at --steps; exp: lr_decay per 1000 steps",
+    "warmup_steps": "linear learning-rate warm-up (D warms up again after a resume without its moments)",
+    "lr_min": "cosine floor, as a fraction of lr",
+    "above_band_weight": "mel-loss weight above each clip's measured bandwidth (1: train to the recorded silence, "
+                         "0: ignore); below 1 the discriminators see both signals low-passed at the bandwidth",
+    "val_clips": "validation clips scored per evaluation (checkpoints are chosen on their LSD only)",
+    "state_moments": "optimiser moments kept in <out>/last: all (39.7 MB for small + compact), generator "
+                     "(21.3 MB), none",
 }
 
 
@@ -50,17 +59,21 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from signals.speech.sr.config import DISCRIMINATORS, GENERATORS, TrainConfig
     from signals.speech.sr.data import DegradeConfig
 
-    p.add_argument("--data", required=True, help="folder of wideband audio (any rate >= 44.1 kHz) or a prepared .npz")
-    p.add_argument("--out", default="runs/sr", help="run folder: checkpoint.pt, generator*.safetensors, log, samples")
+    p.add_argument("--data", required=True, help="training pack (sr prepare), folder of wideband audio (any rate "
+                                                 ">= 44.1 kHz) or a prepared .npz")
+    p.add_argument("--out", default="runs/sr", help="run folder: last/ (resumable state), generator*.safetensors, "
+                                                     "log, samples")
     add_arguments(p, TrainConfig, names=TRAIN_NAMES, help=TRAIN_HELP,
-                  choices={"generator": tuple(GENERATORS), "discriminator": tuple(DISCRIMINATORS)})
-    add_arguments(p, DegradeConfig, only=["segment"], help=TRAIN_HELP)
+                  choices={"generator": tuple(GENERATORS), "discriminator": tuple(DISCRIMINATORS),
+                           "lr_schedule": ("cosine", "exp"), "state_moments": ("all", "generator", "none")})
+    add_arguments(p, DegradeConfig, only=["segment", "vocoder_prob"], help={
+        **TRAIN_HELP, "vocoder_prob": "share of crops degraded like 22.05 kHz vocoder output"})
     p.add_argument("--init-weights", default=None,
                    help="start the generator from these .safetensors weights (fine-tuning; ignored with --resume)")
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
-    p.add_argument("--no-checkpoint", action="store_true", help="write no full checkpoint (weights only)")
+    p.add_argument("--resume", action="store_true", help="continue from the compact state <out>/last (if any)")
+    p.add_argument("--no-checkpoint", action="store_true", help="write no resumable state (weights only)")
     p.add_argument("--no-amp", action="store_true", help="float32 on GPU")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -92,11 +105,51 @@ def main_train(argv: list[str] | None = None) -> int:
     return standalone(add_train_arguments, _train, "Train HiFi-SR.", argv)
 
 
+PREPARE_HELP = {
+    "packages": "Debian packages to read",
+    "min_bandwidth": "keep clips whose measured bandwidth reaches this (Hz)",
+    "drop_db": "level criterion: the bandwidth ends where the spectrum falls this far below the 0-4 kHz level",
+    "snr_db": "content criterion: speech must stand this far above the clip's noise floor",
+    "min_seconds": "drop clips shorter than this after trimming silence",
+    "trim_db": "leading/trailing frames this far below the loudest are silence",
+    "target_dbfs": "active-speech level after loudness normalisation",
+    "peak_dbfs": "normalisation never pushes the peak above this",
+    "seed": "draws the default held-out groups and the device pack's order",
+    "max_tonal_db": "drop clips whose time-averaged spectrum has lines this far above the local median (dB)",
+    "exclude_groups": "groups never used (package/language or hedgewars/<voice>)",
+    "val_groups": "groups held out for validation (default: one per package, drawn with --seed)",
+    "test_groups": "groups held out for the test (default: one per package, drawn with --seed)",
+    "pack_mb": "size limit of the device pack (MB of audio)",
+    "pack_codec": "source: the packages' own Ogg bytes (decoded with soundfile); pcm16: 48 kHz int16",
+    "pack_val_minutes": "validation audio inside the device pack",
+    "prefer_bandwidth": "device pack: clips reaching this bandwidth (Hz) go first",
+    "workers": "processes that decode and measure clips",
+}
+
+
+def _prepare(args) -> int:
+    from signals.configio import from_args
+    from signals.speech.sr.config import PrepareConfig
+    from signals.speech.sr.corpus import prepare
+
+    m = prepare(args.out, from_args(PrepareConfig, args), cache=args.cache, debs=args.debs, pack=args.pack,
+                progress=not args.quiet)
+    kept, dev = m["kept"], m["device_pack"]
+    print(json.dumps({
+        "found": m["found"], "kept": {k: kept[k] for k in ("clips", "minutes")}, "per_split": kept["per_split"],
+        "languages": len(kept["per_language"]), "dropped": m["dropped"], "split": m["split"],
+        "full_pack": {k: m["full_pack"][k] for k in ("folder", "clips", "minutes", "bytes")},
+        "device_pack": {k: dev[k] for k in ("folder", "clips", "minutes", "bytes", "per_split")},
+        "seconds": m["seconds"], "manifest": f"{args.out}/manifest.json"}, indent=1))
+    return 0
+
+
 def _evaluate(args) -> int:
     from signals.speech.sr.evaluate import evaluate, format_table
 
     result = evaluate(args.dir, args.model, out=args.out, held_out=args.held_out, files=args.files,
-                      rates=tuple(args.rates), threads=args.threads)
+                      rates=tuple(args.rates), threads=args.threads, split=args.split, vocoder=args.vocoder,
+                      limit=args.limit)
     print(format_table(result))
     return 0
 
@@ -123,12 +176,28 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("--no-postprocess", action="store_true", help="raw generator output (no band-keeping crossover)")
     _model_args(p)
 
-    sr = add_group(group.add_parser("sr", help="HiFi-SR super-resolution: train, evaluate, export"))
+    sr = add_group(group.add_parser("sr", help="HiFi-SR super-resolution: prepare, train, evaluate, export"))
+    p = add_command(sr, "prepare", "build training data from wideband speech in Debian packages (apt-get download)",
+                    _prepare)
+    from signals.configio import add_arguments
+    from signals.speech.sr.config import PrepareConfig
+
+    p.add_argument("--out", default="data/sr_debian", help="output folder: manifest.json, clips.tsv, full/ and pack/")
+    p.add_argument("--cache", help="where packages are downloaded and unpacked (default $SIGNALS_CACHE/debian)")
+    p.add_argument("--debs", help="folder with already downloaded NAME_*.deb files (else apt-get download)")
+    p.add_argument("--pack", help="folder of the device pack (default <out>/pack)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_arguments(p, PrepareConfig, help=PREPARE_HELP, choices={"pack_codec": ("source", "pcm16")})
     add_train_arguments(add_command(sr, "train", "train HiFi-SR on a folder of wideband audio (torchrun-ready)",
                                     _train))
 
-    p = add_command(sr, "evaluate", "LSD / high-band LSD / SI-SDR per input rate vs baselines", _evaluate)
-    p.add_argument("dir", help="folder of wideband reference audio")
+    p = add_command(sr, "evaluate", "LSD / high-band LSD / SI-SDR / tonal artefacts per input rate vs baselines",
+                    _evaluate)
+    p.add_argument("dir", help="folder of wideband reference audio, or a training pack (sr prepare)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="a pack's split to score")
+    p.add_argument("--vocoder", action="store_true", help="also score 22.05 kHz vocoder copy-synthesis as input "
+                                                          "(the voice-cloning pipeline's; needs models/vocoder)")
+    p.add_argument("--limit", type=int, help="at most this many files (evenly spaced)")
     p.add_argument("--held-out", action="store_true", help="only the test utterances listed in the model's config")
     p.add_argument("--files", nargs="*", help="only these utterance ids")
     p.add_argument("--rates", nargs="+", type=int, default=[4000, 8000, 16000, 24000], help="input rates (Hz)")

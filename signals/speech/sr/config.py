@@ -63,9 +63,14 @@ SMALL = GeneratorConfig()
 PAPER = GeneratorConfig(d_model=720, n_layers=11, n_heads=12, ff_mult=4, attn_window=64, upsample_initial_channel=512)
 GENERATORS = {"small": SMALL, "paper": PAPER}
 # "full": HiFi-SR trains against MPD + MSD + MBD (MBD windows 2048/1024/512, 5 bands) and feeds all three to
-# the generator loss (the released reference code leaves the MBD out of it; we do not). "tiny": narrow convs
-# (same structure) for CPU tests and CPU training.
-DISCRIMINATORS = {"full": DiscriminatorConfig(), "tiny": TINY_DISC}
+# the generator loss (the released reference code leaves the MBD out of it; we do not); 72.1 M parameters,
+# whose resumable state (433 MB) cannot come back from a lent GPU. "compact": the same three families with
+# narrower MPD/MSD convs and the full-width MBD (4.58 M parameters): with the small generator the whole
+# state is 39.5 MB (all moments) or 21.2 MB (generator moments only). "tiny": narrow convs (same structure)
+# for CPU tests and CPU training.
+COMPACT_DISC = DiscriminatorConfig(mpd_channels=(16, 64, 128, 256, 256), msd_width=16, mbd_channels=32)
+DISCRIMINATORS = {"full": DiscriminatorConfig(), "compact": COMPACT_DISC, "tiny": TINY_DISC}
+LR_SCHEDULES = ("cosine", "exp")
 
 # The shared VCTK excerpt: 2 utterances of each speaker held out for the test, 1 each for validation.
 DEFAULT_TEST = ("p360_001", "p360_275", "p361_009", "p361_084")
@@ -73,17 +78,72 @@ DEFAULT_VAL = ("p360_354", "p361_174")
 
 
 @dataclass(frozen=True)
+class PrepareConfig:
+    """``signals speech sr prepare``: which Debian packages, which clips to keep, the split and the device pack.
+
+    A clip's *bandwidth* is the lower of two measurements at its own rate: the runtime's level criterion
+    (:func:`signals.speech.sr.postprocess.detect_bandwidth` on the trimmed clip, ``drop_db``) and the
+    content criterion (the highest frequency where speech frames stand ``snr_db`` above the clip's own
+    noise floor, when the clip has non-silent pauses to measure that floor in), so stationary hiss does
+    not count as content.
+    """
+
+    packages: tuple[str, ...] = ("tuxpaint-stamps-default", "klettres-data", "hedgewars-data")
+    min_bandwidth: float = 16000.0  # keep clips whose measured bandwidth reaches this (Hz)
+    drop_db: float = 60.0  # level criterion: within this many dB of the 0-4 kHz level (the runtime's)
+    snr_db: float = 6.0  # content criterion: speech frames at least this far above the noise floor
+    min_seconds: float = 0.25  # shorter clips (after trimming silence) are dropped
+    trim_db: float = 40.0  # leading/trailing frames this far below the loudest are silence
+    target_dbfs: float = -26.0  # active-speech level after loudness normalisation
+    peak_dbfs: float = -1.0  # ... unless that would push the peak above this
+    max_tonal_db: float = 30.0  # drop clips with steady lines (hum, whistles) this far above the local median
+    # hedgewars/Robot: a processed (robot) voice; klettres/en: speech band-limited near 10 kHz under broadband
+    # hiss, clicks and hum lines, which the level criterion alone takes for content (inspected spectrograms)
+    exclude_groups: tuple[str, ...] = ("hedgewars/Robot", "klettres/en")
+    # Held-out groups (a group is one package's language, or one hedgewars voice pack): languages and
+    # voices no training clip shares. Empty = chosen by `seed` (one test and one val group per package).
+    val_groups: tuple[str, ...] = ()
+    test_groups: tuple[str, ...] = ()
+    seed: int = 0
+    # The device pack: at most this many MB (10^6 bytes) of audio. 36 MB + a resumable state of 21.3 MB + the
+    # soundfile wheels (1.6 MB) + the code (2.3 MiB without models/) stay under a lent GPU's 64 MiB upload.
+    pack_mb: float = 36.0
+    pack_codec: str = "source"  # "source": the package's own Ogg/WAV bytes; "pcm16": 48 kHz int16 (no decoder needed)
+    pack_val_minutes: float = 3.0  # validation audio inside the device pack
+    prefer_bandwidth: float = 18000.0  # when not all fits, clips reaching this go first
+    workers: int = 2  # processes that decode and measure clips
+
+    def __post_init__(self) -> None:
+        if self.pack_codec not in ("source", "pcm16"):
+            raise ValueError(f"unknown pack codec {self.pack_codec!r}: use 'source' or 'pcm16'")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     generator: str = "small"  # a GENERATORS preset: "small" (2 M parameters, CPU-trainable) | "paper" (~101 M)
-    discriminator: str = "full"  # a DISCRIMINATORS preset: "full" | "tiny" (narrow convs: CPU tests)
-    steps: int = 20000
-    max_seconds: float = 0.0  # stop after this wall time (0: no limit)
+    discriminator: str = "compact"  # a DISCRIMINATORS preset: "full" | "compact" | "tiny" (narrow convs: CPU tests)
+    steps: int = 20000  # the run's planned total (the cosine schedule ends here); resume with the same value
+    max_seconds: float = 0.0  # stop after this wall time (0: no limit): one lent-GPU session
     batch_size: int = 16
     lr: float = 2e-4
     betas: tuple[float, float] = (0.8, 0.99)
     weight_decay: float = 0.01
-    lr_decay: float = 0.999  # multiplied in every 1000 steps (HiFi-GAN decays 0.999 per epoch)
+    lr_schedule: str = "cosine"  # "cosine": warm-up, then cosine from lr to lr * lr_min at `steps` | "exp"
+    warmup_steps: int = 200  # linear warm-up from 0 (both optimisers)
+    lr_min: float = 0.05  # cosine floor as a fraction of lr
+    lr_decay: float = 0.999  # "exp": multiplied in every 1000 steps (HiFi-GAN decays 0.999 per epoch)
     grad_clip: float = 1000.0
+    # Above each clip's measured bandwidth the target holds no recorded content (the Debian clips stop at
+    # 16-22 kHz). There the mel loss counts with this weight (1: the recorded silence is the target, 0: free)
+    # and, when it is below 1, both discriminator inputs are low-passed at the bandwidth, so real and fake
+    # differ only where the target has content. With L1 on log-mels a small weight makes the generator fill a
+    # band where enough clips have content (a weighted median) and keep silent above the corpus's top.
+    above_band_weight: float = 0.1
+    val_clips: int = 48  # validation clips scored at every evaluation (evenly spaced among the validation split)
+    # Optimiser moments kept in out/last: "all" | "generator" | "none" (checkpoint.py). "generator" (small +
+    # compact: 21.3 MB, 2 shards) fits a lent GPU's 64 MiB upload beside a 36 MB pack; D's AdamW restarts
+    # on resume with its own warm-up. "all" is 39.7 MB.
+    state_moments: str = "generator"
     disc_start: int = 0  # steps of mel-only warm-up before the adversarial terms switch on
     disc_warmup: int = 0  # then this many steps train D only, so fresh discriminators do not jolt a trained G
     seed: int = 1234
@@ -100,3 +160,9 @@ class TrainConfig:
             raise ValueError(f"unknown generator {self.generator!r}: use one of {tuple(GENERATORS)}")
         if self.discriminator not in DISCRIMINATORS:
             raise ValueError(f"unknown discriminator {self.discriminator!r}: use one of {tuple(DISCRIMINATORS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr schedule {self.lr_schedule!r}: use one of {LR_SCHEDULES}")
+        if self.state_moments not in ("all", "generator", "none"):
+            raise ValueError(f"state_moments must be 'all', 'generator' or 'none', not {self.state_moments!r}")
+        if not 0.0 <= self.above_band_weight <= 1.0:
+            raise ValueError(f"above_band_weight must be within [0, 1], not {self.above_band_weight}")

@@ -10,6 +10,18 @@ input is made with soxr (a resampler the model never saw in training) and upsamp
   copy, on an STFT (a classic blind bandwidth-extension baseline);
 * ``hifi_sr``: the ONNX model with the band-keeping crossover (what ``signals speech upsample`` does).
 
+``--vocoder`` adds the input the voice-cloning pipeline feeds HiFi-SR: the reference resampled to
+22.05 kHz and copy-synthesised by the shipped vocoder (``models/vocoder``), scored as rate ``vocoder``.
+
+Per method and input: LSD, high-band LSD (above the input's Nyquist), SI-SDR, and the tonal-artefact
+measure (:func:`signals.speech.sr.metrics.tonal_peak_db`, the peak-to-median ratio of the time-averaged
+spectrum in the generated band) as the excess over the reference's in the same band (dB; ~0 = as tonal
+as real speech; the unprocessed input has an empty band, so its excess is minus the reference's value).
+
+``dir`` is a folder of wideband audio or a training pack (``signals speech sr prepare``): then the
+clips of ``--split`` (default ``test``: held-out languages / voices) are scored, each only up to its
+measured bandwidth (above it the reference holds no recorded content).
+
 Torch-free; writes ``results.json`` and ``results.txt`` (a table) to ``--out``. The held-out
 utterances are the ones the model folder's ``config.json["source"]["data"]["test_utterances"]`` lists.
 """
@@ -26,7 +38,7 @@ from scipy import signal as sps
 from signals.errors import DataError
 from signals.speech.audio import load_audio, resample
 from signals.speech.sr.frontend import SAMPLE_RATE as SR
-from signals.speech.sr.metrics import lsd, si_sdr
+from signals.speech.sr.metrics import lsd, si_sdr, tonal_peak_db
 
 RATES = (4000, 8000, 16000, 24000)
 METHODS = ("unprocessed", "spectral_replication", "hifi_sr")
@@ -49,75 +61,136 @@ def spectral_replication(wav48: np.ndarray, cutoff_hz: float, sr: int = SR, n_ff
     return np.pad(y, (0, len(wav48) - len(y))).astype(np.float32)
 
 
-def evaluate_files(files: list[Path], model, rates: tuple[int, ...] = RATES) -> dict[str, Any]:
-    """Per-file and mean metrics for every rate and method."""
+KEYS = ("lsd", "lsd_hf", "si_sdr", "tonal_excess_db", "tonal_ref_db")
+
+
+def vocoder_input(ref48: np.ndarray, vocoder) -> np.ndarray:
+    """The voice-cloning pipeline's HiFi-SR input for ``ref48``: 22.05 kHz copy-synthesis by ``vocoder``."""
+    x = resample(ref48, SR, 22050)
+    y = vocoder(vocoder.mel(x, 22050))[: len(x)]
+    return np.pad(y, (0, len(x) - len(y))).astype(np.float32)
+
+
+def evaluate_items(items: list[tuple[str, np.ndarray, float | None]], model, rates: tuple[int, ...] = RATES,
+                   vocoder=None) -> dict[str, Any]:
+    """Per-file and mean metrics for every input and method. ``items``: ``(name, reference at 48 kHz,
+    top)``: metrics stop at ``top`` Hz (None: the full band)."""
     from tqdm import tqdm
 
     rows = []
-    for path in tqdm(files, desc="sr evaluate", mininterval=5.0):
-        ref, _ = load_audio(path, sample_rate=SR)
-        for rate in rates:
-            low = resample(ref, SR, rate)
+    inputs: list[int | str] = [*rates, *(["vocoder"] if vocoder is not None else [])]
+    for name, ref, top in tqdm(items, desc="sr evaluate", mininterval=5.0):
+        for rate in inputs:
+            if rate == "vocoder":
+                low, in_rate = vocoder_input(ref, vocoder), 22050
+            else:
+                low, in_rate = resample(ref, SR, rate), int(rate)
+            nyq = in_rate / 2
+            if top is not None and top <= nyq:
+                continue  # nothing to generate below this clip's bandwidth
             outs = {
-                "unprocessed": resample(low, rate, SR),
-                "hifi_sr": model.upsample(low, rate, name=str(path)),
+                "unprocessed": resample(low, in_rate, SR),
+                "hifi_sr": model.upsample(low, in_rate, name=name),
             }
-            outs["spectral_replication"] = spectral_replication(outs["unprocessed"], rate / 2)
+            outs["spectral_replication"] = spectral_replication(outs["unprocessed"], nyq)
+            tonal_ref = tonal_peak_db(ref, SR, nyq, top)
             for method in METHODS:
                 est = outs[method][: len(ref)]
+                est = np.pad(est, (0, len(ref) - len(est)))
                 rows.append({
-                    "file": path.stem, "rate": rate, "method": method,
-                    "lsd": lsd(ref, est), "lsd_hf": lsd(ref, est, min_hz=rate / 2), "si_sdr": si_sdr(ref, est),
+                    "file": name, "rate": str(rate), "method": method,
+                    "lsd": lsd(ref, est, max_hz=top), "lsd_hf": lsd(ref, est, min_hz=nyq, max_hz=top),
+                    "si_sdr": si_sdr(ref, est), "tonal_excess_db": tonal_peak_db(est, SR, nyq, top) - tonal_ref,
+                    "tonal_ref_db": tonal_ref,
                 })
     summary: dict[str, Any] = {}
+    used = [str(r) for r in inputs if any(row["rate"] == str(r) for row in rows)]
     for method in METHODS:
         per_rate = {}
-        for rate in rates:
+        for rate in used:
             sel = [r for r in rows if r["method"] == method and r["rate"] == rate]
-            per_rate[str(rate)] = {k: float(np.mean([r[k] for r in sel])) for k in ("lsd", "lsd_hf", "si_sdr")}
-        per_rate["mean"] = {k: float(np.mean([v[k] for v in per_rate.values()])) for k in ("lsd", "lsd_hf", "si_sdr")}
+            per_rate[rate] = {k: float(np.mean([r[k] for r in sel])) for k in KEYS}
+        if per_rate:
+            per_rate["mean"] = {k: float(np.mean([v[k] for v in per_rate.values()])) for k in KEYS}
         summary[method] = per_rate
-    return {"files": [p.stem for p in files], "rates": list(rates), "summary": summary, "rows": rows}
+    return {"files": [name for name, _, _ in items], "rates": used, "summary": summary, "rows": rows}
+
+
+def evaluate_files(files: list[Path], model, rates: tuple[int, ...] = RATES, vocoder=None) -> dict[str, Any]:
+    """:func:`evaluate_items` on audio files (full band: references recorded at >= 44.1 kHz)."""
+    items = [(p.stem, load_audio(p, sample_rate=SR)[0], None) for p in files]
+    return evaluate_items(items, model, rates, vocoder)
 
 
 def format_table(result: dict[str, Any]) -> str:
     rates = [str(r) for r in result["rates"]] + ["mean"]
-    head = f"{'method':<22}" + "".join(f"{(r if r == 'mean' else f'{int(r) // 1000}k'):>22}" for r in rates)
-    sub = f"{'':<22}" + "".join(f"{'LSD / LSD-HF / SI-SDR':>22}" for _ in rates)
-    title = (f"HiFi-SR evaluation on {result['label']} (48 kHz reference; LSD in log10 units, SI-SDR in dB)"
+
+    def label(r: str) -> str:
+        return r if r in ("mean", "vocoder") else f"{int(r) // 1000}k"
+
+    head = f"{'method':<22}" + "".join(f"{label(r):>29}" for r in rates)
+    sub = f"{'':<22}" + "".join(f"{'LSD / LSD-HF / SI-SDR / TON':>29}" for _ in rates)
+    title = (f"HiFi-SR evaluation on {result['label']} (48 kHz reference; LSD in log10 units, SI-SDR in dB, "
+             "TON = tonal peak-to-median excess over the reference in the generated band, dB)"
              if result.get("label") else "")
     lines = [title, head, sub] if title else [head, sub]
     for method, per_rate in result["summary"].items():
         cells = "".join(
-            f"{per_rate[r]['lsd']:>8.3f}/{per_rate[r]['lsd_hf']:>6.3f}/{per_rate[r]['si_sdr']:>6.1f}" for r in rates
+            f"{per_rate[r]['lsd']:>8.3f}/{per_rate[r]['lsd_hf']:>6.3f}/{per_rate[r]['si_sdr']:>6.1f}"
+            f"/{per_rate[r]['tonal_excess_db']:>+6.1f}" for r in rates if r in per_rate
         )
         lines.append(f"{method:<22}{cells}")
-    lines.append(f"({len(result['files'])} files: {', '.join(result['files'])})")
+    ref = result["summary"].get("hifi_sr", {})
+    lines.append(f"{'(reference TON, dB)':<22}" + "".join(f"{ref[r]['tonal_ref_db']:>29.1f}" for r in rates if r in ref))
+    lines.append(f"({len(result['files'])} files: {', '.join(result['files'][:20])}"
+                 f"{', ...' if len(result['files']) > 20 else ''})")
     return "\n".join(lines)
 
 
 def evaluate(data: str | Path, model_dir: str | Path | None = None, out: str | Path | None = None,
              held_out: bool = False, files: list[str] | None = None, rates: tuple[int, ...] = RATES,
-             threads: int | None = None) -> dict[str, Any]:
-    """Evaluate the model folder on ``data``; writes ``results.json`` / ``results.txt`` into ``out`` if given."""
-    from signals.speech.sr.data import find_audio, utterance_id
+             threads: int | None = None, split: str = "test", vocoder: bool = False,
+             limit: int | None = None) -> dict[str, Any]:
+    """Evaluate the model folder on ``data`` (audio folder or training pack); writes ``results.json`` /
+    ``results.txt`` into ``out`` if given. ``limit``: at most that many files (evenly spaced)."""
+    from signals.speech.sr.data import find_audio, is_pack, load_pack, utterance_id
     from signals.speech.sr.infer import load
 
     model = load(model_dir, threads=threads)
-    paths = find_audio(data)
+    voc = None
+    if vocoder:
+        from signals.speech.vocoder.infer import load as load_vocoder
+
+        voc = load_vocoder(threads=threads)
     wanted = set(files or [])
-    if held_out:
-        test = (model.folder.config.source.get("data") or {}).get("test_utterances")
-        if not test:
-            raise DataError(f"{model.folder.config_path} lists no held-out test utterances "
-                            "(source.data.test_utterances)")
-        wanted |= set(test)
-    if wanted:
-        paths = [p for p in paths if utterance_id(p) in wanted]
-        if not paths:
-            raise DataError(f"none of {sorted(wanted)} found under {data}")
-    result = evaluate_files(paths, model, tuple(rates))
-    result["label"] = "held-out test utterances" if held_out else "all files given"
+    if Path(data).is_dir() and is_pack(data):
+        corpus = load_pack(data, (split,))
+        names = sorted(n for n in corpus.wavs if not wanted or n in wanted)
+        if not names:
+            raise DataError(f"none of {sorted(wanted)} in split {split!r} of {data}")
+        if limit and len(names) > limit:
+            names = [names[int(i)] for i in np.linspace(0, len(names) - 1, limit).round()]
+        items = [(n, corpus.wavs[n], corpus.bandwidth[n] if corpus.bandwidth[n] < SR / 2 else None) for n in names]
+        label = f"the {split} split of {data} ({len(set(corpus.groups[n] for n in names))} held-out groups; " \
+                "each clip scored up to its measured bandwidth)"
+    else:
+        paths = find_audio(data)
+        if held_out:
+            test = (model.folder.config.source.get("data") or {}).get("test_utterances")
+            if not test:
+                raise DataError(f"{model.folder.config_path} lists no held-out test utterances "
+                                "(source.data.test_utterances)")
+            wanted |= set(test)
+        if wanted:
+            paths = [p for p in paths if utterance_id(p) in wanted]
+            if not paths:
+                raise DataError(f"none of {sorted(wanted)} found under {data}")
+        if limit and len(paths) > limit:
+            paths = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, limit).round()]
+        items = [(p.stem, load_audio(p, sample_rate=SR)[0], None) for p in paths]
+        label = "held-out test utterances" if held_out else "all files given"
+    result = evaluate_items(items, model, tuple(rates), voc)
+    result["label"] = label
     if out is not None:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,22 @@ Several GPUs (DDP, same entry point)::
     torchrun --nproc_per_node=4 -m signals.speech.sr.train --data /data/VCTK-Corpus-0.92/wav48_silence_trimmed \\
         --out runs/sr_paper --config paper --batch-size 16 --steps 500000
 
-``--data`` is a folder (VCTK layout or plain files, read with soundfile + soxr) or a ``.npz`` written by
-``prepare_npz`` (machines without audio libraries). Degradation happens on the fly in DataLoader
-workers (see ``data.py``). Mixed precision (bf16 autocast) on CUDA, AdamW, resumable checkpoints
-(``--resume``), a JSON-lines log (``train_log.jsonl``), and validation audio examples in ``<out>/samples/``.
+``--data`` is a training pack (``signals speech sr prepare``: its own train/val split by speaker or
+language group and each clip's measured bandwidth), a folder (VCTK layout or plain files, read with
+soundfile + soxr) or a ``.npz`` written by ``prepare_npz``. Degradation happens on the fly in DataLoader
+workers (see ``data.py``). Mixed precision (bf16 autocast) on CUDA, AdamW with a warm-up + cosine
+learning-rate schedule over ``--steps``, a JSON-lines log (``train_log.jsonl``) and validation audio
+examples in ``<out>/samples/``.
+
+The band above a clip's measured bandwidth: the mel loss weighs it by ``above_band_weight`` and, when that
+is below 1, both discriminator inputs are low-passed at the clip's bandwidth (:func:`band_limit`), so the
+adversarial and feature-matching terms only see where the target has content (see ``TrainConfig``).
+
+Resumable across machines: ``out/last/`` is a compact state (:mod:`signals.speech.sr.checkpoint`: fp16
+weights + bf16 AdamW moments of G and D in <= 15.9 MiB shards), written at every evaluation and at the
+end; ``--resume`` continues from it (same step, schedule, best score and data stream). Checkpoints are
+chosen on validation LSD only (mean over 8 and 16 kHz inputs, each clip scored up to its own
+bandwidth): ``generator_best.safetensors``; ``generator.safetensors`` is the latest.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,56 +53,118 @@ from signals.speech.nn.losses import (
     generator_adv_loss,
     multiscale_mel_loss,
 )
+from signals.speech.sr.checkpoint import restore, state_tensors
 from signals.speech.sr.config import DISCRIMINATORS, GENERATORS, TrainConfig
 from signals.speech.sr.data import (
     SAMPLE_RATE,
+    VOCODER_RATE,
     SRDataset,
     collate,
     degrade,
-    load_corpus,
+    load_training_data,
     speaker_id,
     split_corpus,
+    vocoder_like,
 )
-from signals.speech.sr.metrics import lsd
+from signals.speech.sr.metrics import lsd, tonal_excess_db
 from signals.speech.sr.model import Generator
 from signals.torchutils import (
     cleanup_distributed,
     count_parameters,
-    load_checkpoint,
+    load_compact,
     load_safetensors,
-    save_checkpoint,
+    save_compact,
     save_safetensors,
     seed_everything,
     setup_distributed,
     unwrap,
 )
 
-VAL_RATES = (8000, 16000)
+VAL_RATES = (8000, 16000)  # the checkpoint score: mean validation LSD over these input rates
+VAL_MARGIN_HZ = 1000.0  # a condition is scored on a clip only when its bandwidth exceeds the input's Nyquist by this
+LAST, BEST = "last", "generator_best.safetensors"
 
 
 log = logging.getLogger(__name__)
 
 
 def _lr_factor(step: int, cfg: TrainConfig) -> float:
-    return cfg.lr_decay ** (step / 1000.0)
+    """Learning-rate multiplier at ``step``: linear warm-up, then cosine to ``lr_min`` at ``steps`` (or exp)."""
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
+    if cfg.lr_schedule == "exp":
+        return warm * cfg.lr_decay ** (step / 1000.0)
+    t = min(max(step - cfg.warmup_steps, 0) / max(cfg.steps - cfg.warmup_steps, 1), 1.0)
+    return warm * (cfg.lr_min + (1.0 - cfg.lr_min) * 0.5 * (1.0 + math.cos(math.pi * t)))
+
+
+def band_limit(x: torch.Tensor, bandwidth: torch.Tensor, sr: int = SAMPLE_RATE, taper_hz: float = 500.0) -> torch.Tensor:
+    """Low-pass every example of ``x: Tensor[B, 1, T]`` at its own ``bandwidth: Tensor[B]`` (Hz): zero-phase
+    FFT mask, a raised-cosine ``taper_hz`` wide ending at the bandwidth. Float32 (FFTs have no bf16);
+    examples at or above Nyquist come back unchanged."""
+    if bool((bandwidth >= sr / 2).all()):
+        return x
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        n = x.shape[-1]
+        spec = torch.fft.rfft(x.float(), dim=-1)
+        freqs = torch.fft.rfftfreq(n, 1.0 / sr, device=x.device)
+        edge = bandwidth.to(x.device, torch.float32).view(-1, 1, 1)
+        t = ((freqs - (edge - taper_hz)) / taper_hz).clamp(0.0, 1.0)
+        mask = torch.where(edge >= sr / 2, torch.ones_like(t), 0.5 * (1.0 + torch.cos(math.pi * t)))
+        return torch.fft.irfft(spec * mask, n=n, dim=-1)
+
+
+@dataclass
+class ValClip:
+    name: str
+    wav: np.ndarray
+    bandwidth: float
+    inputs: dict[str, tuple[float, np.ndarray]]  # condition -> (input Nyquist in Hz, degraded input at 48 kHz)
+
+
+def make_val_set(wavs: dict[str, np.ndarray], bandwidths: dict[str, float], max_clips: int) -> list[ValClip]:
+    """Fixed validation inputs (degraded once, seed 0): 8 and 16 kHz polyphase, and vocoder-like 22.05 kHz;
+    at most ``max_clips`` clips, evenly spaced in id order."""
+    names = sorted(wavs)
+    if max_clips and len(names) > max_clips:
+        names = [names[int(i)] for i in np.linspace(0, len(names) - 1, max_clips).round()]
+    out = []
+    for name in names:
+        wav, bw = wavs[name], float(bandwidths.get(name, SAMPLE_RATE / 2))
+        inputs = {}
+        for rate in VAL_RATES:
+            if rate / 2 + VAL_MARGIN_HZ <= bw:
+                inputs[f"{rate // 1000}k"] = (rate / 2, degrade(wav, rate, "poly", np.random.default_rng(0)))
+        if VOCODER_RATE / 2 + VAL_MARGIN_HZ <= bw:
+            inputs["voc"] = (VOCODER_RATE / 2, vocoder_like(wav, np.random.default_rng(0)))
+        if inputs:
+            out.append(ValClip(name, wav, bw, inputs))
+    return out
 
 
 @torch.no_grad()
-def validate(gen: nn.Module, utts: dict[str, np.ndarray], device: torch.device, amp: bool) -> dict[str, float]:
-    """Mean LSD (full band and above the input Nyquist) of the raw generator on held-out utterances."""
+def validate(gen: nn.Module, clips: list[ValClip], device: torch.device, amp: bool) -> dict[str, float]:
+    """Mean LSD (up to each clip's bandwidth), high-band LSD (input Nyquist to bandwidth) and tonal excess
+    (dB, generated band, vs the target) of the raw generator, per condition (``8k``, ``16k``, ``voc``)."""
     gen.eval()
     out: dict[str, list[float]] = {}
-    for wav in utts.values():
-        for rate in VAL_RATES:
-            low = degrade(wav, rate, "poly", np.random.default_rng(0))
+    for clip in clips:
+        top = clip.bandwidth if clip.bandwidth < SAMPLE_RATE / 2 else None
+        for cond, (nyq, low) in clip.inputs.items():
             mel = mel_torch(torch.from_numpy(low).to(device)[None], SR_MEL)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
                 y = gen(mel)
-            y = y.float().squeeze().cpu().numpy()[: len(wav)]
-            out.setdefault(f"lsd_{rate // 1000}k", []).append(lsd(wav, y))
-            out.setdefault(f"lsd_hf_{rate // 1000}k", []).append(lsd(wav, y, min_hz=rate / 2))
+            y = y.float().squeeze().cpu().numpy()[: len(clip.wav)]
+            out.setdefault(f"lsd_{cond}", []).append(lsd(clip.wav, y, max_hz=top))
+            out.setdefault(f"lsd_hf_{cond}", []).append(lsd(clip.wav, y, min_hz=nyq, max_hz=top))
+            out.setdefault(f"tonal_{cond}", []).append(tonal_excess_db(clip.wav, y, min_hz=nyq, max_hz=top))
     gen.train()
     return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def val_score(row: dict[str, Any]) -> float:
+    """The checkpoint-selection score: mean validation LSD over :data:`VAL_RATES` (those present)."""
+    vals = [row[f"val_lsd_{r // 1000}k"] for r in VAL_RATES if f"val_lsd_{r // 1000}k" in row]
+    return float(np.mean(vals)) if vals else math.inf
 
 
 def write_wav(path: Path, wav: np.ndarray, sr: int = SAMPLE_RATE) -> None:
@@ -114,39 +189,51 @@ class _OffsetSampler(torch.utils.data.Sampler):
 
 
 def gan_step(gen: nn.Module, disc: nn.Module, opt_g, opt_d, low: torch.Tensor, high: torch.Tensor,
-             cfg: TrainConfig, lc: LossConfig, adversarial: bool, adversarial_g: bool, amp: bool) -> dict[str, Any]:
+             cfg: TrainConfig, lc: LossConfig, adversarial: bool, adversarial_g: bool, amp: bool,
+             bandwidth: torch.Tensor | None = None) -> dict[str, Any]:
     """One HiFi-GAN update: D on real vs fake (when ``adversarial``), then G on the multi-scale mel loss
     (+ adversarial and feature-matching terms when ``adversarial_g``).
 
     ``gen``/``disc`` may be DDP-wrapped; ``low: Tensor[B, T]`` is the degraded input at 48 kHz, ``high:
-    Tensor[B, 1, T]`` the target. Returns the detached loss terms and G's gradient norm, for the log.
+    Tensor[B, 1, T]`` the target, ``bandwidth: Tensor[B]`` the target's content bandwidth (Hz; None: full
+    band). Above it the mel loss counts with ``cfg.above_band_weight`` and the discriminators see both
+    signals low-passed at it (:func:`band_limit`). Returns the detached loss terms and G's gradient norm.
     """
     device = low.device
     with torch.no_grad():
         mel = mel_torch(low, SR_MEL)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
         fake = gen(mel)[..., : high.shape[-1]]
+    w = cfg.above_band_weight
+    masked = bandwidth is not None and w < 1.0 and bool((bandwidth < SAMPLE_RATE / 2).any())
+    real_in = band_limit(high, bandwidth) if masked else high
+    fake_in = band_limit(fake, bandwidth) if masked else fake
 
     loss_d = torch.zeros((), device=device)
     if adversarial:
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            real_out = disc(high)
-            fake_out = disc(fake.detach())
+            real_out = disc(real_in)
+            fake_out = disc(fake_in.detach())
         loss_d = sum(discriminator_loss(real_out[k][0], fake_out[k][0]) for k in real_out)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         nn.utils.clip_grad_norm_(unwrap(disc).parameters(), cfg.grad_clip)
         opt_d.step()
 
-    loss_mel = multiscale_mel_loss(fake, high, lc)
+    if masked:  # weight 1 below the bandwidth, w above it (the low-passed pair differs only below it)
+        loss_mel = (1.0 - w) * multiscale_mel_loss(fake_in, real_in, lc)
+        if w > 0:
+            loss_mel = loss_mel + w * multiscale_mel_loss(fake, high, lc)
+    else:
+        loss_mel = multiscale_mel_loss(fake, high, lc)
     loss_g = lc.lambda_mel * loss_mel
     terms = {"mel": loss_mel.detach()}
     if adversarial_g:
         d = unwrap(disc)  # G step: no all-reduce needed for D's (discarded) gradients
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
             with torch.no_grad():
-                real_out = d(high)
-            fake_out = d(fake)
+                real_out = d(real_in)
+            fake_out = d(fake_in)
         for k in fake_out:
             adv = generator_adv_loss(fake_out[k][0])
             fm = feature_matching_loss(real_out[k][1], fake_out[k][1])
@@ -162,10 +249,10 @@ def gan_step(gen: nn.Module, disc: nn.Module, opt_g, opt_d, low: torch.Tensor, h
 def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str | None = None,
           resume: bool = False, init_weights: str | Path | None = None, workers: int = 2, checkpoint: bool = True,
           amp: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Train on ``data`` (a folder of wideband audio or a prepared ``.npz``) into the run folder ``out``.
+    """Train on ``data`` (a training pack, a folder of wideband audio or a prepared ``.npz``) into ``out``.
 
-    ``resume`` continues from ``out/checkpoint.pt``; ``init_weights`` starts the generator from saved
-    weights (fine-tuning). Returns the step, the best validation LSD and the utterance split.
+    ``resume`` continues from the compact state ``out/last`` (if there is one); ``init_weights`` starts the
+    generator from saved weights (fine-tuning). Returns the step, the best validation LSD and the split.
     """
     cfg = config
     ctx = setup_distributed(device)
@@ -181,33 +268,54 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
     torch.backends.cudnn.benchmark = True
     amp = device.type == "cuda" and amp
 
-    corpus = load_corpus(data)
-    utts = sorted(corpus)
-    test = list(cfg.test)
-    if cfg.test_speakers:  # speaker hold-out; listed utterances still count where present
-        spk = set(cfg.test_speakers)
-        test = sorted({u for u in test if u in corpus} | {u for u in utts if speaker_id(u) in spk})
-    train_ids, val_ids, test_ids = split_corpus(utts, test, list(cfg.val))
-    if set(val_ids) & set(test_ids):
-        raise DataError(f"validation utterances are also held out for the test: {sorted(set(val_ids) & set(test_ids))}")
+    t_load = time.time()
+    corpus = load_training_data(data, workers=max(workers, 1) if ctx.is_main else 0)
+    utts = sorted(corpus.wavs)
+    if corpus.split:  # a pack: its own split by speaker / language group (the --test/--val ids do not apply)
+        train_ids = [u for u in utts if corpus.split[u] == "train"]
+        val_ids = [u for u in utts if corpus.split[u] == "val"]
+        test_ids = [u for u in utts if corpus.split[u] == "test"]
+        if not train_ids:
+            raise DataError(f"{data} holds no training clips")
+    else:
+        test = list(cfg.test)
+        if cfg.test_speakers:  # speaker hold-out; listed utterances still count where present
+            spk = set(cfg.test_speakers)
+            test = sorted({u for u in test if u in corpus.wavs} | {u for u in utts if speaker_id(u) in spk})
+        train_ids, val_ids, test_ids = split_corpus(utts, test, list(cfg.val))
+        if set(val_ids) & set(test_ids):
+            raise DataError(f"validation utterances are also held out for the test: "
+                            f"{sorted(set(val_ids) & set(test_ids))}")
     if ctx.is_main:
-        log.info("data: %d train / %d val / %d test utterances (%.1f s of training audio)", len(train_ids),
-                 len(val_ids), len(test_ids), sum(len(corpus[u]) for u in train_ids) / SAMPLE_RATE)
+        bws = np.array([corpus.bandwidth[u] for u in train_ids])
+        log.info("data: %d train / %d val / %d test clips (%.1f min of training audio, bandwidth median %.0f Hz, "
+                 "%.0f%% below 24 kHz), loaded in %.1f s", len(train_ids), len(val_ids), len(test_ids),
+                 sum(len(corpus.wavs[u]) for u in train_ids) / SAMPLE_RATE / 60, float(np.median(bws)),
+                 100 * float(np.mean(bws < SAMPLE_RATE / 2)), time.time() - t_load)
 
     gen = Generator(gcfg).to(device)
     disc = Discriminators(dcfg).to(device)
     opt_g = torch.optim.AdamW(gen.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     opt_d = torch.optim.AdamW(disc.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     step, best = 0, math.inf
-    ckpt = load_checkpoint(out / "checkpoint.pt", map_location=device) if resume else None
-    if ckpt is not None:
-        gen.load_state_dict(ckpt["generator"])
-        disc.load_state_dict(ckpt["discriminators"])
-        opt_g.load_state_dict(ckpt["opt_g"])
-        opt_d.load_state_dict(ckpt["opt_d"])
-        step, best = int(ckpt["step"]), float(ckpt.get("best", math.inf))
+    d_warm_from = 0  # D's own warm-up restarts here when its optimiser moments were not saved
+    state = load_compact(out / LAST) if resume else None
+    if state is not None:
+        tensors, meta = state
+        for key, want in (("generator", cfg.generator), ("discriminator", cfg.discriminator)):
+            if meta.get(key, want) != want:
+                raise DataError(f"{out / LAST} holds a {meta[key]!r} {key}, this run builds {want!r}: resume with "
+                                f"the same --{'config' if key == 'generator' else 'disc'} or use another --out")
+        restored = restore(tensors, meta, gen, disc, opt_g, opt_d)
+        gen.to(device)
+        disc.to(device)
+        step, best = int(meta["step"]), float(meta.get("best", math.inf))
+        if "d moments" not in restored:
+            d_warm_from = step
         if ctx.is_main:
-            log.info("resumed from %s at step %d", out / "checkpoint.pt", step)
+            log.info("resumed from %s at step %d (best val LSD %.4f; %s)", out / LAST, step, best, ", ".join(restored))
+            if meta.get("steps") not in (None, cfg.steps):
+                log.warning("--steps changed from %s to %d: the learning-rate schedule jumps", meta["steps"], cfg.steps)
     elif init_weights:
         load_safetensors(gen, init_weights)
         if ctx.is_main:
@@ -223,18 +331,21 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
                  device, amp)
 
     total = cfg.steps
-    ds = SRDataset([corpus[u] for u in train_ids], dg, length=(total + 1) * cfg.batch_size, seed=cfg.seed + 7919 * ctx.rank)
+    ds = SRDataset([corpus.wavs[u] for u in train_ids], dg, length=(total + 1) * cfg.batch_size,
+                   seed=cfg.seed + 7919 * ctx.rank, bandwidths=[corpus.bandwidth[u] for u in train_ids])
     loader = torch.utils.data.DataLoader(
         ds, batch_size=cfg.batch_size, sampler=_OffsetSampler(step * cfg.batch_size, len(ds)), collate_fn=collate,
         num_workers=workers, pin_memory=device.type == "cuda", drop_last=True,
         persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
     )
-    val_utts = {u: corpus[u] for u in val_ids}
+    val_utts = {u: corpus.wavs[u] for u in val_ids}
+    val_set = make_val_set(val_utts, corpus.bandwidth, cfg.val_clips) if ctx.is_main else []
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         # the recipe with the resolved generator / discriminator / loss configs, for the model card
         resolved = {**to_dict(cfg), "generator_config": to_dict(gcfg), "discriminator_config": to_dict(dcfg),
-                    "loss": to_dict(lc), "data": str(data)}
+                    "loss": to_dict(lc), "data": str(data), "split": {"train": len(train_ids), "val": val_ids,
+                                                                      "test": test_ids}}
         (out / "train_config.json").write_text(json.dumps(resolved, indent=2))
     log_file = (out / LOG_FILE).open("a") if ctx.is_main else None
 
@@ -243,24 +354,24 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
         log_file.write(json.dumps(row) + "\n")
         log_file.flush()
 
-    def save(tag: str) -> None:
+    def save(name: str) -> None:
         if not ctx.is_main:
             return
         meta = {"step": str(step), "config": json.dumps(to_dict(gcfg))}
-        save_safetensors(gen, out / f"generator{tag}.safetensors", metadata=meta)
+        save_safetensors(gen, out / name, metadata=meta)
 
     def save_state() -> None:
         if ctx.is_main and checkpoint:
-            save_checkpoint(out / "checkpoint.pt", {
-                "generator": gen.state_dict(), "discriminators": disc.state_dict(), "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(), "step": step, "best": best, "train_config": to_dict(cfg),
-            })
+            tensors, info = state_tensors(gen, disc, opt_g, opt_d, cfg.state_moments)
+            save_compact(out / LAST, tensors, {"step": step, "best": best, "steps": cfg.steps, **info,
+                                               "generator": cfg.generator, "discriminator": cfg.discriminator,
+                                               "train_config": to_dict(cfg)})
 
-    if ckpt is None and init_weights and ctx.is_main and val_utts:
+    if state is None and init_weights and ctx.is_main and val_set:
         # Score the starting weights: "_best" is then only written when fine-tuning beats them.
         row = {"step": step, "time_s": 0.0, "init": True,
-               **{f"val_{k}": round(v, 4) for k, v in validate(gen, val_utts, device, amp).items()}}
-        best = float(np.mean([row[f"val_lsd_{r // 1000}k"] for r in VAL_RATES]))
+               **{f"val_{k}": round(v, 4) for k, v in validate(gen, val_set, device, amp).items()}}
+        best = val_score(row)
         write_row(row)
 
     t0 = time.time()
@@ -270,17 +381,23 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
         from tqdm import tqdm
 
         pbar = tqdm(total=total, initial=step, desc="sr train", mininterval=5.0, disable=not progress)
-    stop = False
-    for low, high in ((lo, hi) for lo, hi, _ in loader):
+    stop = step >= total
+    for low, high, _, bandwidth in loader:
         if step >= total or stop:
             break
         low = low.to(device, non_blocking=True)
         high = high.to(device, non_blocking=True).unsqueeze(1)
-        for group in (*opt_g.param_groups, *opt_d.param_groups):
-            group["lr"] = cfg.lr * _lr_factor(step, cfg)
+        bandwidth = bandwidth.to(device, non_blocking=True)
+        lr = cfg.lr * _lr_factor(step, cfg)
+        for group in opt_g.param_groups:
+            group["lr"] = lr
+        d_warm = min(1.0, (step - d_warm_from + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
+        for group in opt_d.param_groups:  # fresh D moments after a resume: warm up again (G is unaffected)
+            group["lr"] = lr * (d_warm if d_warm_from else 1.0)
         adversarial = step >= cfg.disc_start
         adversarial_g = step >= cfg.disc_start + cfg.disc_warmup  # D-only warm-up before G sees D
-        terms = gan_step(gen_ddp, disc_ddp, opt_g, opt_d, low, high, cfg, lc, adversarial, adversarial_g, amp)
+        terms = gan_step(gen_ddp, disc_ddp, opt_g, opt_d, low, high, cfg, lc, adversarial, adversarial_g, amp,
+                         bandwidth)
         step += 1
 
         for k, v in terms.items():
@@ -298,27 +415,28 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
             stop = bool(flag.item())
         if ctx.is_main and (step % cfg.log_every == 0 or stop or step == total):
             n = stats.pop("n")
-            row = {"step": step, "time_s": round(elapsed, 1), "lr": cfg.lr * _lr_factor(step, cfg),
+            row = {"step": step, "time_s": round(elapsed, 1), "lr": lr,
                    **{k: round(v / n, 4) for k, v in stats.items()}}
             stats = {}
             if step % cfg.eval_every == 0 or stop or step == total:
-                row.update({f"val_{k}": round(v, 4) for k, v in validate(gen, val_utts, device, amp).items()})
-                score = np.mean([row[f"val_lsd_{r // 1000}k"] for r in VAL_RATES])
+                if val_set:
+                    row.update({f"val_{k}": round(v, 4) for k, v in validate(gen, val_set, device, amp).items()})
+                score = val_score(row)
                 if score < best:
-                    best = float(score)
-                    save("_best")
+                    best = score
+                    save(BEST)
                     row["best"] = True
-                save("")
+                save("generator.safetensors")
                 _write_examples(gen, val_utts, out / "samples", step, device, amp)
                 save_state()
             write_row(row)
     if pbar is not None:
         pbar.close()
     if ctx.is_main:
-        save("")
+        save("generator.safetensors")
         save_state()
         log_file.close()
-        log.info("done: %d steps in %.0f s; best val LSD %.4f; weights in %s", step, time.time() - t0, best, out)
+        log.info("done: step %d after %.0f s; best val LSD %.4f; weights in %s", step, time.time() - t0, best, out)
     cleanup_distributed()
     return {"step": step, "best_val_lsd": best, "out": str(out), "train": train_ids, "val": val_ids, "test": test_ids}
 

@@ -26,10 +26,14 @@ import streamlit as st  # noqa: E402
 from signals.errors import SignalsError  # noqa: E402
 from signals.modelfolder import find_model  # noqa: E402
 from signals.paths import REPO_ROOT  # noqa: E402
+from signals.speech.audio import AUDIO_SUFFIXES  # noqa: E402
 
 EXAMPLES = REPO_ROOT / "examples"
 log = logging.getLogger(__name__)
 
+
+# the upload widgets accept every suffix the audio layer reads (signals.speech.audio.AUDIO_SUFFIXES)
+AUDIO_TYPES = [s.lstrip(".") for s in AUDIO_SUFFIXES]
 
 def _save_upload(upload, cleanup: contextlib.ExitStack) -> Path:
     """Uploaded bytes -> a temporary file that keeps the original suffix (the loaders look at it).
@@ -77,11 +81,31 @@ def _spectrogram(ax, wav: np.ndarray, sr: int, title: str) -> None:
 # Activity recognition
 
 
+# HAR model folders the tab offers (those found by signals.modelfolder.find_model), in menu order
+HAR_MODELS = {
+    "har": "FusionActNet (7.4 M parameters; 6 activities)",
+    "har-lite": "FusionActNet-Lite (device-sized, distilled; 6 activities)",
+    "har-hapt": "FusionActNet HAPT (12 classes: 6 activities + postural transitions)",
+}
+
+
 @st.cache_resource
-def _har_runtime(int8: bool):
+def _har_runtime(name: str, int8: bool):
     from signals.har.infer import HARRuntime
 
-    return HARRuntime.load(int8=int8)
+    return HARRuntime.load(find_model(name), int8=int8)
+
+
+def _har_models() -> dict[str, str]:
+    """Menu label -> folder name of the HAR models present (the full model is checked by the caller)."""
+    found = {}
+    for name, label in HAR_MODELS.items():
+        try:
+            find_model(name)
+        except SignalsError:
+            continue
+        found[label] = name
+    return found
 
 
 def _har_plot(path: Path, sample_rate: float | None, segments) -> plt.Figure:
@@ -91,7 +115,8 @@ def _har_plot(path: Path, sample_rate: float | None, segments) -> plt.Figure:
     acc = np.concatenate([a for a, _ in chunks])
     t = np.arange(len(acc)) / 50.0
     labels = sorted({s.label for s in segments})
-    colors = {lab: plt.cm.tab10(i % 10) for i, lab in enumerate(labels)}
+    cmap = plt.cm.tab10 if len(labels) <= 10 else plt.cm.tab20  # HAPT: up to 12 classes
+    colors = {lab: cmap(i % cmap.N) for i, lab in enumerate(labels)}
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 4.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     for i, axis in enumerate("xyz"):
         ax1.plot(t, acc[:, i], lw=0.7, label=f"acc {axis}")
@@ -127,11 +152,21 @@ def har_tab(cleanup: contextlib.ExitStack) -> None:
         if upload is None:
             return
         path = _save_upload(upload, cleanup)
+    models = _har_models()
+    name = models[st.selectbox("Model", list(models))]
     int8 = st.toggle("int8 model", value=False)
     try:
         from signals.har.infer import format_timeline, predict_recording
 
-        segments = predict_recording(_har_runtime(int8), path, sample_rate=sample_rate)
+        runtime = _har_runtime(name, int8)
+        hmm = runtime.labels.smoothing
+        smooth = st.toggle("Smoothed timeline (HMM, fixed-lag Viterbi)", value=hmm is not None, disabled=hmm is None,
+                           help="Transition costs fitted on the training subjects' recordings; off: one label per "
+                                "window (raw argmax).")
+        lag = None
+        if smooth and hmm is not None:
+            lag = st.slider("Smoothing lag (windows of 1.28 s: how late each label is decided)", 0, 16, hmm.lag)
+        segments = predict_recording(runtime, path, sample_rate=sample_rate, smoothing=smooth, lag=lag)
         st.pyplot(_har_plot(path, sample_rate, segments))
     except SignalsError as exc:
         st.error(str(exc))
@@ -157,7 +192,7 @@ def _pick_audio(label: str, default: int, key: str, cleanup: contextlib.ExitStac
         path = EXAMPLES / "speech" / choice
         st.audio(str(path))
         return path
-    upload = st.file_uploader(f"{label} file", type=["wav", "flac", "ogg", "mp3"], key=key + "_up")
+    upload = st.file_uploader(f"{label} file", type=AUDIO_TYPES, key=key + "_up")
     return _save_upload(upload, cleanup) if upload is not None else None
 
 
@@ -225,7 +260,7 @@ def sr_tab(cleanup: contextlib.ExitStack) -> None:
     options = sorted(p.name for p in (EXAMPLES / "speech").glob("lowres_*.wav"))
     choice = st.selectbox("Input", options + ["upload…"])
     if choice == "upload…":
-        upload = st.file_uploader("Audio file", type=["wav", "flac", "ogg", "mp3"])
+        upload = st.file_uploader("Audio file", type=AUDIO_TYPES)
         if upload is None:
             return
         path = _save_upload(upload, cleanup)
@@ -264,7 +299,6 @@ CLONE_MAX_REFERENCES = 5  # uploaded files per clone (their embeddings are avera
 CLONE_DEFAULT_TEXT = "Hello! This is my voice, cloned from a few seconds of speech."
 # The bundled voices (examples/speech/voice_<x>_<n>.wav), synthetic, made by scripts/make_speech_examples.py.
 BUNDLED_VOICES = {"voice_a": "flite slt (female)", "voice_b": "flite awb (male)", "voice_c": "espeak-ng en-us"}
-AUDIO_TYPES = ["wav", "flac", "ogg", "mp3"]
 
 
 @st.cache_resource

@@ -129,6 +129,45 @@ def test_predict_recording(trained, tmp_path, capsys, int8):
     assert "activity" in capsys.readouterr().out
 
 
+def test_fit_smoothing_and_evaluate_recordings(trained, tmp_path, capsys):
+    import shutil
+
+    data, out = trained
+    model = tmp_path / "model"
+    shutil.copytree(out, model)
+    # before fitting: only the raw timeline is scored
+    js = tmp_path / "rec.json"
+    assert main(["har", "evaluate-recordings", "--model", str(model), "--data", str(data), "--json", str(js)]) == 0
+    m = json.loads(js.read_text())
+    assert "smoothed" not in m and m["subjects"] == [2, 4, 9, 10, 12, 13, 18, 20, 24]
+    assert m["recordings"] == 1 and m["labelled_samples"] == 6 * SEG  # user 2's one experiment
+    assert main(["har", "fit-smoothing", "--model", str(model), "--data", str(data), "--lag", "2"]) == 0
+    assert "training subjects 1,3,5,6" in capsys.readouterr().out
+    cfg = json.loads((model / "config.json").read_text())
+    hmm = cfg["runtime"]["smoothing"]
+    assert hmm["lag"] == 2 and len(hmm["transitions"]) == 6 and cfg["source"]["smoothing"]["subjects"] == [1, 3, 5, 6]
+    # per experiment 6 segments of 300 samples -> 27 windows, 5 changes of activity, in order 1..6
+    a = np.asarray(hmm["transitions"])
+    assert all(a[i, i + 1] > a[i, (i + 2) % 6] for i in range(5))
+    assert main(["har", "evaluate-recordings", "--model", str(model), "--data", str(data), "--json", str(js),
+                 "--record", "--tolerance", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "raw" in text and "smoothed" in text and "±3 s" in text
+    m = json.loads(js.read_text())
+    for v in ("raw", "smoothed"):
+        assert 0 <= m[v]["sample_accuracy"] <= 1 and m[v]["segments"]["n_reference"] == 6
+        assert np.asarray(m[v]["confusion_matrix"]).sum() == 6 * SEG
+    assert m["lag"] == 2 and m["per_recording"][0]["recording"] == "exp02_user02"
+    assert json.loads((model / "metrics.json").read_text())["recordings_fp32"]["lag"] == 2
+    # other subjects, another lag, the int8 graph
+    assert main(["har", "evaluate-recordings", "--model", str(model), "--data", str(data), "--subjects", "1", "3",
+                 "--lag", "0", "--int8", "--json", str(js)]) == 0
+    m = json.loads(js.read_text())
+    assert m["recordings"] == 2 and m["lag"] == 0 and m["graph"] == "int8"
+    assert main(["har", "evaluate-recordings", "--model", str(model), "--data", str(data), "--subjects", "99"]) == 2
+    assert "no HAPT recordings of subjects [99]" in capsys.readouterr().err
+
+
 def test_bad_inputs_print_clear_errors(trained, tmp_path, capsys):
     _, out = trained
     assert main(["har", "evaluate", "--model", str(tmp_path / "missing")]) == 2
@@ -146,7 +185,8 @@ def test_bad_inputs_print_clear_errors(trained, tmp_path, capsys):
 def test_har_commands_parse_without_torch():
     code = ("import sys; from signals.cli import build_parser; p = build_parser(); "
             "[p.parse_args(a) for a in (['har', 'train', '--epochs', '1'], ['har', 'evaluate', '--int8'], "
-            "['har', 'export'], ['har', 'predict', 'r.txt', '--sample-rate', '50'])]; "
+            "['har', 'export'], ['har', 'predict', 'r.txt', '--sample-rate', '50', '--no-smoothing'], "
+            "['har', 'evaluate-recordings', '--lag', '3'], ['har', 'fit-smoothing'])]; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

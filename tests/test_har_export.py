@@ -92,6 +92,27 @@ def test_export_parity_dynamic_batch_and_int8(tmp_path, members):
     assert read_config(tmp_path) == config
 
 
+def test_int8_export_options_float_first_block_and_calibration(tmp_path):
+    """FusionActNet-Lite's int8 settings: each branch's whole first block float, percentile calibration."""
+    import onnx
+
+    make_folder(tmp_path)
+    with pytest.raises(ModelError, match="unknown int8 calibration method 'median'"):
+        export(tmp_path, int8=True, calib=raw_windows(32), calib_method="median")
+    config = export(tmp_path, int8=True, calib=raw_windows(64, seed=1), calib_method="percentile",
+                    float_first_block=True)
+    fp32 = tmp_path / "fusionactnet.onnx"
+    kept = input_convs(fp32, first_block=True)
+    # + conv2 of both branches' first block and the guidance net's first block (dw, pw, skip)
+    assert set(input_convs(fp32)) < set(kept) and len(kept) == 10
+    q = onnx.load(str(tmp_path / "fusionactnet.int8.onnx")).graph
+    inits = {i.name for i in q.initializer}
+    float_convs = [n for n in q.node if n.op_type == "Conv" and n.input[1] in inits]
+    assert sorted(n.name for n in float_convs) == sorted(kept)
+    assert config.source["export"] == {"int8_calibration_windows": 64, "int8_calibration": "percentile",
+                                       "int8_float_first_block": True}
+
+
 def test_export_without_int8_and_round_trip(tmp_path):
     model = make_folder(tmp_path)
     export(tmp_path, int8=False)
@@ -124,19 +145,21 @@ def test_export_errors_name_the_problem(tmp_path):
         export(other, int8=False)
 
 
-def test_shipped_model_folder_is_consistent():
-    """models/har: config rebuilds the weights, the fp32 graph matches PyTorch on real example windows."""
+@pytest.mark.parametrize("name", ["har", "har-lite", "har-hapt"])
+def test_shipped_model_folder_is_consistent(name):
+    """models/har*: config rebuilds the weights, the fp32 graph matches PyTorch on real example windows."""
     from signals.export import compare
     from signals.har.export import Exported
     from signals.har.frontend import CHANNELS, filter_recording, sliding_windows
     from signals.modelfolder import REPO_MODELS, ModelFolder, sha256
 
-    folder = REPO_MODELS / "har"
+    folder = REPO_MODELS / name
     if not (folder / "model.safetensors").is_file():
         pytest.skip(f"no shipped model at {folder}")
     mf = ModelFolder.load(folder, "har")
-    assert mf.config.runtime["classes"] == ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING",
-                                            "STANDING", "LAYING"]
+    six = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"]
+    assert mf.config.runtime["classes"] == (six + ["STAND_TO_SIT", "SIT_TO_STAND", "SIT_TO_LIE", "LIE_TO_SIT",
+                                                   "STAND_TO_LIE", "LIE_TO_STAND"] if name == "har-hapt" else six)
     assert mf.config.runtime["channels"] == CHANNELS and mf.config.model["static_classes"] == [3, 4, 5]
     for graph in mf.config.graphs.values():  # the graphs are the ones the config describes
         assert sha256(folder / graph.file) == graph.sha256

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -164,3 +165,43 @@ def test_train_on_all_training_subjects_keeps_the_last_epoch(tmp_path):
     history = [json.loads(line) for line in (tmp_path / "all" / "train_log.jsonl").read_text().splitlines()]
     best = [h for h in history if "best_epoch" in h]
     assert [b["best_epoch"] for b in best] == [1, 0, 0]  # the last epoch of each stage
+
+
+def test_distillation_from_a_teacher_folder_with_ema(tmp_path, monkeypatch):
+    """FusionActNet-Lite's recipe: soft targets of a trained folder on the same augmented batches, EMA weights."""
+    from signals.errors import DataError
+
+    ds = synthetic_dataset(n_per_class=4)
+    train(tiny_cfg(epochs=4, dynamic_epochs=3, fusion_epochs=2, lr=5e-3), ds, tmp_path / "teacher")
+    seen = {"static": 0, "dynamic": 0, "guide": 0, "kl": 0}
+    real_load, real_kl = train_mod.load_teacher, train_mod.F.kl_div
+
+    def hooked_teacher(*a, **k):
+        teacher = real_load(*a, **k)
+        for name in ("static", "dynamic", "guide"):
+            getattr(teacher.members[0], name).register_forward_hook(
+                lambda *_, n=name: seen.__setitem__(n, seen[n] + 1))
+        return teacher
+
+    def checked_kl(inp, target, **kw):
+        assert kw.get("log_target") and inp.shape == target.shape
+        np.testing.assert_allclose(target.exp().sum(-1).detach().numpy(), 1.0, rtol=1e-5)
+        seen["kl"] += 1
+        return real_kl(inp, target, **kw)
+
+    monkeypatch.setattr(train_mod, "load_teacher", hooked_teacher)
+    monkeypatch.setattr(train_mod.F, "kl_div", checked_kl)
+    student = FusionActNetConfig(branch_widths=(4, 4), guide_stem=4, guide_widths=(4,), guide_depths=(1,))
+    cfg = tiny_cfg(epochs=3, dynamic_epochs=2, fusion_epochs=1, lr=5e-3, teacher=str(tmp_path / "teacher"),
+                   kd_weight=0.8, kd_temperature=3.0, ema_decay=0.9, model=student)
+    config, metrics = train(cfg, ds, tmp_path / "student")
+    assert all(seen.values())  # the teacher's branches and guidance net gave soft targets
+    assert "distilled from" in config.description and config.model["branch_widths"] == [4, 4]
+    assert config.source["training"]["config"]["teacher"] == str(tmp_path / "teacher")
+    assert config.source["training"]["config"]["ema_decay"] == 0.9
+    assert 0 <= metrics["val"]["accuracy"] <= 1
+    # a teacher for other classes is refused
+    other = synthetic_dataset(n_per_class=1)
+    other.static_classes, other.dynamic_classes = [4, 5], [0, 1, 2, 3]
+    with pytest.raises(DataError, match="teacher .* does not fit"):
+        train(replace(cfg, epochs=1), other, tmp_path / "bad")

@@ -1,4 +1,5 @@
-"""``signals har ...`` commands: train, evaluate, export, predict. The only HAR module that parses or prints.
+"""``signals har ...`` commands: train, evaluate, evaluate-recordings, fit-smoothing, export, predict. The only
+HAR module that parses or prints.
 
 Parsing stays torch-free: every handler imports its implementation when it runs, so
 ``signals --help`` and ``signals har predict`` (numpy + onnxruntime) never load torch. Training
@@ -27,6 +28,13 @@ TRAIN_HELP = {
     "seeds": "several seeds -> probability-averaged ensemble",
     "threads": "torch CPU threads",
     "branch_widths": "branch widths (paper: 64 128 256 512 512)",
+    "guide_stem": "guidance-net stem width (paper: 32)",
+    "guide_widths": "guidance-net stage widths (paper: 64 128 256)",
+    "guide_depths": "guidance-net blocks per stage (paper: 2 3 3)",
+    "teacher": "model folder to distil from (soft targets on the same augmented batches)",
+    "kd_weight": "weight of the distillation loss against the label loss",
+    "kd_temperature": "distillation temperature",
+    "ema_decay": "keep and validate an exponential moving average of the weights with this decay (0: off)",
 }
 
 
@@ -41,10 +49,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add_arguments(p, TrainConfig, names={"aug_rotate_deg": "--rotate-deg"}, help=TRAIN_HELP)
     p.add_argument("--seed", type=int, default=None, help="single seed (one model; = --seeds N)")
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
-    add_arguments(p, FusionActNetConfig, only=["branch_widths"], names={"branch_widths": "--widths"}, help=TRAIN_HELP)
+    add_arguments(p, FusionActNetConfig, only=["branch_widths", "guide_stem", "guide_widths", "guide_depths"],
+                  names={"branch_widths": "--widths"}, help=TRAIN_HELP)
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--limit", type=int, default=None, help="use only the first N train/test windows (smoke runs)")
+    p.add_argument("--no-test", action="store_true",
+                   help="do not score the test split after training (runs that compare recipes on validation)")
 
 
 def train_config(args: argparse.Namespace):
@@ -72,7 +83,7 @@ def _train(args) -> int:
     ds = load_dataset(args.dataset, root=args.data)
     if args.limit:
         ds = limit_dataset(ds, args.limit)
-    train(train_config(args), ds, args.out, device=args.device, resume=args.resume)
+    train(train_config(args), ds, args.out, device=args.device, resume=args.resume, evaluate_test=not args.no_test)
     return 0
 
 
@@ -104,7 +115,8 @@ def _export(args) -> int:
     from signals.modelfolder import find_model
 
     folder = find_model("har", args.model)
-    cfg = export(folder, int8=not args.no_int8, data=args.data, n_calib=args.calib_windows)
+    cfg = export(folder, int8=not args.no_int8, data=args.data, n_calib=args.calib_windows,
+                 calib_method=args.calib_method, float_first_block=args.float_first_block)
     fp32 = cfg.graphs["fp32"]
     print(f"{folder}/{fp32.file}: onnx.checker ok, max |torch - onnx| = {fp32.parity_max_abs_diff:.2e}")
     if "int8" in cfg.graphs:
@@ -116,13 +128,17 @@ def _export(args) -> int:
 
 
 def _predict(args) -> int:
-    from signals.har.infer import HARRuntime, format_timeline, predict_recording
+    from signals.har.infer import HARRuntime, format_timeline, predict_recording, smoother
 
     runtime = HARRuntime.load(args.model, threads=args.threads, int8=args.int8)
-    segments = predict_recording(runtime, args.recording, sample_rate=args.sample_rate)
+    smoothing = False if args.no_smoothing else (True if args.lag is not None else None)
+    decoder = smoother(runtime, smoothing, args.lag)  # checks --lag before the recording is read
+    segments = predict_recording(runtime, args.recording, sample_rate=args.sample_rate, smoothing=decoder is not None,
+                                 lag=args.lag)
     timeline = format_timeline(segments)
     if args.json:
         doc = {"recording": str(args.recording), "model": str(runtime.folder.path),
+               "smoothing": {"lag_windows": decoder.lag} if decoder is not None else None,
                "segments": [asdict(s) for s in segments]}
         text = json.dumps(doc, indent=2)
         if args.json == "-":
@@ -131,6 +147,36 @@ def _predict(args) -> int:
             return 0
         Path(args.json).write_text(text + "\n")
     print(timeline)
+    return 0
+
+
+def _evaluate_recordings(args) -> int:
+    from signals.har.evaluate import evaluate_recordings, format_recordings_report
+    from signals.modelfolder import update_metrics
+
+    subjects = tuple(args.subjects) if args.subjects else None
+    m = evaluate_recordings(args.model, args.data, subjects, int8=args.int8, threads=args.threads, lag=args.lag,
+                            tolerance_s=args.tolerance, json_out=args.json)
+    print(format_recordings_report(m))
+    if args.record:
+        keep = {k: v for k, v in m.items() if k != "per_recording"}
+        update_metrics(m["model"], **{f"recordings_{m['graph']}": keep})
+        print(f"recorded in {m['model']}/metrics.json under recordings_{m['graph']}")
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _fit_smoothing(args) -> int:
+    from signals.har.smoothing import fit_folder
+
+    kw = {k: v for k, v in dict(lag=args.lag, emission_weight=args.emission_weight,
+                                 prior_weight=args.prior_weight).items() if v is not None}
+    path, cfg, info = fit_folder(args.model, args.data, pseudo_count=args.pseudo_count, **kw)
+    print(f"{path}/config.json: runtime.smoothing fitted on {info['recordings']} HAPT recordings of training "
+          f"subjects {','.join(map(str, info['subjects']))} ({info['labelled_windows']} labelled windows, "
+          f"{info['transitions']} changes of activity); lag {cfg.lag} windows, emission weight {cfg.emission_weight:g}, "
+          f"prior weight {cfg.prior_weight:g}")
     return 0
 
 
@@ -158,6 +204,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="dataset folder for the int8 calibration windows (train split)")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
     p.add_argument("--calib-windows", type=int, default=512, help="train windows used to calibrate int8")
+    p.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile", "entropy"],
+                   help="how int8 activation ranges are calibrated (default: minmax)")
+    p.add_argument("--float-first-block", action="store_true",
+                   help="keep the whole first block of both branches and of the guidance net float in the int8 "
+                        "graph (not only the convolutions reading the input)")
 
     p = add_command(group, "predict", "activity timeline of a recording (onnxruntime, no torch)", _predict)
     p.add_argument("recording", help="recording file (see signals.har.frontend for the accepted formats)")
@@ -166,3 +217,35 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--int8", action="store_true", help="use the int8 graph")
     p.add_argument("--json", default=None, help="write the predictions as JSON here")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    p.add_argument("--no-smoothing", action="store_true",
+                   help="one label per window (raw argmax), no HMM smoothing of the timeline")
+    p.add_argument("--lag", type=int, default=None,
+                   help="smoothing lag in windows (fixed-lag Viterbi; 1 window = 1.28 s; default: the model's)")
+
+    p = add_command(group, "evaluate-recordings",
+                    "whole HAPT recordings through the streaming runtime: sample accuracy and segment F1, raw vs "
+                    "smoothed", _evaluate_recordings)
+    p.add_argument("--model", default=None, help="model folder (default: $SIGNALS_MODELS/har, else models/har)")
+    p.add_argument("--data", default=None, help="UCI HAPT folder (default: $SIGNALS_DATA/uci-hapt)")
+    p.add_argument("--subjects", type=int, nargs="*", default=None,
+                   help="users whose recordings are scored (default: the test subjects 2 4 9 10 12 13 18 20 24)")
+    p.add_argument("--int8", action="store_true", help="use the int8 graph")
+    p.add_argument("--lag", type=int, default=None, help="smoothing lag in windows (default: the model's)")
+    p.add_argument("--tolerance", type=float, default=2.0,
+                   help="segment onset/offset tolerance in seconds (default: 2.0)")
+    p.add_argument("--json", default=None, help="write the results (with per-recording scores) as JSON here")
+    p.add_argument("--record", action="store_true", help="also store the results in the model's metrics.json")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+
+    p = add_command(group, "fit-smoothing",
+                    "fit the timeline HMM (transitions, class prior) on the training subjects' HAPT recordings",
+                    _fit_smoothing)
+    p.add_argument("--model", default=None, help="model folder to update (default: models/har)")
+    p.add_argument("--data", default=None, help="UCI HAPT folder (default: $SIGNALS_DATA/uci-hapt)")
+    p.add_argument("--lag", type=int, default=None, help="default smoothing lag in windows (default: 8)")
+    p.add_argument("--emission-weight", type=float, default=None,
+                   help="weight of the window log-probabilities against the transition costs (default: 1.0)")
+    p.add_argument("--prior-weight", type=float, default=None,
+                   help="0..1: how far window posteriors are divided by the training class prior (default: 0)")
+    p.add_argument("--pseudo-count", type=float, default=0.5,
+                   help="added to every transition count, so no change of activity is impossible")

@@ -54,7 +54,14 @@ class TrainConfig:
     aug_scale: float = 0.1  # std of a per-window, per-sensor gain around 1
     aug_jitter: float = 0.03  # Gaussian noise, in units of each channel's std
     aug_shift: int = 8  # max time shift in samples (edge padded)
+    ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (0: off)
     seeds: tuple[int, ...] = (0,)  # one ensemble member per seed
+    # knowledge distillation (FusionActNet-Lite): a trained HAR model folder whose outputs on the same
+    # augmented training batches are soft targets: its static / dynamic branch distributions in the branch
+    # stages, its fused distribution in the fusion stage. None: labels only.
+    teacher: str | None = None
+    kd_weight: float = 0.7  # loss = (1 - kd_weight) * label loss + kd_weight * T^2 * KL(teacher_T || student_T)
+    kd_temperature: float = 2.0  # T: both distributions softened by T before the KL
     threads: int = 1  # torch CPU threads: on 2 cores shared with other jobs, 1 is >2x faster than 2
     # in_channels, window, members and the class split are taken from the data and the seeds
     model: FusionActNetConfig = field(default_factory=FusionActNetConfig)

@@ -228,6 +228,47 @@ def _hapt_files(raw: Path, labels: np.ndarray) -> dict[int, tuple[int, Path, Pat
     return out
 
 
+@dataclass(frozen=True)
+class HAPTRecording:
+    """One HAPT experiment: its raw files and labelled segments (activity 1..12, 1-based inclusive samples)."""
+
+    exp: int
+    user: int
+    acc: Path
+    gyro: Path
+    segments: tuple[tuple[int, int, int], ...]  # (activity, start, end) as in labels.txt
+
+    @property
+    def name(self) -> str:
+        return f"exp{self.exp:02d}_user{self.user:02d}"
+
+
+def hapt_recordings(root: str | Path | None = None, subjects: Sequence[int] | None = None,
+                    exclude: Sequence[int] = ()) -> list[HAPTRecording]:
+    """The labelled HAPT experiments under ``root`` (default ``data_root()/uci-hapt``), in experiment order.
+
+    ``subjects``: keep only these users; ``exclude``: drop these (e.g. :data:`UCI_HAR_TEST_SUBJECTS` to
+    get the training subjects' recordings).
+    """
+    base = Path(root) if root is not None else data_root() / SOURCES["uci-hapt"].folder
+    if root is not None and (base / SOURCES["uci-hapt"].folder).is_dir():
+        base = base / SOURCES["uci-hapt"].folder
+    if not base.exists():
+        raise DataError(f"UCI HAPT not found at {base}; pass its folder (--data) or set SIGNALS_DATA")
+    raw = _find_rawdata(base)
+    labels = read_hapt_labels(raw / "labels.txt")
+    files = _hapt_files(raw, labels)
+    keep = None if subjects is None else {int(s) for s in subjects}
+    drop = {int(s) for s in exclude}
+    out = []
+    for exp, (user, acc, gyro) in files.items():
+        if (keep is not None and user not in keep) or user in drop:
+            continue
+        rows = labels[labels[:, 0] == exp]
+        out.append(HAPTRecording(exp, user, acc, gyro, tuple((int(a), int(s), int(e)) for _, _, a, s, e in rows)))
+    return out
+
+
 def _cache_dir() -> Path:
     if "SIGNALS_CACHE" in os.environ:
         return Path(os.environ["SIGNALS_CACHE"])

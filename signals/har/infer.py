@@ -3,25 +3,29 @@
 numpy + scipy + soxr + onnxruntime only (never torch). The recording is streamed in chunks by the
 front end (:mod:`signals.har.frontend`: read -> resample to the model's rate -> the UCI HAR filter,
 the very code that built the training windows) -> sliding windows -> ONNX model -> consecutive
-windows with the same label merged into segments. Memory stays constant however long the recording
-is (only the segments list grows, with each change of activity).
+window probabilities decoded by the model folder's HMM (fixed-lag Viterbi, :mod:`signals.har.smoothing`;
+raw argmax per window with ``smoothing=False``) -> consecutive windows with the same label merged into
+segments. Memory stays constant however long the recording is (only the segments list grows, with each
+change of activity).
 
     rt = load()                                       # models/har (or --model / $SIGNALS_MODELS)
-    segments = predict_recording(rt, "acc_exp04_user02.txt")
+    segments = predict_recording(rt, "acc_exp04_user02.txt")                 # smoothed when the folder has an HMM
+    segments = predict_recording(rt, "acc_exp04_user02.txt", smoothing=False)  # one label per window
     probs = rt.predict_windows(windows)               # float32 [N, 9, 128] -> [N, K]
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from signals.errors import DataError, ModelError
+from signals.errors import ConfigError, DataError, ModelError
 from signals.har.frontend import CHANNELS, PreprocessConfig, UCIHARFilter, iter_recording
+from signals.har.smoothing import FixedLagViterbi, SmoothingConfig
 from signals.modelfolder import ModelFolder
 
 KIND = "har"
@@ -34,6 +38,7 @@ class Labels:
     classes: tuple[str, ...]  # output order of ``probs``
     channels: tuple[str, ...]  # input order of ``x``
     sample_rate: float  # Hz of the windows the model was trained on
+    smoothing: SmoothingConfig | None = None  # the HMM that smooths the timeline (signals har fit-smoothing)
 
 
 @dataclass(frozen=True)
@@ -130,54 +135,86 @@ class Segment:
     start_s: float
     end_s: float
     label: str
-    confidence: float  # mean over the segment's windows of the winning class probability
+    confidence: float  # mean over the segment's windows of the probability of its label
     windows: int = 1
 
 
-def predict_recording(
+class Timeline:
+    """Window decisions -> segments. Window ``i`` owns the ``hop`` samples around its centre, so the
+    segments tile the recording without overlap (the first starts at 0 s; :meth:`finish` stretches the
+    last to the recording's end). Consecutive windows with the same label merge into one segment.
+
+    ``smoother``: a :class:`signals.har.smoothing.FixedLagViterbi`; without one each window takes its argmax.
+    """
+
+    def __init__(self, classes: Sequence[str], cfg: PreprocessConfig, smoother: FixedLagViterbi | None = None):
+        self.classes = list(classes)
+        self.sr, self.win, self.hop = cfg.sample_rate, cfg.window, cfg.hop
+        self.smoother = smoother
+        self.segments: list[Segment] = []
+        self.n = 0  # windows placed
+
+    def add(self, probs: np.ndarray) -> None:
+        """probs [n, K] of the next windows, in order."""
+        for p in probs:
+            if self.smoother is None:
+                self._place(int(p.argmax()), p)
+            else:
+                for _, state, row in self.smoother.push(p):
+                    self._place(state, row)
+
+    def _place(self, k: int, p: np.ndarray) -> None:
+        label, conf = self.classes[k], float(p[k])
+        i = self.n
+        self.n += 1
+        lo = 0.0 if i == 0 else (i * self.hop + (self.win - self.hop) / 2) / self.sr
+        hi = (i * self.hop + (self.win + self.hop) / 2) / self.sr
+        last = self.segments[-1] if self.segments else None
+        if last is not None and last.label == label:
+            last.confidence = (last.confidence * last.windows + conf) / (last.windows + 1)
+            last.windows += 1
+            last.end_s = hi
+        else:
+            self.segments.append(Segment(lo, hi, label, conf))
+
+    def finish(self, total_samples: int) -> list[Segment]:
+        if self.smoother is not None:
+            for _, state, row in self.smoother.flush():
+                self._place(state, row)
+        if self.segments:
+            self.segments[-1].end_s = max(self.segments[-1].end_s, total_samples / self.sr)
+        return self.segments
+
+
+def stream_probs(
     runtime: HARRuntime,
     path: str | Path,
+    on_probs: Callable[[np.ndarray], None],
     sample_rate: float | None = None,
     batch_size: int = 256,
     columns: Sequence[str] | None = None,
-) -> list[Segment]:
-    """Classify every window of a recording and merge consecutive windows with the same label.
-
-    Window ``i`` covers samples ``[i*hop, i*hop + window)``; on the timeline it owns the ``hop``
-    samples around its centre, so segments tile the recording without overlap (the first starts
-    at 0 s, the last ends at the recording's end).
+) -> int:
+    """Stream a recording through the front end and the model: ``on_probs(probs [n, K])`` is called with
+    every batch of window probabilities, in order. Returns the recording's length in samples (at the
+    model's rate). Constant memory: one chunk of the recording and one batch of windows at a time.
     """
     cfg = runtime.preprocess
     if cfg is None or list(runtime.labels.channels) != CHANNELS:
         raise ModelError(f"{runtime.folder.path}: the model's channels {list(runtime.labels.channels)} are not the "
                          f"UCI HAR front end's {CHANNELS}; it cannot be fed from a recording")
-    classes = runtime.classes
     sr, win, hop = cfg.sample_rate, cfg.window, cfg.hop
     filt = UCIHARFilter(cfg)
     buf = np.zeros((len(CHANNELS), 0), np.float32)  # filtered samples from absolute index buf_start
     buf_start = next_start = total = n_windows = 0
     pending: list[np.ndarray] = []
-    segments: list[Segment] = []
 
     def run_batch() -> None:
         nonlocal n_windows
-        if not pending:
-            return
-        probs = runtime.predict_windows(np.stack(pending))
-        pending.clear()
-        for p in probs:
-            label, conf = classes[int(p.argmax())], float(p.max())
-            i = n_windows
-            n_windows += 1
-            lo = 0.0 if i == 0 else (i * hop + (win - hop) / 2) / sr
-            hi = (i * hop + (win + hop) / 2) / sr
-            last = segments[-1] if segments else None
-            if last is not None and last.label == label:
-                last.confidence = (last.confidence * last.windows + conf) / (last.windows + 1)
-                last.windows += 1
-                last.end_s = hi
-            else:
-                segments.append(Segment(lo, hi, label, conf))
+        if pending:
+            probs = runtime.predict_windows(np.stack(pending))
+            pending.clear()
+            n_windows += len(probs)
+            on_probs(probs)
 
     def consume(filtered: np.ndarray) -> None:
         nonlocal buf, buf_start, next_start
@@ -201,11 +238,45 @@ def predict_recording(
             raise DataError(f"{path}: {exc}") from None
     consume(filt.flush())
     run_batch()
-    if not segments:
+    if not n_windows:
         raise DataError(f"{path}: recording too short: {total} samples ({total / sr:.2f} s at {sr:g} Hz) is "
                         f"less than one {win}-sample window ({win / sr:.2f} s)")  # fmt: skip
-    segments[-1].end_s = max(segments[-1].end_s, total / sr)
-    return segments
+    return total
+
+
+def smoother(runtime: HARRuntime, smoothing: bool | None = None, lag: int | None = None) -> FixedLagViterbi | None:
+    """The decoder a timeline of ``runtime`` uses: ``smoothing`` None = the folder's HMM when it has one,
+    True = it must have one, False = none (raw argmax per window). ``lag`` overrides the folder's lag."""
+    cfg = runtime.labels.smoothing
+    if smoothing is False or (smoothing is None and cfg is None):
+        return None
+    if cfg is None:
+        raise ModelError(f"{runtime.folder.path} has no smoothing HMM (config.json runtime.smoothing); fit one with "
+                         f"`signals har fit-smoothing --model {runtime.folder.path}` or predict with --no-smoothing")
+    if lag is not None and lag < 0:
+        raise ConfigError(f"--lag must be >= 0 windows, got {lag}")
+    return FixedLagViterbi(cfg, lag)
+
+
+def predict_recording(
+    runtime: HARRuntime,
+    path: str | Path,
+    sample_rate: float | None = None,
+    batch_size: int = 256,
+    columns: Sequence[str] | None = None,
+    smoothing: bool | None = None,
+    lag: int | None = None,
+) -> list[Segment]:
+    """The activity timeline of a recording: every window classified, decoded (smoothed by the folder's HMM
+    unless ``smoothing`` is False, see :func:`smoother`) and consecutive equal labels merged into segments."""
+    cfg = runtime.preprocess
+    if cfg is None:
+        raise ModelError(f"{runtime.folder.path}: the model has no front end (config.json frontend); "
+                         "it cannot be fed from a recording")
+    timeline = Timeline(runtime.classes, cfg, smoother(runtime, smoothing, lag))
+    total = stream_probs(runtime, path, timeline.add, sample_rate=sample_rate, batch_size=batch_size,
+                         columns=columns)
+    return timeline.finish(total)
 
 
 def _clock(t: float) -> str:

@@ -77,3 +77,48 @@ def format_report(m: dict) -> str:
     lines.append("confusion (rows true, cols predicted):")
     lines += ["  " + " ".join(f"{v:5d}" for v in row) for row in m["confusion_matrix"]]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# whole recordings: sample-by-sample and segment (event) scores
+
+
+def runs(labels: np.ndarray, mask: np.ndarray | None = None) -> list[tuple[int, int, int]]:
+    """Maximal runs of equal labels as ``(label, start, end)`` (0-based, end exclusive); samples outside
+    ``mask`` (or labelled < 0) belong to no run and break runs."""
+    labels = np.asarray(labels, np.int64).copy()
+    if mask is not None:
+        labels[~np.asarray(mask, bool)] = -1
+    if not len(labels):
+        return []
+    edges = np.flatnonzero(np.diff(labels)) + 1
+    starts = np.concatenate([[0], edges])
+    ends = np.concatenate([edges, [len(labels)]])
+    return [(int(labels[s]), int(s), int(e)) for s, e in zip(starts, ends) if labels[s] >= 0]
+
+
+def match_segments(ref: list[tuple[int, int, int]], hyp: list[tuple[int, int, int]], tolerance: int) -> int:
+    """How many reference segments find a hypothesis segment of the same label whose onset and offset each
+    lie within ``tolerance`` samples of theirs (one-to-one, greedy in time order)."""
+    used = np.zeros(len(hyp), bool)
+    by_label: dict[int, list[int]] = {}
+    for j, (lab, _, _) in enumerate(hyp):
+        by_label.setdefault(lab, []).append(j)
+    hits = 0
+    for lab, on, off in ref:
+        for j in by_label.get(lab, []):
+            _, h_on, h_off = hyp[j]
+            if not used[j] and abs(h_on - on) <= tolerance and abs(h_off - off) <= tolerance:
+                used[j] = True
+                hits += 1
+                break
+    return hits
+
+
+def segment_scores(n_ref: int, n_hyp: int, hits: int) -> dict:
+    """Event-based precision, recall and F1 from the counts of :func:`match_segments`."""
+    precision = hits / n_hyp if n_hyp else 0.0
+    recall = hits / n_ref if n_ref else 0.0
+    f1 = 2 * hits / (n_ref + n_hyp) if n_ref + n_hyp else float("nan")
+    return dict(precision=precision, recall=recall, f1=f1, n_reference=int(n_ref), n_predicted=int(n_hyp),
+                matched=int(hits))

@@ -189,6 +189,18 @@ def _run_stage(
             return net.fuse(s, d, train_module(z))
         return train_module(net.normalize(xb))
 
+    teacher = data.get("teacher")
+
+    def soft_targets(xb: torch.Tensor) -> torch.Tensor:
+        """The teacher's log-probabilities at temperature T for this stage's output (members averaged)."""
+        outs = []
+        with torch.no_grad():
+            for t in teacher.members:
+                z = t.normalize(xb)
+                logits = t.static(z) if stage == "static" else t.dynamic(z) if stage == "dynamic" else t.log_probs(xb)
+                outs.append(F.log_softmax(logits / cfg.kd_temperature, -1))
+        return torch.logsumexp(torch.stack(outs), 0) - math.log(len(outs))
+
     def val_logits() -> torch.Tensor:
         net.eval()
         out = predict_log_probs(net.log_probs if stage == "fusion" else lambda b: module(net.normalize(b)), xva)
@@ -200,6 +212,9 @@ def _run_stage(
         opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.2 if stage != "fusion" else 0.3
     )
     start_epoch, best_acc, best_state, best_epoch, bad = 0, -1.0, None, -1, 0
+    # exponential moving average of the stage's weights (and BN statistics); it is what gets validated and kept
+    ema = {k: v.detach().clone() for k, v in module.state_dict().items()} if cfg.ema_decay > 0 else None
+    steps_done = 0
     if resume_state is not None:
         opt.load_state_dict(resume_state["opt"])
         sched.load_state_dict(resume_state["sched"])
@@ -208,6 +223,8 @@ def _run_stage(
         best_epoch, bad = resume_state["best_epoch"], resume_state["bad"]
         if resume_state.get("stopped"):
             start_epoch = epochs
+        if ema is not None and resume_state.get("ema") is not None:
+            ema, steps_done = resume_state["ema"], resume_state["ema_steps"]
     groups = data["groups"]
     std = net.std
     gen = torch.Generator(device=dev)
@@ -236,12 +253,28 @@ def _run_stage(
                 loss = F.nll_loss(out, ytr[idx]) * (1 - cfg.label_smoothing) - cfg.label_smoothing * out.mean()
             else:
                 loss = F.cross_entropy(out, ytr[idx], label_smoothing=cfg.label_smoothing)
+            if teacher is not None and cfg.kd_weight > 0:
+                t_T = cfg.kd_temperature
+                kd = F.kl_div(F.log_softmax(out / t_T, -1), soft_targets(xb), reduction="batchmean", log_target=True)
+                loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * t_T * t_T * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                steps_done += 1
+                decay = min(cfg.ema_decay, (1 + steps_done) / (10 + steps_done))  # short warm-up
+                with torch.no_grad():
+                    for k, v in module.state_dict().items():
+                        if v.is_floating_point():
+                            ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+                        else:
+                            ema[k].copy_(v)
             total, n = total + float(loss.detach()) * len(idx), n + len(idx)
         train_loss = total / max(n, 1)
+        if ema is not None:  # validate (and keep) the averaged weights; training goes on from the live ones
+            live = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            module.load_state_dict(ema)
         val_acc = accuracy(val_logits(), yva) if has_val else float("nan")
         # no validation subjects: keep the last epoch (nothing to select on)
         improved = (val_acc > best_acc) if has_val else True
@@ -251,6 +284,8 @@ def _run_stage(
             best_epoch, bad = epoch, 0
         else:
             bad += 1
+        if ema is not None:
+            module.load_state_dict(live)
         stopped = has_val and bad >= cfg.patience
         rec = dict(member=member, stage=stage, epoch=epoch, train_loss=round(train_loss, 5),
                    val_acc=round(val_acc, 5), lr=sched.get_last_lr()[0], seconds=round(time.time() - t0, 2))
@@ -261,7 +296,8 @@ def _run_stage(
             save_checkpoint(ckpt_path, dict(
                 model=model.state_dict(), task_index=task_index,
                 stage_state=dict(epoch=epoch, opt=opt.state_dict(), sched=sched.state_dict(), best_acc=best_acc,
-                                 best_state=best_state, best_epoch=best_epoch, bad=bad, stopped=stopped),
+                                 best_state=best_state, best_epoch=best_epoch, bad=bad, stopped=stopped,
+                                 ema=ema, ema_steps=steps_done),
                 history=history,
             ))
         if stopped:
@@ -334,6 +370,8 @@ def train(
         xva=torch.from_numpy(x[val_mask]).to(dev), yva=torch.from_numpy(y[val_mask]).to(dev),
         groups=xyz_groups(list(dataset.channel_names)),
     )
+    if cfg.teacher:
+        data["teacher"] = load_teacher(cfg.teacher, mc, dev)
     tasks = [(m, s) for m in range(len(cfg.seeds)) for s in STAGES]
     history: list = []
     first_task, resume_state = 0, None
@@ -367,7 +405,8 @@ def train(
 
     config = ModelConfig(
         kind="har",
-        description="FusionActNet: static and dynamic residual 1-D CNN branches fused by a guidance net",
+        description="FusionActNet: static and dynamic residual 1-D CNN branches fused by a guidance net"
+        + (f" (distilled from {cfg.teacher})" if cfg.teacher else ""),
         model=to_dict(mc),
         frontend=to_dict(dataset.preprocess) if getattr(dataset, "preprocess", None) is not None else {},
         runtime=dict(classes=list(dataset.class_names), channels=list(dataset.channel_names),
@@ -394,6 +433,22 @@ def train(
         dist.barrier()
     cleanup_distributed()
     return config, metrics
+
+
+def load_teacher(path: str | Path, mc, device) -> FusionActNetEnsemble:
+    """The distillation teacher: a HAR model folder whose classes, class split and input match the student's."""
+    from signals.har.export import load_model
+    from signals.modelfolder import find_model
+
+    teacher = load_model(find_model("har", path)).to(device).eval()
+    tc = teacher.config
+    mismatch = [f"{k}: teacher {getattr(tc, k)} vs student {getattr(mc, k)}"
+                for k in ("in_channels", "static_classes", "dynamic_classes") if getattr(tc, k) != getattr(mc, k)]
+    if mismatch:
+        raise DataError(f"teacher {path} does not fit this dataset: " + "; ".join(mismatch))
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
 
 
 def limit_dataset(ds: HARDataset, n: int) -> HARDataset:

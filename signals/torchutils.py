@@ -68,6 +68,16 @@ def setup_distributed(device: str | None = None) -> DistContext:
     return DistContext(rank=rank, world_size=world, local_rank=local, device=dev)
 
 
+def rank0_decides(ctx: DistContext, flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank (a wall-clock stop must be taken by all processes at the same step,
+    or the others wait forever in the next gradient all-reduce); ``flag`` itself without DDP."""
+    if not ctx.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+    dist.broadcast(t, 0)
+    return bool(t.item())
+
+
 def cleanup_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

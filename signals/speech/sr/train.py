@@ -73,6 +73,7 @@ from signals.torchutils import (
     count_parameters,
     load_compact,
     load_safetensors,
+    rank0_decides,
     save_compact,
     save_safetensors,
     seed_everything,
@@ -408,11 +409,7 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
             stop = True
         if pbar is not None:
             pbar.update(1)
-        # rank 0 decides the stop time for everyone under DDP
-        if ctx.distributed:
-            flag = torch.tensor([1.0 if stop else 0.0], device=device)
-            torch.distributed.broadcast(flag, 0)
-            stop = bool(flag.item())
+        stop = rank0_decides(ctx, stop)
         if ctx.is_main and (step % cfg.log_every == 0 or stop or step == total):
             n = stats.pop("n")
             row = {"step": step, "time_s": round(elapsed, 1), "lr": lr,

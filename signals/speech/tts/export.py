@@ -8,7 +8,7 @@ graph          inputs                                                      outpu
 ``encoder``    ``tokens int64 [1, N]``, ``speaker [1, 256]``               ``memory [1, N, 768]``,
                                                                            ``processed_memory [1, N, 128]``
 ``decoder``    ``frame [1, 80]`` (normalised), ``prenet_mask_0/1 [1, 256]``, ``frames [1, r, 80]``, ``stop [1]``
-               the 7 state tensors (:data:`~.model.STATE_NAMES`),          (logit) and the 7 next states
+               the 7 state tensors (:data:`~.config.STATE_NAMES`),          (logit) and the 7 next states
                ``memory``, ``processed_memory``                            (``<name>_out``)
 ``postnet``    ``mel [1, T, 80]`` (normalised decoder output)              ``logmel [1, T, 80]`` (the vocoder's)
 =============  ==========================================================  =====================================

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from signals.speech.tts.config import STATE_NAMES, TacotronConfig  # noqa: F401 (STATE_NAMES: order of step())
+from signals.speech.tts.config import TacotronConfig
 
 # --------------------------------------------------------------------------------------------- blocks
 

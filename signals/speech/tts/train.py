@@ -40,7 +40,14 @@ from signals.speech.tts.model import (
     guided_attention_targets,
     masked_mel_loss,
 )
-from signals.torchutils import load_compact, save_compact, seed_everything, setup_distributed, unwrap
+from signals.torchutils import (
+    load_compact,
+    rank0_decides,
+    save_compact,
+    seed_everything,
+    setup_distributed,
+    unwrap,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +119,6 @@ def compute_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: 
     losses["focus"] = focus.detach()
     return losses
 
-
-# --------------------------------------------------------------------------------------------- checkpoints
 
 def model_config_from_dict(d: dict, where: str = "state.json") -> TacotronConfig:
     return from_dict(TacotronConfig, d, where=where, path="model")
@@ -234,8 +239,9 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
                 tensors[f"optim.{i}.exp_avg_sq"] = st["exp_avg_sq"].to(torch.bfloat16)
         tensors = {k: v.detach().cpu().to(torch.float16) if v.is_floating_point() and not k.startswith("optim.")
                    else v.detach().cpu() for k, v in tensors.items()}
-        save_compact(out / folder, tensors, prefix="weights", state={"step": step, "best_val": best, "model": to_dict(model_cfg),
-                                             "train": to_dict(replace(cfg, model=model_cfg)), **extra})
+        state = {"step": step, "best_val": best, "model": to_dict(model_cfg),
+                 "train": to_dict(replace(cfg, model=model_cfg)), **extra}
+        save_compact(out / folder, tensors, state, prefix="weights")
 
     t0 = time.time()
     bar = tqdm(total=cfg.max_steps, initial=step, desc="tts train", unit="step", disable=not (progress and ctx.is_main))
@@ -244,6 +250,8 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
     model.train()
     while not done:
         batches = list(length_buckets(lengths, cfg.batch_size, rng))
+        # every rank takes the same number of steps per epoch (DDP all-reduces each step's gradients)
+        batches = batches[: len(batches) // ctx.world_size * ctx.world_size]
         for b in batches[ctx.rank:: ctx.world_size]:
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in
                      collate(pack, train_idx[b], model_cfg, rng, cfg.embed_swap_prob, by_speaker).items()}
@@ -270,7 +278,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
                     log.info(json.dumps(row))
                 bar.set_postfix(loss=row["total"], post=row["post"], guided=row["guided"], focus=row["focus"])
                 running = {}
-            timeout = cfg.max_seconds > 0 and time.time() - t0 > cfg.max_seconds
+            timeout = rank0_decides(ctx, cfg.max_seconds > 0 and time.time() - t0 > cfg.max_seconds)
             done = step >= cfg.max_steps or timeout
             if (step % cfg.val_every == 0 or done) and ctx.is_main:
                 val = validate(model, pack, val_idx, cfg, ctx.device, autocast)

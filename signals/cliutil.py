@@ -20,6 +20,17 @@ def add_command(group: argparse._SubParsersAction, name: str, help_text: str, fu
     return parser
 
 
+def positive_int(text: str) -> int:
+    """argparse ``type=`` for counts that must be at least 1 (threads, sizes): a clear usage error otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def setup_logging() -> None:
     """Library modules report progress with ``logging``; the command line shows it on stdout, as printed lines."""
     import logging

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from signals.cliutil import add_command, add_group, standalone
+from signals.cliutil import add_command, add_group, positive_int, standalone
 
 
 def _voices(spec: str) -> list[str]:
@@ -90,8 +90,6 @@ def _clone(args) -> int:
         raise DataError("give the voice with --reference AUDIO (repeatable) or --embedding EMB.npy")
     if args.reference and args.embedding:
         raise DataError("give either --reference or --embedding, not both")
-    if args.threads is not None and args.threads < 1:
-        raise DataError(f"--threads must be at least 1, got {args.threads}")
     text = args.text
     if args.text_file is not None:
         from pathlib import Path
@@ -142,7 +140,7 @@ def _add_clone(group: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder-model", help="speaker-encoder folder (default: models/speaker_encoder)")
     p.add_argument("--vocoder-model", help="vocoder folder (default: models/vocoder)")
     p.add_argument("--sr-model", help="HiFi-SR folder for 48 kHz (default: models/super_resolution)")
-    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, help="onnxruntime intra-op threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -221,10 +219,6 @@ def _evaluate(args) -> int:
 
     from signals.speech.tts.evaluate import evaluate, format_report
 
-    if args.threads is not None and args.threads < 1:
-        from signals.errors import DataError
-
-        raise DataError(f"--threads must be at least 1, got {args.threads}")
     report = evaluate(args.model, encoder_model=args.encoder_model, vocoder_model=args.vocoder_model,
                       sr_model=args.sr_model, corpus=args.corpus, pack=args.pack, data=args.data,
                       sentences=args.sentences, voices=args.voices, real_speakers=args.real_speakers,
@@ -260,7 +254,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="folder for report.json, PNGs and example WAVs")
     p.add_argument("--wavs", type=int, default=2, help="example WAVs: this many teacher sentences and real voices")
     p.add_argument("--alignments", type=int, default=3, help="sentences in alignment.png (default 3)")
-    p.add_argument("--threads", type=int, help="onnxruntime threads")
+    p.add_argument("--threads", type=positive_int, help="onnxruntime threads")
     p.add_argument("--write-metrics", action="store_true",
                    help="write the headline table to the model folder's metrics.json (key 'evaluation')")
     p.add_argument("--no-progress", action="store_true")
@@ -294,7 +288,7 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED,
                    help=f"the random stream of mix draws and sentence order (default {DEFAULT_SEED})")
     p.add_argument("--limit", type=int, help="write at most this many utterances in this run")
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1, as the shared corpus)")
+    p.add_argument("--threads", type=positive_int, default=1, help="onnxruntime threads (default 1, as the shared corpus)")
     p.add_argument("--cache", help="download cache (default $SIGNALS_CACHE/kokoro)")
     p.add_argument("--model", help="an already downloaded kokoro-v1.0.int8.onnx (SHA-256 checked)")
     p.add_argument("--voices-dir", help="an unpacked kokoro-js package/voices folder instead of npm")

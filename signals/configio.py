@@ -55,6 +55,12 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    # Values come from files that may be damaged or hostile: an error line quotes at most `limit` characters.
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _describe(where: str, path: str) -> str:
     return f"{where}: {path}" if where else path
 
@@ -73,12 +79,12 @@ def _convert(tp: Any, value: Any, where: str, path: str) -> Any:
                 return _convert(arg, value, where, path)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{_describe(where, path)}: {value!r} fits none of {tp}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{_describe(where, path)}: {_short(value)} fits none of {tp}")
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where, path)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{_describe(where, path)}: expected a list, got {value!r}")
+            raise ConfigError(f"{_describe(where, path)}: expected a list, got {_short(value)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], v, where, f"{path}[{i}]") for i, v in enumerate(value))
         if args and len(args) != len(value):
@@ -86,29 +92,29 @@ def _convert(tp: Any, value: Any, where: str, path: str) -> Any:
         return tuple(_convert(a, v, where, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if origin is list or tp is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{_describe(where, path)}: expected a list, got {value!r}")
+            raise ConfigError(f"{_describe(where, path)}: expected a list, got {_short(value)}")
         item = args[0] if args else Any
         return [_convert(item, v, where, f"{path}[{i}]") for i, v in enumerate(value)]
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{_describe(where, path)}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{_describe(where, path)}: expected a mapping, got {_short(value)}")
         item = args[1] if len(args) == 2 else Any
         return {k: _convert(item, v, where, f"{path}.{k}") for k, v in value.items()}
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{_describe(where, path)}: expected a number, got {value!r}")
+            raise ConfigError(f"{_describe(where, path)}: expected a number, got {_short(value)}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{_describe(where, path)}: expected an integer, got {value!r}")
+            raise ConfigError(f"{_describe(where, path)}: expected an integer, got {_short(value)}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{_describe(where, path)}: expected true or false, got {value!r}")
+            raise ConfigError(f"{_describe(where, path)}: expected true or false, got {_short(value)}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{_describe(where, path)}: expected a string, got {value!r}")
+            raise ConfigError(f"{_describe(where, path)}: expected a string, got {_short(value)}")
         return value
     return value
 
@@ -130,12 +136,20 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | T, where: str = "", path: 
     unknown = [k for k in data if k not in names]
     if unknown:
         key = f"{path}.{unknown[0]}" if path else unknown[0]
-        raise ConfigError(f"{where + ': ' if where else ''}unknown key {key!r} ({cls.__name__} has: {', '.join(names)})")
+        raise ConfigError(f"{where + ': ' if where else ''}unknown key {_short(key)} ({cls.__name__} has: {', '.join(names)})")
+    # A required field that is absent is named as the key it is (not as the TypeError of __init__).
+    required = [f.name for f in dataclasses.fields(cls) if f.init and f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING and f.name not in data]
+    if required:
+        key = f"{path}.{required[0]}" if path else required[0]
+        raise ConfigError(f"{where + ': ' if where else ''}missing key {key!r} ({cls.__name__} needs: "
+                          f"{', '.join(required)})")
     hints = _hints(cls)
     kwargs = {k: _convert(hints[k], v, where, f"{path}.{k}" if path else k) for k, v in data.items()}
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:  # __post_init__ checks
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:  # __post_init__ checks (and what a
+        # check computing with a value of the right type but an absurd size raises)
         raise ConfigError(f"{_describe(where, path or cls.__name__)}: {exc}") from exc
 
 

@@ -29,3 +29,7 @@ class ModelError(SignalsError):
 
 class ConfigError(SignalsError, ValueError):
     """A config file or section has an unknown key or a value of the wrong type (message names both)."""
+
+
+class OutputError(SignalsError):
+    """An output path that cannot or must not be written (a folder, an input, an unknown format, no space)."""

@@ -11,26 +11,45 @@ Every model's ``export.py`` does the same four things with these functions:
 3. :func:`save_weights`: ``model.safetensors``;
 4. :func:`signals.modelfolder.write_config`: ``config.json`` naming the graphs, with their sha256.
 
+Every file is written atomically into the folder (:func:`atomic_file`): a temporary file renamed over the
+target, so an export that fails half-way leaves the previous graph, and a target that is a symbolic link
+(a folder linking shared or shipped files) is replaced by a file of the folder's own instead of having
+the file it points to overwritten.
+
 Torch and onnx are imported here; runtime code never imports this module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from signals.errors import ModelError
-from signals.modelfolder import Dims, Graph, ModelConfig, sha256, write_config
+from signals.errors import ModelError, SignalsError
+from signals.modelfolder import Dims, Graph, ModelConfig, sha256, writable, write_config
 
 OPSET = 17
 # One tolerance for every float32 graph: the shipped graphs agree with torch to ~3e-7; 1e-4 leaves room for
 # other CPUs' kernels while still catching a wrong op (those differ by 1e-2 or more).
 PARITY_ATOL = 1e-4
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """A temporary path to write ``path`` through (see the module docstring); ``path`` must be confined to
+    its folder by the caller (:func:`signals.modelfolder.writable`)."""
+    from signals.outputs import AtomicOutput
+
+    try:
+        with AtomicOutput(path, what="model file") as out:
+            yield out.tmp
+    except SignalsError as exc:  # OutputError: the folder cannot be written, the name is a folder ...
+        raise ModelError(str(exc)) from None
 
 
 def export_graph(
@@ -51,24 +70,27 @@ def export_graph(
     """
     import onnx
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = writable(Path(path).parent, Path(path).name)
     module = module.eval().cpu()
     example = tuple(torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x for x in example)
     dynamic = {name: {i: d for i, d in enumerate(dims) if isinstance(d, str)}
                for name, dims in {**inputs, **outputs}.items()}
-    with warnings.catch_warnings(), torch.inference_mode():
-        # Tracing warns about shape checks turned into constants and about RNNs traced at one batch
-        # size; the parity cases below run other sizes instead of trusting either warning.
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(module, example, str(path), input_names=list(inputs), output_names=list(outputs),
-                          dynamic_axes={k: v for k, v in dynamic.items() if v}, opset_version=opset, dynamo=False)
-    onnx.checker.check_model(onnx.load(str(path)))
     cases = list(cases) or [tuple(x.numpy() for x in example)]
-    err = check_parity(module, path, list(inputs), list(outputs), cases, atol=atol)
+    # checked and compared before it replaces the previous graph: a failed export leaves that one in place
+    with atomic_file(path) as tmp:
+        with warnings.catch_warnings(), torch.inference_mode():
+            # Tracing warns about shape checks turned into constants and about RNNs traced at one batch
+            # size; the parity cases below run other sizes instead of trusting either warning.
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(module, example, str(tmp), input_names=list(inputs), output_names=list(outputs),
+                              dynamic_axes={k: v for k, v in dynamic.items() if v}, opset_version=opset,
+                              dynamo=False)
+        onnx.checker.check_model(onnx.load(str(tmp)))
+        err = check_parity(module, tmp, list(inputs), list(outputs), cases, atol=atol)
+        digest = sha256(tmp)
     return Graph(file=path.name, inputs={k: tuple(v) for k, v in inputs.items()},
-                 outputs={k: tuple(v) for k, v in outputs.items()}, opset=opset, sha256=sha256(path),
+                 outputs={k: tuple(v) for k, v in outputs.items()}, opset=opset, sha256=digest,
                  parity_max_abs_diff=err)
 
 
@@ -108,11 +130,12 @@ def check_parity(module: nn.Module, path: str | Path, input_names: Sequence[str]
 
 def save_weights(model: nn.Module, folder: str | Path, name: str = "model.safetensors",
                  metadata: dict[str, str] | None = None) -> Path:
-    """``folder/name`` (safetensors; untrusted files are never unpickled)."""
+    """``folder/name`` (safetensors; untrusted files are never unpickled), written atomically."""
     from signals.torchutils import save_safetensors
 
-    path = Path(folder) / name
-    save_safetensors(model, path, metadata=metadata)
+    path = writable(folder, name)
+    with atomic_file(path) as tmp:
+        save_safetensors(model, tmp, metadata=metadata)
     return path
 
 
@@ -123,7 +146,7 @@ def write_folder(folder: str | Path, config: ModelConfig, model: nn.Module | Non
     Call it after :func:`export_graph` has written the graphs named in ``config.graphs``.
     """
     folder = Path(folder)
-    missing = [g.file for g in config.graphs.values() if not (folder / g.file).is_file()]
+    missing = [g.file for g in config.graphs.values() if not writable(folder, g.file).is_file()]
     if missing:
         raise ModelError(f"{folder}: graphs {missing} named in the config were not exported")
     if model is not None and config.weights:
@@ -173,5 +196,6 @@ def store_initializers_fp16(path: str | Path, min_size: int = 16) -> int:
     del graph.node[:]
     graph.node.extend(nodes)
     onnx.checker.check_model(m)
-    onnx.save(m, str(path))
+    with atomic_file(writable(path.parent, path.name)) as tmp:
+        onnx.save(m, str(tmp))
     return n

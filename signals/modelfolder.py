@@ -29,6 +29,12 @@ with :meth:`ModelFolder.section`. File names in it are confined to the folder.
 
 Lookup (:func:`find_model`): an explicit ``--model`` path, else ``$SIGNALS_MODELS/<name>``, else the
 checkout's ``models/<name>``. Torch-free: json, hashlib and (for sessions) onnxruntime only.
+
+Model folders are downloaded and shared, so nothing in one may hurt the user: every file name is
+confined to the folder (:func:`confined`), ``config.json`` is size-limited and checked before use,
+every graph is checked against the sha256 its export recorded before onnxruntime parses it, and
+whatever signals writes into a folder replaces the file there, never the target of a symbolic link
+(:func:`writable`). Every failure is a :class:`~signals.errors.ModelError` naming the folder or file.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, TypeVar
 
 from signals.configio import from_dict, to_dict
-from signals.errors import ConfigError, ModelError
+from signals.errors import ConfigError, ModelError, SignalsError
 from signals.paths import REPO_ROOT
 
 T = TypeVar("T")
@@ -53,6 +59,9 @@ METRICS_FILE = "metrics.json"
 LOG_FILE = "train_log.jsonl"
 WEIGHTS_FILE = "model.safetensors"
 REPO_MODELS = REPO_ROOT / "models"  # the checkout's shipped models: the last place find_model looks
+# The largest shipped config.json is 8 kB; a file a thousand times larger is not a config, and reading
+# one of gigabytes (or a planted 100 MB of whitespace) into memory before refusing it helps nobody.
+MAX_CONFIG_BYTES = 4 << 20
 
 
 # --------------------------------------------------------------------------------------------------
@@ -97,19 +106,55 @@ class ModelConfig:
 
 
 def confined(folder: str | Path, name: str, where: str = "") -> Path:
-    """``folder / name``, refusing names that could leave the folder (absolute, drive, ``..``).
+    """``folder / name``, refusing names that could leave the folder (absolute, drive, ``..``, NUL).
 
     Config files travel with downloaded model folders, so a name such as ``../../.ssh/id_rsa`` or
-    ``/etc/passwd`` must never be opened. The check is on the name: symbolic links placed inside the
-    folder by whoever built it (e.g. a cache sharing large weight files) are followed.
+    ``/etc/passwd`` must never be opened. The check is on the name. Symbolic links placed inside the
+    folder by whoever built it (a cache sharing large weight files, a test folder linking the shipped
+    graphs) are followed when *reading*: a link is the folder author's explicit choice, and what is read
+    is only ever parsed as a model (never echoed or executed), and only if it is a regular file whose
+    sha256 matches the config (graphs), so a link to ``/etc/shadow`` or ``/dev/zero`` fails with a
+    :class:`ModelError`. Links are never followed when *writing*: see :func:`writable`.
     """
     folder = Path(folder)
     where = where or str(folder / CONFIG_FILE)
+    if not isinstance(name, str):
+        raise ModelError(f"{where}: file name {name!r} must be a string")
     posix, win = PurePosixPath(name), PureWindowsPath(name)
-    if (not name or posix.is_absolute() or win.is_absolute() or win.drive or ".." in posix.parts
+    if (not name or "\x00" in name or posix.is_absolute() or win.is_absolute() or win.drive or ".." in posix.parts
             or ".." in win.parts):
         raise ModelError(f"{where}: file name {name!r} must be a plain path inside the model folder")
     return folder / name
+
+
+def regular_file(folder: str | Path, name: str, where: str = "") -> Path:
+    """:func:`confined` ``folder / name`` that exists and is a regular file (or a link to one)."""
+    where = where or str(Path(folder) / CONFIG_FILE)
+    path = confined(folder, name, where)
+    if not path.is_file():
+        if path.exists():  # a folder, a device, a pipe (or a link to one): never opened
+            raise ModelError(f"{path} is not a regular file (named in {where})")
+        raise ModelError(f"{Path(folder)}: {name} is missing (named in {Path(where).name})")
+    return path
+
+
+def writable(folder: str | Path, name: str) -> Path:
+    """``folder / name`` for writing: :func:`confined`, and not through a linked subfolder.
+
+    Write the file atomically (:class:`signals.outputs.AtomicOutput`: a temporary file renamed over
+    the target), never by opening the target: a rename replaces a symbolic link *itself*, so a folder
+    whose ``model.safetensors`` links to a shared cache (or to ``~/.bashrc``) gets a new file of its
+    own instead of having the link's target overwritten. A subfolder that is a link leading elsewhere
+    is refused, as the file would land outside the folder.
+    """
+    path = confined(folder, name, str(Path(folder)))
+    try:
+        inside = path.parent.resolve().is_relative_to(Path(folder).resolve())
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot resolve its folder: {exc.strerror or exc}") from None
+    if not inside:
+        raise ModelError(f"{path}: refusing to write through a linked folder that leads outside {folder}")
+    return path
 
 
 def read_config(folder: str | Path) -> ModelConfig:
@@ -117,14 +162,31 @@ def read_config(folder: str | Path) -> ModelConfig:
     folder = Path(folder)
     path = folder / CONFIG_FILE
     if not folder.is_dir():
+        if folder.exists():
+            raise ModelError(f"{folder} is a file, not a model folder (a folder holding {CONFIG_FILE})")
         raise ModelError(f"model folder not found: {folder}")
     if not path.is_file():
-        raise ModelError(f"{folder} is not a model folder: {CONFIG_FILE} is missing")
+        what = "is not a regular file" if path.exists() else "is missing"
+        raise ModelError(f"{folder} is not a model folder: {CONFIG_FILE} {what}")
     try:
-        data = json.loads(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:  # refused before reading: see MAX_CONFIG_BYTES
+            raise ModelError(f"{path} is {size / 2**20:.1f} MiB; a model config is a few kB (at most "
+                             f"{MAX_CONFIG_BYTES >> 20} MiB): not a signals config.json")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{path} is not UTF-8 text (byte {exc.start}): not a signals config.json") from None
     except json.JSONDecodeError as exc:
-        raise ModelError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or "kind" not in data:
+        raise ModelError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:  # thousands of nested brackets
+        raise ModelError(f"{path} is not a signals config.json: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} must hold a JSON object ({{\"kind\": ..., ...}}), not {_json_type(data)}")
+    if "kind" not in data:
         raise ModelError(f"{path} has no 'kind': written by an older version of signals? Re-export the model "
                          "(see the model card) or convert it with scripts/migrate_model_folders.py")
     if isinstance(data.get("format"), int) and data["format"] > FORMAT:
@@ -134,9 +196,18 @@ def read_config(folder: str | Path) -> ModelConfig:
         config = from_dict(ModelConfig, data, str(path))
     except ConfigError as exc:
         raise ModelError(str(exc)) from exc
+    except RecursionError:
+        raise ModelError(f"{path} is not a signals config.json: nested too deeply") from None
     for name in config.file_names():
         confined(folder, name, str(path))
     return config
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list"}.get(
+        type(value), type(value).__name__)
 
 
 def write_config(folder: str | Path, config: ModelConfig) -> Path:
@@ -145,10 +216,16 @@ def write_config(folder: str | Path, config: ModelConfig) -> Path:
 
 
 def _write_json(path: Path, data: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    # Atomic (a reader never sees half a file) and never through a symbolic link (see writable()).
+    from signals.outputs import AtomicOutput
+
+    path = writable(path.parent, path.name)
+    text = json.dumps(data, indent=2) + "\n"
+    try:
+        with AtomicOutput(path, what="model file") as out:
+            out.tmp.write_text(text)
+    except SignalsError as exc:  # OutputError: an unwritable folder, a config.json that is a folder ...
+        raise ModelError(str(exc)) from None
     return path
 
 
@@ -204,6 +281,8 @@ def find_model(name: str, model: str | Path | None = None) -> Path:
     if model is not None:
         path = Path(model)
         if not path.is_dir():
+            if path.exists():
+                raise ModelError(f"{path} is a file, not a model folder (given with --model)")
             raise ModelError(f"model folder not found: {path} (given with --model)")
         return path
     tried = []
@@ -253,11 +332,10 @@ class ModelFolder:
         return self.path / CONFIG_FILE
 
     def file(self, name: str, must_exist: bool = True) -> Path:
-        """A file of the folder by name (confined to the folder)."""
-        path = confined(self.path, name, str(self.config_path))
-        if must_exist and not path.is_file():
-            raise ModelError(f"{self.path}: {name} is missing (named in {CONFIG_FILE})")
-        return path
+        """A file of the folder by name (confined to the folder; with ``must_exist``, a regular file)."""
+        if must_exist:
+            return regular_file(self.path, name, str(self.config_path))
+        return confined(self.path, name, str(self.config_path))
 
     def graph(self, role: str, inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None) -> Graph:
         """Graph ``role``; with ``inputs``/``outputs``, refuse one declaring other tensor names (runtimes feed
@@ -273,17 +351,49 @@ class ModelFolder:
                              f"{dict(spec.outputs)}")
         return spec
 
+    def verify(self, role: str) -> Path:
+        """The file of graph ``role``, checked against the sha256 its export recorded (when one was).
+
+        Done before onnxruntime parses the file, at every load: a truncated download, a file of another
+        model with the same name or a changed graph then fails with a message saying so, instead of
+        onnxruntime's protobuf error or, worse, a graph that loads and computes something else. It costs
+        about 1 ms of CPU per MB (measured: 30 ms for the largest shipped graph, models/har's 30 MB
+        fp32 graph, whose onnxruntime session takes 60 ms of CPU to build), small beside starting a command.
+        """
+        spec = self.graph(role)
+        path = self.file(spec.file)
+        if spec.sha256 is not None:
+            try:
+                got = sha256(path)
+            except OSError as exc:
+                raise ModelError(f"{path} cannot be read: {exc.strerror or exc}") from None
+            if got != spec.sha256.lower():
+                raise ModelError(f"{path} does not match the sha256 recorded for the {role!r} graph in "
+                                 f"{self.config_path}: the file is damaged (an interrupted download?) or was "
+                                 "changed after export; download or export the model again")
+        return path
+
     def session(self, role: str, providers: Sequence[str] | None = None, threads: int | None = None):
-        """An onnxruntime session of graph ``role``, checked to have the named inputs and outputs."""
+        """An onnxruntime session of graph ``role`` (file verified by :meth:`verify`), checked to have the
+        named inputs and outputs with the ranks and fixed sizes config.json declares."""
         from signals.runtime import create_session
 
         spec = self.graph(role)
-        path = self.file(spec.file)
-        sess = create_session(path, providers=providers, threads=threads)
+        path = self.verify(role)
+        sess = create_session(path, providers=providers, threads=threads)  # load errors: ModelError
         ins, outs = [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]
         if ins != list(spec.inputs) or not set(spec.outputs) <= set(outs):
             raise ModelError(f"{path}: expected inputs {list(spec.inputs)} and outputs {list(spec.outputs)}, "
                              f"the graph has {ins} -> {outs}; re-export the model")
+        # Shapes: a graph of another model with the same tensor names would otherwise fail at the first
+        # run() with onnxruntime's own error, after the work of reading the input.
+        shapes = {t.name: t.shape for t in [*sess.get_inputs(), *sess.get_outputs()]}
+        for name, dims in [*spec.inputs.items(), *spec.outputs.items()]:
+            got = list(shapes[name])
+            if len(got) != len(dims) or any(isinstance(d, int) and isinstance(g, int) and d != g
+                                            for d, g in zip(dims, got)):
+                raise ModelError(f"{path}: tensor {name!r} has shape {got} in the graph, config.json declares "
+                                 f"{list(dims)}; re-export the model")
         return sess
 
     def section(self, name: str, cls: type[T], key: str | None = None) -> T:

@@ -16,13 +16,17 @@ def pyplot():
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
-    """Write ``fig`` as a PNG (creating parent folders) and free it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    pyplot().close(fig)
-    return path
+    """Write ``fig`` as a PNG (or the format its suffix names; parent folders created, written atomically
+    through :class:`signals.outputs.AtomicOutput`) and free it."""
+    from signals.outputs import AtomicOutput
+
+    try:
+        with AtomicOutput(path, what="figure") as out:
+            fig.tight_layout()
+            fig.savefig(out.tmp, dpi=dpi, format=Path(path).suffix.lstrip(".").lower() or "png")
+    finally:
+        pyplot().close(fig)
+    return Path(path)
 
 
 def plot_training_log(log: str | Path, png: str | Path, keys: tuple[str, ...] = ("total",),

@@ -36,6 +36,8 @@ def create_session(
 
     path = Path(onnx_path)
     if not path.is_file():
+        if path.exists():  # a folder, a device, a pipe: onnxruntime would read /dev/zero forever
+            raise ModelError(f"ONNX model {path} is not a regular file")
         raise ModelError(f"ONNX model not found: {path}. Export it first or check the model folder.")
     opts = ort.SessionOptions()
     if threads is not None:
@@ -45,4 +47,7 @@ def create_session(
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=list(providers or default_providers()))
     except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt graphs
-        raise ModelError(f"could not load ONNX model {path}: {exc}") from exc
+        # one line (the CLI prints one), short: onnxruntime's message may quote the file's bytes
+        text = " ".join(str(exc).split())
+        text = text if len(text) <= 300 else text[:300] + " ..."
+        raise ModelError(f"could not load ONNX model {path} (damaged, or not an ONNX graph): {text}") from None

@@ -90,21 +90,102 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def plain(obj: Any, where: str = "state") -> Any:
+    """``obj`` as what :func:`load_checkpoint` can read back: tensors, numbers, strings, bools, None, and
+    dicts/lists/tuples of them. Dataclasses become dicts (:func:`signals.configio.to_dict`), paths strings,
+    numpy scalars Python numbers; anything else is a :class:`TypeError` naming where it is, raised while
+    saving, so a training run never writes a checkpoint it could not resume from."""
+    import dataclasses
+
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        from signals.configio import to_dict
+
+        return plain(to_dict(obj), where)
+    if isinstance(obj, dict):
+        return {plain(k, f"{where} key"): plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain(v, f"{where}[{i}]") for i, v in enumerate(obj))
+    raise TypeError(f"{where}: a {type(obj).__module__}.{type(obj).__qualname__} cannot go into a checkpoint "
+                    "(checkpoints hold tensors, numbers, strings and dicts/lists of them)")
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Atomic ``torch.save``: a crash mid-write never leaves a truncated checkpoint behind."""
+    """Atomic ``torch.save`` of :func:`plain` data: a crash mid-write never leaves a truncated checkpoint
+    behind, and the file loads with ``weights_only=True``."""
     path = Path(path)
+    state = plain(state)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.unlink(missing_ok=True)  # never write through a link left in the run folder
     torch.save(state, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
-    """A checkpoint written by :func:`save_checkpoint` (our own files only), or None if absent."""
+def _numpy_scalar_globals() -> list[Any]:
+    # Checkpoints written before save_checkpoint() made its data plain may hold numpy scalars (a metric
+    # rounded with round(np.float64)); rebuilding one takes numpy's scalar() and dtype, which only turn
+    # bytes into a number. Nothing else is added to what weights_only=True allows.
+    try:
+        from numpy._core.multiarray import scalar  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import scalar
+    return [scalar, np.dtype, *(getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType"))]
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short line for an error message (torch's messages run to many lines)."""
+    text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    return f"{type(exc).__name__}: {text[:limit]}" if text else type(exc).__name__
+
+
+def safe_load(path: str | Path, what: str, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, so a crafted file cannot
+    run code while it is read. Anything unreadable (not a torch file, truncated, holding objects or code)
+    becomes one :class:`~signals.errors.ModelError` line saying the file is not ``what``."""
+    import pickle
+    import re
+
+    from signals.errors import ModelError
+
     path = Path(path)
     if not path.is_file():
+        raise ModelError(f"{what} not found: {path}" if not path.exists() else f"{path} is not a file ({what})")
+    try:
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except MemoryError:
+        raise ModelError(f"{path} is not {what}: it does not fit in memory") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError, KeyError,
+            IndexError, OSError, ImportError, UnicodeDecodeError, OverflowError) as exc:
+        text = str(exc)
+        if "Weights only load failed" in text:  # the safe unpickler stopped at a class, function or opcode
+            found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"Unsupported operand (\S+)", text)
+            reason = (f"it holds Python objects or code{f' ({found.group(1)})' if found else ''}, not only tensors "
+                      "and plain data; checkpoints are never loaded in a way that could run code")
+        else:
+            reason = first_line(exc)
+        raise ModelError(f"{path} is not {what}: {reason}") from None
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    what: str = "a signals training checkpoint") -> dict[str, Any] | None:
+    """A checkpoint written by :func:`save_checkpoint`, or None if absent (:func:`safe_load`: never runs code
+    from the file; anything else than a dict of plain data is a ModelError)."""
+    from signals.errors import ModelError
+
+    path = Path(path)
+    if not path.exists():
         return None
-    return torch.load(path, map_location=map_location, weights_only=False)
+    ckpt = safe_load(path, what, map_location)
+    if not isinstance(ckpt, dict):
+        raise ModelError(f"{path} is not {what}: it holds a {type(ckpt).__name__}, not a dict of entries")
+    return ckpt
 
 
 def save_safetensors(model: torch.nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> None:
@@ -122,11 +203,15 @@ def load_safetensors(model: torch.nn.Module, path: str | Path, strict: bool = Tr
 
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"weights not found: {path}")
+        raise ModelError(f"weights not found: {path}" if not path.exists() else f"{path} is not a regular file")
     try:
-        missing, unexpected = model.load_state_dict(load_file(str(path)), strict=strict)
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own SafetensorError (and OSError) for damaged files
+        raise ModelError(f"{path} is damaged (not a safetensors file): {first_line(exc)}") from None
+    try:
+        model.load_state_dict(state, strict=strict)
     except RuntimeError as exc:
-        raise ModelError(f"{path} does not match the model built from config.json: {exc}") from exc
+        raise ModelError(f"{path} does not match the model built from config.json: {first_line(exc, 400)}") from None
     return model
 
 
@@ -138,11 +223,14 @@ def load_foreign_state(path: str | Path, key: str, what: str) -> tuple[dict[str,
     """
     from signals.errors import ModelError
 
+    ckpt = safe_load(path, what)
     try:
-        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
-        return ckpt[key], ckpt
-    except Exception as exc:
-        raise ModelError(f"{path} is not {what}: {exc}") from exc
+        state = ckpt[key]
+    except (KeyError, TypeError, IndexError):
+        raise ModelError(f"{path} is not {what}: it has no {key!r} entry") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{path} is not {what}: its {key!r} entry is not a dict of tensors")
+    return state, ckpt
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -200,16 +288,36 @@ def save_compact(folder: str | Path, tensors: dict[str, torch.Tensor], state: di
 
 
 def load_compact(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-    """``(tensors, state)`` of a folder written by :func:`save_compact`, or None if it has no state."""
+    """``(tensors, state)`` of a folder written by :func:`save_compact`, or None if it has no state.
+
+    Safetensors and JSON only: nothing in the folder can run code. Shard names are confined to the folder,
+    and a damaged ``state.json`` or shard is a :class:`~signals.errors.ModelError` naming the file."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from signals.errors import ModelError
+    from signals.modelfolder import MAX_CONFIG_BYTES, regular_file
+
     folder = Path(folder)
-    if not (folder / STATE_FILE).is_file():
+    path = folder / STATE_FILE
+    if not path.is_file():
         return None
-    state = json.loads((folder / STATE_FILE).read_text())
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ModelError(f"{path} is too large to be a checkpoint's state ({path.stat().st_size} bytes)")
+        state = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelError(f"{path} is not a checkpoint state written by signals: {first_line(exc)}") from None
+    shards = state.get("shards") if isinstance(state, dict) else None
+    if not isinstance(shards, list) or not all(isinstance(n, str) for n in shards):
+        raise ModelError(f"{path} is not a checkpoint state written by signals: no list of 'shards'")
     tensors: dict[str, torch.Tensor] = {}
-    for name in state["shards"]:
-        tensors.update(load_file(str(folder / name)))
+    for name in shards:
+        shard = regular_file(folder, name, str(path))
+        try:
+            tensors.update(load_file(str(shard)))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"{shard} is damaged (not a safetensors file): {first_line(exc)}") from None
     return tensors, state
 
 

@@ -6,7 +6,6 @@ import io
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,16 +68,68 @@ def test_app_shows_results_for_shipped_models():
         assert any(m.label == "cosine similarity" for m in at.metric)
 
 
-def test_uploads_leave_no_temporary_files():
+def _errors(at) -> list[str]:
+    assert not at.exception, [e.value for e in at.exception]
+    return [e.value for e in at.error]
+
+
+def _upload(at, label: str, name: str, data: bytes):
+    next(u for u in at.file_uploader if u.label == label).set_value((name, data, "audio/wav")).run()
+    return _errors(at)
+
+
+def _header_rate(wav: bytes, rate: int) -> bytes:
+    """A WAV whose header claims ``rate`` Hz (soundfile refuses to write absurd rates itself)."""
+    import struct
+
+    channels, bits = struct.unpack_from("<H", wav, 22)[0], struct.unpack_from("<H", wav, 34)[0]
+    out = bytearray(wav)
+    struct.pack_into("<II", out, 24, rate, rate * channels * bits // 8)
+    return bytes(out)
+
+
+def test_uploads_leave_no_temporary_files(tmp_path, monkeypatch):
     if not (REPO_MODELS / "super_resolution" / "config.json").is_file():
         pytest.skip("no shipped super-resolution model")
-    before = set(Path(tempfile.gettempdir()).glob("signals_*"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # AppTest runs the script in this process
     at = _run_app()
     next(s for s in at.selectbox if s.label == "Input").set_value("upload…").run()  # the super-resolution tab
-    next(u for u in at.file_uploader if u.label == "Audio file").set_value(("low.wav", (VOICES / "lowres_8k.wav").read_bytes(), "audio/wav")).run()
-    _ok(at)
+    assert not _upload(at, "Audio file", "low.wav", (VOICES / "lowres_8k.wav").read_bytes())
     assert any(d.label == "Download 48 kHz WAV" for d in at.get("download_button"))
-    assert set(Path(tempfile.gettempdir()).glob("signals_*")) == before
+    assert not list(tmp_path.glob("signals_*"))
+    assert _upload(at, "Audio file", "bad.wav", b"not audio" * 100)  # an error path deletes too
+    assert not list(tmp_path.glob("signals_*"))
+
+
+def test_bad_audio_uploads_are_messages_naming_the_file(tmp_path, monkeypatch):
+    """Speaker and super-resolution tabs: unreadable, absurd-rate and wrong-channel uploads are st.error messages
+    naming the uploaded file (not the temporary copy), never an exception box; nothing is left in the temp folder."""
+    shipped = {n: (REPO_MODELS / n / "config.json").is_file() for n in ("speaker_encoder", "super_resolution")}
+    if not all(shipped.values()):
+        pytest.skip(f"needs shipped models {shipped}")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    voice = (VOICES / "voice_a_1.wav").read_bytes()
+    one_hz = _header_rate(voice, 1)  # once drove the speaker tab past 4 GiB (resampled 1 Hz -> 16 kHz)
+    t = np.arange(16000) / 16000
+    surround = _wav_bytes(np.stack([0.1 * np.sin(2 * np.pi * 440 * t)] * 3, axis=1).astype(np.float32), 16000)
+
+    at = _run_app()
+    next(s for s in at.selectbox if s.label == "Input").set_value("upload…").run()  # SR: no example run per rerun
+    for name, data, expect in [("notes.wav", b"this is a text file" * 50, "notes.wav is not a readable audio file"),
+                               ("one_hz.wav", one_hz, "one_hz.wav declares a sample rate of 1 Hz"),
+                               ("surround.wav", surround, "surround.wav has 3 channels")]:
+        errors = _upload(at, "Audio file", name, data)
+        assert any(e.startswith(expect) for e in errors), (name, errors)
+        assert not any("signals_" in e for e in errors), errors
+
+    at.selectbox(key="a").set_value("upload…").run()
+    for name, data, expect in [("notes.wav", b"this is a text file" * 50, "notes.wav is not a readable audio file"),
+                               ("one_hz.wav", one_hz, "one_hz.wav declares a sample rate of 1 Hz"),
+                               ("empty.wav", _wav_bytes(np.zeros(0, np.float32), 16000), "empty.wav contains no audio")]:
+        errors = _upload(at, "Voice A file", name, data)
+        assert any(e.startswith(expect) for e in errors), (name, errors)
+        assert not any("signals_" in e for e in errors), errors
+    assert not list(tmp_path.glob("signals_*"))
 
 
 def test_clone_tab_bundled_voice_and_bad_text():
@@ -159,6 +210,63 @@ def test_app_helpers():
         app._clone([], "Hello.", 22050)
     with pytest.raises(TextError, match="at most 1,000"):
         app._clone([("a.wav", b"")], "Hello there. " * 100, 22050)
+    with pytest.raises(AudioError, match="slow.wav declares a sample rate of 1 Hz"):
+        app._read_reference(_header_rate(_wav_bytes(stereo, 16000), 1), "slow.wav")
+
+
+class _Upload:
+    """What st.file_uploader returns, as far as the app uses it."""
+
+    def __init__(self, name: str, data: bytes):
+        self.name, self._data = name, data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+def test_app_upload_files_are_checked_cut_and_deleted(tmp_path, monkeypatch):
+    import importlib.util
+
+    import soundfile as sf
+
+    from signals.errors import AudioError, DataError
+
+    spec = importlib.util.spec_from_file_location("signals_app", REPO_ROOT / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    t = np.arange(5 * 16000) / 16000
+    stereo = np.stack([0.1 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 440 * t)], axis=1)
+    data = _wav_bytes(stereo.astype(np.float32), 16000)
+
+    with app.RunFiles() as files:
+        # longer than allowed: only the first seconds are copied (block by block), mono on request
+        path, note = app._audio_upload(files, _Upload("long.wav", data), max_seconds=2.0, mono=True)
+        info = sf.info(str(path))
+        assert (info.frames, info.channels, info.samplerate) == (32000, 1, 16000)
+        assert note == "long.wav lasts 5 s: only its first 2 s are used."
+        path, note = app._audio_upload(files, _Upload("ok.wav", data), max_seconds=10.0, mono=False)
+        assert note is None and sf.info(str(path)).channels == 2
+        with pytest.raises(AudioError, match="stereo.wav has 2 channels; this tab takes 1-1"):
+            app._audio_upload(files, _Upload("stereo.wav", data), max_seconds=10.0, mono=False, max_channels=1)
+        with pytest.raises(AudioError, match="fast.wav declares a sample rate of 1,?000,?000 Hz"):
+            app._audio_upload(files, _Upload("fast.wav", _header_rate(data, 1_000_000)), 10.0, mono=True)
+        # messages name the upload, not its temporary copy, and the app's control, not the CLI flag
+        exc = DataError(f"{path}: no 'time' column to infer the sample rate from; give the rate (--sample-rate HZ)")
+        assert files.message(exc) == ("ok.wav: no 'time' column to infer the sample rate from; give the rate "
+                                      '(the "Sample rate" box)')
+        assert len(list(tmp_path.glob("signals_*"))) == 5
+    assert not list(tmp_path.glob("signals_*"))
+
+    with pytest.raises(RuntimeError), app.RunFiles() as files:  # an error on the way out deletes too
+        files.save(_Upload("x.csv", b"time,acc_x\n"))
+        raise RuntimeError("boom")
+    assert not list(tmp_path.glob("signals_*"))
+
+    assert app._har_rate(0.0) is None and app._har_rate(50.0) == 50.0
+    for bad in (0.001, 1.0, 1e12, float("nan")):  # 1 Hz: below the command line's range too
+        with pytest.raises(DataError, match="out of range"):
+            app._har_rate(bad)
 
 
 def test_app_is_torch_free():

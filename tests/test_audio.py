@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -13,11 +15,14 @@ from signals.speech.audio import (
     normalize_loudness,
     resample,
     rms_dbfs,
+    speech_seconds,
     trim_long_silences,
     trim_silence,
     vad_flags,
     write_audio,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _tone(seconds: float = 1.0, sr: int = 16000, freq: float = 440.0, amp: float = 0.3) -> np.ndarray:
@@ -163,3 +168,54 @@ def test_vad_errors():
         trim_long_silences(_tone(1.0, sr=22050), 22050)
     with pytest.raises(AudioError, match="too short for voice activity detection"):
         trim_long_silences(_tone(0.01), 16000)
+
+
+# --- declared sample rates, speech presence, atomic writes -------------------------------------------------
+
+@pytest.mark.parametrize("rate", [1, 3999, 384001, 1_000_000])
+def test_implausible_declared_rate_is_refused_before_reading(tmp_path, rate):
+    import struct
+
+    p = tmp_path / "rate.wav"
+    sf.write(p, _tone(0.5), 16000)
+    data = bytearray(p.read_bytes())
+    i = data.index(b"fmt ")  # a damaged header: the samples stay, the declared rate changes
+    data[i + 12 : i + 20] = struct.pack("<II", rate, 2 * rate)
+    p.write_bytes(bytes(data))
+    with pytest.raises(AudioError, match=rf"rate.wav declares a sample rate of {rate} Hz"):
+        load_audio(p)  # at 1 Hz this would otherwise resample 8000 samples into 128 million
+
+
+def test_lowest_and_highest_rates_load(tmp_path):
+    for rate in (4000, 384000):
+        p = write_audio(tmp_path / f"r{rate}.wav", _tone(0.1, sr=rate, freq=300.0), rate)
+        assert load_audio(p)[1] == rate
+
+
+def test_speech_seconds_tells_speech_from_noise_and_tones():
+    rng = np.random.default_rng(0)
+    speech, sr = load_audio(REPO / "examples" / "speech" / "voice_a_1.wav")
+    assert speech_seconds(normalize_loudness(speech, -30.0, increase_only=True), sr) > 3.5
+    noisy = speech + 0.3 * np.sqrt(np.mean(speech**2)) * rng.standard_normal(len(speech))  # SNR 10.5 dB
+    assert speech_seconds(noisy.astype(np.float32), sr) > 2.0  # about 10 dB SNR in white noise still counts
+    for amp in (0.05, 0.5):  # the VAD alone calls loud white noise speech
+        white = (amp * rng.standard_normal(4 * sr)).astype(np.float32)
+        assert vad_flags(white, sr).mean() > 0.9 and speech_seconds(white, sr) == 0.0
+    assert speech_seconds(np.zeros(sr, np.float32), sr) == 0.0
+    assert speech_seconds(_tone(0.01, sr=16000), 16000) == 0.0  # shorter than one window
+    # any rate: resampled to 16 kHz for the VAD
+    assert speech_seconds(resample(speech, sr, 22050), 22050) > 3.5
+
+
+def test_write_audio_is_atomic_and_refuses_bad_paths(tmp_path):
+    from signals.errors import OutputError
+
+    out = write_audio(tmp_path / "new" / "a.wav", _tone(0.2), 16000)
+    assert sf.info(out).samplerate == 16000
+    assert sorted(p.name for p in out.parent.iterdir()) == ["a.wav"]
+    with pytest.raises(OutputError, match="is a folder"):
+        write_audio(tmp_path, _tone(0.2), 16000)
+    with pytest.raises(OutputError, match="unsupported audio format"):
+        write_audio(tmp_path / "a.xyz", _tone(0.2), 16000)
+    with pytest.raises(OutputError, match="--float"):
+        write_audio(tmp_path / "a.flac", _tone(0.2), 16000, subtype="FLOAT")

@@ -442,7 +442,7 @@ def test_train_resume_export(tmp_path, librispeech_root):
     assert main(common + ["--steps", "3"]) == 0  # resumes at step 2
     import torch
 
-    ck = torch.load(out / "checkpoint.pt", weights_only=False)
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ck["step"] == 3
     rows = (out / "log.csv").read_text().splitlines()
     assert rows[0].startswith("step,loss") and [r.split(",")[0] for r in rows[1:]] == ["2", "3"]

@@ -185,3 +185,62 @@ def test_evaluate_snorm_cohort_must_be_disjoint(tmp_path, librispeech_root, caps
     assert "S-norm against a cohort of 6 embeddings" in capsys.readouterr().out
     rep = json.loads((out / "eer.json").read_text())
     assert rep["score"] == "s-norm" and rep["n_target"] == 3 and rep["n_nontarget"] == 12
+
+
+EXAMPLES = REPO_MODELS.parent / "examples" / "speech"
+
+
+def test_embed_output_is_exactly_the_named_npy_and_checked_first(tmp_path, capsys):
+    voice = str(EXAMPLES / "voice_a_1.wav")
+    # numpy's save would have written name.npy while "wrote name" was printed: a non-.npy name is refused
+    assert main(["speech", "embed", voice, "-o", str(tmp_path / "name"), "--threads", "1"]) == 2
+    assert "use .npy" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+    out = tmp_path / "sub" / "e.npy"
+    assert main(["speech", "embed", voice, "-o", str(out), "--threads", "1"]) == 0
+    assert f"wrote {out}:" in capsys.readouterr().out and np.load(out).shape == (1, 256)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["e.npy"]  # no temporary file left
+    # an unwritable output is refused before the model runs (and leaves nothing)
+    assert main(["speech", "embed", voice, "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["speech", "embed", voice, "-o", "/proc/x.npy"]) == 2
+    assert "/proc/x.npy" in capsys.readouterr().err
+
+
+def test_verify_refuses_noise_and_flags_short_speech(tmp_path, capsys):
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    for name in ("n1.wav", "n2.wav"):  # the VAD alone calls loud white noise speech
+        sf.write(tmp_path / name, (0.1 * rng.standard_normal(64000)).astype(np.float32), 16000)
+    assert main(["speech", "verify", str(tmp_path / "n1.wav"), str(tmp_path / "n2.wav"), "--threads", "1"]) == 2
+    assert "n1.wav: only 0.00 s of speech detected" in capsys.readouterr().err
+    wav, sr = sf.read(EXAMPLES / "voice_a_1.wav", dtype="float32")
+    sf.write(tmp_path / "s06.wav", wav[: int(0.6 * sr)], sr)
+    sf.write(tmp_path / "s15.wav", wav[: int(1.5 * sr)], sr)
+    other = str(EXAMPLES / "voice_a_2.wav")
+    assert main(["speech", "verify", str(tmp_path / "s06.wav"), other, "--threads", "1"]) == 2
+    assert "at least 1.0 s" in capsys.readouterr().err
+    assert main(["speech", "verify", str(tmp_path / "s15.wav"), other, "--json", "--threads", "1"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["low_confidence"] is True and result["speech_seconds"][0] < 2.0 <= result["speech_seconds"][1]
+    assert "signals: warning: " in captured.err and "s15.wav" in captured.err
+    assert main(["speech", "verify", str(EXAMPLES / "voice_a_1.wav"), other, "--json", "--threads", "1"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["same"] is True and full["low_confidence"] is False
+
+
+def test_numeric_options_are_range_checked(capsys):
+    voice = str(EXAMPLES / "voice_a_1.wav")
+    for argv, option in [(["verify", voice, voice, "--threshold", "nan"], "--threshold"),
+                         (["verify", voice, voice, "--threshold", "inf"], "--threshold"),
+                         (["embed", voice, "--threads", "0"], "--threads"),
+                         (["embed", voice, "--threads", "-2"], "--threads")]:
+        with pytest.raises(SystemExit) as exc:
+            main(["speech", *argv])
+        assert exc.value.code == 2 and f"argument {option}" in capsys.readouterr().err
+    from signals.errors import DataError
+    from signals.speech.encoder.infer import EncoderRuntime
+
+    with pytest.raises(DataError, match="finite"):
+        EncoderRuntime.load(threads=1).verify(voice, voice, threshold=float("nan"))

@@ -290,3 +290,19 @@ def test_shipped_model_on_example():
     # ground truth of the excerpt (a test subject): LAYING for the first 10 s, WALKING at the end
     assert segs[0].label == "LAYING" and segs[0].end_s > 8.0
     assert "WALKING" in segs[-1].label
+
+
+def test_time_column_tolerates_jitter_rounding_and_dropped_samples(tmp_path):
+    """Real loggers: clocks rounded to 10 ms at 60 Hz, jitter, a dropped sample now and then -> accepted, at the
+    right rate; the strict checks (order, gaps, drift, units) are in tests/bad_cases_har.py."""
+    rng = np.random.default_rng(0)
+    still = np.tile([0.3, 0.2, 0.93, 0.01, -0.02, 0.0], (3000, 1))
+    jitter = np.arange(3000) / 50 + rng.uniform(-0.004, 0.004, 3000)
+    dropped = np.delete(np.arange(3002) / 50, [700, 2100])
+    for name, t, rate in [("rounded60", np.round(np.arange(3000) / 60, 2), 60.0), ("jitter", jitter, 50.0),
+                          ("dropped", dropped, 50.0)]:
+        path = tmp_path / f"{name}.csv"
+        np.savetxt(path, np.column_stack([t, still]), delimiter=",", header=CSV_HEADER, comments="", fmt="%.6f")
+        acc, _ = (np.concatenate(p) for p in zip(*iter_recording(path)))
+        # a dropped sample among the rows the rate is measured on biases it by 1/1000 (3 samples here)
+        assert abs(len(acc) - 3000 * 50 / rate) <= 3, name

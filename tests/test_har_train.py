@@ -131,7 +131,7 @@ def test_resume_continues_after_interruption(tmp_path, monkeypatch):
     cfg = tiny_cfg(epochs=2, dynamic_epochs=2, batch_size=64)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, ds, tmp_path / "r")
-    ck = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
+    ck = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
     done = [(h["stage"], h["epoch"]) for h in ck["history"] if "epoch" in h]
     assert done[:2] == [("static", 0), ("static", 1)] and ("fusion", 0) not in done
     train(cfg, ds, tmp_path / "r", resume=True)

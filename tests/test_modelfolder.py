@@ -174,3 +174,288 @@ def test_shipped_folders_follow_the_contract(name):
     assert all(g.parity_max_abs_diff is not None for g in mf.config.graphs.values())
     raw = json.loads((folder / "config.json").read_text())
     assert not {"metrics", "evaluations", "benchmark", "history"} & set(raw)  # results live in metrics.json
+
+
+# --------------------------------------------------------------------------------------------------
+# hardening: damaged and hostile folders and checkpoints (the table in bad_cases_models.py runs the CLI)
+
+
+def test_missing_required_key_is_named_as_a_key():
+    @dataclass(frozen=True)
+    class Needs:
+        a: int
+        b: int = 1
+
+    with pytest.raises(ConfigError, match=r"f.json: missing key 'sec.a' \(Needs needs: a\)"):
+        from_dict(Needs, {"b": 2}, "f.json", "sec")
+
+
+def test_long_values_are_cut_in_messages():
+    with pytest.raises(ConfigError) as info:
+        from_dict(Outer, {"rate": "x" * 10_000}, "f.json")
+    assert len(str(info.value)) < 200 and "(10002 characters)" in str(info.value)
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b"null", "must hold a JSON object .* not null"),
+    (b"[1]", "must hold a JSON object .* not a list"),
+    (b'"har"', "not a string"),
+    (b"\xff\xfe{}", r"is not UTF-8 text \(byte 0\)"),
+    (b"[" * 50_000, "nested too deeply"),
+    (b"{", "is not valid JSON"),
+])
+def test_read_config_refuses_what_is_not_a_config(tmp_path, raw, message):
+    (tmp_path / "config.json").write_bytes(raw)
+    with pytest.raises(ModelError, match=message):
+        read_config(tmp_path)
+
+
+def test_read_config_refuses_huge_files_before_reading_them(tmp_path, monkeypatch):
+    with open(tmp_path / "config.json", "wb") as fh:
+        fh.truncate(200 << 20)  # sparse: costs no disk
+    monkeypatch.setattr("pathlib.Path.read_bytes", lambda self: pytest.fail("a huge config.json was read"))
+    with pytest.raises(ModelError, match=r"is 200.0 MiB; a model config is a few kB"):
+        read_config(tmp_path)
+
+
+def test_folder_arguments_that_are_not_folders(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ModelError, match="is a file, not a model folder"):
+        find_model("toy", tmp_path / "f")
+    with pytest.raises(ModelError, match="is a file, not a model folder"):
+        read_config(tmp_path / "f")
+    with pytest.raises(ModelError, match="config.json is missing"):
+        read_config(tmp_path)
+    (tmp_path / "config.json").mkdir()
+    with pytest.raises(ModelError, match="config.json is not a regular file"):
+        read_config(tmp_path)
+
+
+def test_confined_refuses_nul_and_non_strings():
+    for bad in ("a\x00b", 5, None):
+        with pytest.raises(ModelError, match="plain path|must be a string"):
+            confined("/m", bad)
+
+
+def _onnx(path, inputs: dict, outputs: dict):
+    """A tiny Identity graph (first input -> every output) with the given names and dims."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    def info(name, dims):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(dims))
+
+    first = next(iter(inputs))
+    nodes = [helper.make_node("Identity", [first], [o]) for o in outputs]
+    graph = helper.make_graph(nodes, "g", [info(k, v) for k, v in inputs.items()],
+                              [info(k, v) for k, v in outputs.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def _graph_folder(tmp_path, declared_in, declared_out, actual_in=None, actual_out=None, digest=True):
+    from signals.modelfolder import sha256
+
+    tmp_path.mkdir()
+    _onnx(tmp_path / "g.onnx", actual_in or declared_in, actual_out or declared_out)
+    spec = Graph("g.onnx", declared_in, declared_out, sha256=sha256(tmp_path / "g.onnx") if digest else None)
+    write_config(tmp_path, ModelConfig(kind="toy", graphs={"main": spec}, weights=None))
+    return ModelFolder.load(tmp_path, "toy")
+
+
+def test_session_verifies_sha256_names_and_shapes(tmp_path):
+    pytest.importorskip("onnxruntime")
+    good = _graph_folder(tmp_path / "good", {"x": ("batch", 3)}, {"y": ("batch", 3)})
+    assert [i.name for i in good.session("main").get_inputs()] == ["x"]
+    # a byte changed after export: refused before onnxruntime parses it
+    path = good.path / "g.onnx"
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(ModelError, match=r"g.onnx does not match the sha256 recorded for the 'main' graph"):
+        good.session("main")
+    # no sha256 recorded: onnxruntime's parse error becomes a ModelError naming the file
+    broken = _graph_folder(tmp_path / "broken", {"x": ("batch", 3)}, {"y": ("batch", 3)}, digest=False)
+    (broken.path / "g.onnx").write_bytes(b"not a graph")
+    with pytest.raises(ModelError, match=r"could not load ONNX model .*broken/g.onnx"):
+        broken.session("main")
+    names = _graph_folder(tmp_path / "names", {"x": ("batch", 3)}, {"y": ("batch", 3)}, actual_in={"z": ("batch", 3)})
+    with pytest.raises(ModelError, match=r"expected inputs \['x'\] .* the graph has \['z'\]"):
+        names.session("main")
+    shapes = _graph_folder(tmp_path / "shapes", {"x": ("batch", 3)}, {"y": ("batch", 3)},
+                           actual_in={"x": ("batch", 4)}, actual_out={"y": ("batch", 4)})
+    with pytest.raises(ModelError, match=r"tensor 'x' has shape \['batch', 4\] in the graph, config.json declares"):
+        shapes.session("main")
+    rank = _graph_folder(tmp_path / "rank", {"x": ("batch", 3)}, {"y": ("batch", 3)},
+                         actual_in={"x": ("batch", 3, 1)}, actual_out={"y": ("batch", 3, 1)})
+    with pytest.raises(ModelError, match=r"tensor 'x' has shape"):
+        rank.session("main")
+
+
+def test_files_that_are_not_regular_are_never_opened(tmp_path):
+    import os
+
+    _folder(tmp_path)
+    folder = ModelFolder.load(tmp_path, "toy")
+    (tmp_path / "g.onnx").unlink()
+    os.mkfifo(tmp_path / "g.onnx")  # opening it would block forever
+    with pytest.raises(ModelError, match=r"g.onnx is not a regular file"):
+        folder.session("main")
+    (tmp_path / "g.onnx").unlink()
+    (tmp_path / "g.onnx").symlink_to("/dev/zero")  # reading it would never end
+    with pytest.raises(ModelError, match=r"g.onnx is not a regular file"):
+        folder.file("g.onnx")
+
+
+def test_writes_into_a_folder_replace_links_instead_of_following_them(tmp_path):
+    """A folder linking to files elsewhere (a cache, the shipped models, ~/.bashrc) gets files of its own;
+    the targets are never written."""
+    torch = pytest.importorskip("torch")
+    from signals.export import save_weights, write_folder
+    from signals.modelfolder import writable
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name in ("config.json", "model.safetensors", "g.onnx"):
+        (outside / name).write_text("precious\n")
+    m = tmp_path / "m"
+    m.mkdir()
+    for name in ("config.json", "model.safetensors", "g.onnx"):
+        (m / name).symlink_to(outside / name)
+    cfg = ModelConfig(kind="toy", graphs={"main": Graph("g.onnx", {"x": ("batch",)}, {"y": ("batch",)})})
+    write_folder(m, cfg, model=torch.nn.Linear(2, 1))
+    save_weights(torch.nn.Linear(2, 1), m)
+    assert all((outside / n).read_text() == "precious\n" for n in ("config.json", "model.safetensors", "g.onnx"))
+    assert not (m / "config.json").is_symlink() and not (m / "model.safetensors").is_symlink()
+    assert read_config(m) == cfg
+    assert sorted(p.name for p in m.iterdir()) == ["config.json", "g.onnx", "model.safetensors"]  # no temporaries
+    (m / "sub").symlink_to(outside)
+    with pytest.raises(ModelError, match="linked folder that leads outside"):
+        writable(m, "sub/x.onnx")
+    with pytest.raises(ModelError, match="plain path inside"):
+        write_folder(m, ModelConfig(kind="toy", weights="../outside/w.safetensors"), model=torch.nn.Linear(2, 1))
+    assert not (outside / "w.safetensors").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# checkpoints: data only, never code
+
+
+class _Payload:
+    """Unpickling this would create ``marker``: what a crafted checkpoint does."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def _crafted(path, marker, **extra):
+    torch = pytest.importorskip("torch")
+    torch.save({"model": _Payload(marker), "config": {}, **extra}, path)
+    return path
+
+
+def test_crafted_checkpoint_never_runs(tmp_path):
+    from signals.torchutils import load_checkpoint, safe_load
+
+    marker = tmp_path / "PWNED"
+    path = _crafted(tmp_path / "evil.pt", marker)
+    with pytest.raises(ModelError, match=r"evil.pt is not a signals training checkpoint: it holds Python objects"):
+        load_checkpoint(path)
+    with pytest.raises(ModelError, match=r"evil.pt is not a test file"):
+        safe_load(path, "a test file")
+    assert not marker.exists()
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(ModelError, match=r"text.pt is not a signals training checkpoint") as info:
+        load_checkpoint(tmp_path / "text.pt")
+    assert "\n" not in str(info.value)  # torch's messages run to many lines; ours is one
+    assert load_checkpoint(tmp_path / "absent.pt") is None
+
+
+def test_crafted_checkpoint_never_runs_on_har_resume(tmp_path):
+    pytest.importorskip("torch")
+    from test_har_train import synthetic_dataset, tiny_cfg
+
+    from signals.har.train import train
+
+    marker = tmp_path / "PWNED"
+    out = tmp_path / "run"
+    out.mkdir()
+    _crafted(out / "checkpoint.pt", marker, task_index=0, stage_state={}, history=[])
+    with pytest.raises(ModelError, match=r"checkpoint.pt is not a HAR training checkpoint: it holds Python objects"):
+        train(tiny_cfg(), synthetic_dataset(n_per_class=1), out, resume=True)
+    assert not marker.exists()
+
+
+def test_crafted_checkpoint_never_runs_on_encoder_resume(tmp_path):
+    """The encoder resumes whenever OUT/checkpoint.pt exists; the file is read before any data is."""
+    pytest.importorskip("torch")
+    from signals.cli import main
+
+    marker = tmp_path / "PWNED"
+    out = tmp_path / "run"
+    out.mkdir()
+    _crafted(out / "checkpoint.pt", marker)
+    (tmp_path / "data").mkdir()
+    assert main(["speech", "encoder", "train", str(tmp_path / "data"), "--out", str(out), "--steps", "1"]) == 2
+    assert not marker.exists()
+
+
+def test_foreign_checkpoint_is_a_clear_error_on_har_resume(tmp_path):
+    torch = pytest.importorskip("torch")
+    from test_har_train import synthetic_dataset, tiny_cfg
+
+    from signals.har.train import train
+
+    out = tmp_path / "run"
+    out.mkdir()
+    torch.save({"model": {"w": torch.zeros(1)}, "task_index": 0, "stage_state": {}, "history": []},
+               out / "checkpoint.pt")
+    with pytest.raises(ModelError, match=r"checkpoint.pt cannot be resumed: it is not a checkpoint of this model"):
+        train(tiny_cfg(), synthetic_dataset(n_per_class=1), out, resume=True)
+
+
+def test_checkpoints_hold_plain_data_only(tmp_path):
+    import pathlib
+
+    import numpy as np
+    torch = pytest.importorskip("torch")
+    from signals.torchutils import load_checkpoint, plain, save_checkpoint
+
+    state = {"step": np.int64(3), "loss": np.float32(0.5), "path": pathlib.Path("runs/x"), "config": Inner(a=2),
+             "rows": [{"acc": np.float64(0.25)}], "pair": (1, 2), "w": torch.ones(2)}
+    save_checkpoint(tmp_path / "c.pt", state)
+    got = load_checkpoint(tmp_path / "c.pt")
+    assert got["step"] == 3 and type(got["step"]) is int and type(got["loss"]) is float
+    assert got["path"] == "runs/x" and got["config"] == {"a": 2, "widths": [8, 16]}
+    assert got["rows"] == [{"acc": 0.25}] and got["pair"] == (1, 2) and torch.equal(got["w"], torch.ones(2))
+    with pytest.raises(TypeError, match=r"state\['bad'\]: a .*object cannot go into a checkpoint"):
+        plain({"bad": object()})
+    # files written before save_checkpoint made its data plain (numpy scalars in the history) still load
+    torch.save({"history": [{"acc": np.float64(0.5), "n": np.int64(2)}]}, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt")["history"] == [{"acc": 0.5, "n": 2}]
+
+
+def test_compact_checkpoints_are_confined_and_checked(tmp_path):
+    torch = pytest.importorskip("torch")
+    from signals.torchutils import load_compact, save_compact
+
+    save_compact(tmp_path / "last", {"w": torch.ones(3)}, {"step": 5})
+    tensors, state = load_compact(tmp_path / "last")
+    assert state["step"] == 5 and torch.equal(tensors["w"], torch.ones(3))
+    state_file = tmp_path / "last" / "state.json"
+    for data, message in [({"step": 1, "shards": ["../../etc/passwd"]}, "must be a plain path"),
+                          ({"step": 1, "shards": ["missing.safetensors"]}, "missing.safetensors is missing"),
+                          ({"step": 1}, "no list of 'shards'"),
+                          ([1], "no list of 'shards'")]:
+        state_file.write_text(json.dumps(data))
+        with pytest.raises(ModelError, match=message):
+            load_compact(tmp_path / "last")
+    state_file.write_text("{")
+    with pytest.raises(ModelError, match="state.json is not a checkpoint state written by signals"):
+        load_compact(tmp_path / "last")
+    (tmp_path / "last" / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    state_file.write_text(json.dumps({"step": 1, "shards": ["junk.safetensors"]}))
+    with pytest.raises(ModelError, match="junk.safetensors is damaged"):
+        load_compact(tmp_path / "last")

@@ -434,6 +434,65 @@ def test_bad_inputs(model, tmp_path):
     assert sr == 48000 and len(out) == len(good) and info["input_rate"] == 8000
 
 
+@pytest.mark.parametrize("where", ["generator", "writer"])
+def test_interrupted_upsample_keeps_the_old_output_and_leaves_no_temp_file(model, tmp_path, monkeypatch, where):
+    """Ctrl-C / SIGTERM (KeyboardInterrupt via cliutil.run_handler) half-way: the existing output stays
+    byte-identical and no temporary file is left, whether it hits the generator or the writer."""
+    import soundfile
+
+    from signals.speech.audio import resample
+    from signals.speech.sr import infer
+
+    src = _write(tmp_path / "in.wav", resample(wideband(1.0), SR, 16000), 16000)
+    dst = tmp_path / "out.wav"
+    model.upsample_file(src, dst)
+    before = dst.read_bytes()
+    calls = {"n": 0}
+
+    def interrupt_on_second_call(original):
+        def wrapped(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:  # after some output has been written
+                raise KeyboardInterrupt
+            return original(*args, **kwargs)
+        return wrapped
+
+    if where == "generator":
+        monkeypatch.setattr(infer._ChunkStream, "push", interrupt_on_second_call(infer._ChunkStream.push))
+    else:
+        monkeypatch.setattr(soundfile.SoundFile, "write", interrupt_on_second_call(soundfile.SoundFile.write))
+    with pytest.raises(KeyboardInterrupt):
+        model.upsample_file(src, dst, chunk_frames=16, block_frames=2000)
+    assert calls["n"] == 2
+    assert dst.read_bytes() == before
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["in.wav", "out.wav"]
+
+
+def test_upsample_output_checks_and_overwrite(model, tmp_path):
+    from signals.errors import OutputError
+    from signals.speech.audio import resample
+
+    src = _write(tmp_path / "in.wav", resample(wideband(0.4), SR, 16000), 16000)
+    original = src.read_bytes()
+    for dst, subtype, match in [(src, "PCM_16", "also an input"), (tmp_path, "PCM_16", "is a folder"),
+                                (tmp_path / "x.flac", "FLOAT", "--float"), (tmp_path / "x.xyz", "PCM_16", "unsupported"),
+                                (src / "x.wav", "PCM_16", "is a file, not a folder")]:
+        with pytest.raises(OutputError, match=match):
+            model.upsample_file(src, dst, subtype=subtype)
+    assert src.read_bytes() == original
+    # --overwrite: the input is read to the end, then replaced by the complete 48 kHz output
+    info = model.upsample_file(src, src, overwrite=True)
+    assert sf.info(str(src)).samplerate == 48000 and info["output"] == str(src)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_upsample_warns_when_it_clips(model, tmp_path):
+    loud = _write(tmp_path / "loud.wav", 1.5 * wideband(0.4) / np.abs(wideband(0.4)).max(), SR, "FLOAT")
+    info = model.upsample_file(loud, tmp_path / "o.wav")
+    assert any("above full scale" in w and "loud.wav" in w for w in info["warnings"])
+    assert model.upsample_file(loud, tmp_path / "f.wav", subtype="FLOAT")["warnings"] == []  # float keeps them
+
+
 def test_cli_upsample_and_errors(model_folder, tmp_path, capsys):
     from signals.cli import main
     from signals.speech.audio import resample

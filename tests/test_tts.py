@@ -252,10 +252,53 @@ def test_bad_references_and_outputs(clone, tmp_path):
     base = ["speech", "clone", "--reference", str(EXAMPLE_VOICE), "--text", "Hi."]
     assert main([*base, "--output", str(tmp_path / "x.mp4")]) == 2
     assert main([*base, "--output", str(EXAMPLE_VOICE)]) == 2  # would overwrite the reference
-    assert main([*base, "--output", str(tmp_path / "no" / "x.wav")]) == 2
+    assert main([*base, "--output", str(EXAMPLE_VOICE / "x.wav")]) == 2  # the parent is a file
+    assert main([*base, "--output", str(tmp_path / "x.opus")]) == 2  # Opus cannot store 22050 Hz
+    assert main([*base, "--output", str(tmp_path / "x.flac"), "--float"]) == 2
     assert main([*base, "--output", str(tmp_path / "x.wav"), "--model", str(tmp_path / "missing")]) == 2
     assert main(["speech", "clone", "--text", "Hi.", "--output", str(tmp_path / "x.wav")]) == 2
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_references_need_speech_and_outputs_are_atomic(clone, tiny_folder, tmp_path, capsys):
+    """Noise or too little speech is no voice to clone; --overwrite replaces an input only when complete."""
+    import soundfile as sf
+
+    from signals.cli import main
+    from signals.errors import OutputError
+    from signals.speech.tts.infer import check_output_path
+
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "noise.wav", (0.1 * rng.standard_normal(64000)).astype(np.float32), 16000)
+    with pytest.raises(AudioError, match=r"noise\.wav: only .* s of speech"):
+        clone.embed([tmp_path / "noise.wav"])
+    wav, sr = sf.read(EXAMPLE_VOICE, dtype="float32")
+    with pytest.raises(AudioError, match="s of speech"):
+        clone.embed_audio(wav[: int(0.6 * sr)], sr, name="short")
+    sf.write(tmp_path / "short.wav", wav[: int(1.5 * sr)], sr)
+    _, warnings = clone.embed_info([tmp_path / "short.wav"])
+    assert len(warnings) == 1 and "low confidence" in warnings[0]
+    with pytest.raises(OutputError, match="also an input"):
+        check_output_path(EXAMPLE_VOICE, [EXAMPLE_VOICE])
+    # an existing output survives a failed run untouched
+    out = tmp_path / "keep.wav"
+    out.write_bytes(b"old")
+    with pytest.raises(TextError):
+        clone.write("", clone.embed([EXAMPLE_VOICE]), out)
+    assert out.read_bytes() == b"old"
+    # the CLI: output = reference only with --overwrite, then the reference becomes the clone
+    ref = tmp_path / "ref.wav"
+    ref.write_bytes(EXAMPLE_VOICE.read_bytes())
+    base = ["speech", "clone", "--model", str(tiny_folder), "--reference", str(ref), "--text", "Hi.", "--quiet",
+            "--threads", "1", "--output", str(ref)]
+    assert main(base) == 2 and ref.read_bytes() == EXAMPLE_VOICE.read_bytes()
+    capsys.readouterr()
+    assert main([*base, "--overwrite"]) == 0
+    assert sf.info(str(ref)).samplerate == 22050
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["keep.wav", "noise.wav", "ref.wav", "short.wav"]
+    assert main(["speech", "clone", "--model", str(tiny_folder), "--reference", str(tmp_path / "short.wav"),
+                 "--text", "Hi.", "--quiet", "--output", str(tmp_path / "s.wav")]) == 0
+    assert "signals: warning:" in capsys.readouterr().err
 
 
 def test_missing_or_wrong_model_folder(tmp_path, tiny_folder):

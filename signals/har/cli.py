@@ -12,9 +12,8 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, replace
-from pathlib import Path
 
-from signals.cliutil import add_command, add_group, standalone
+from signals.cliutil import add_command, add_group, float_range, int_range, positive_int, standalone
 
 DATASETS_HELP = "uci-har | hapt | uci-har-official | motionsense | basicmotions"
 TRAIN_HELP = {
@@ -38,6 +37,64 @@ TRAIN_HELP = {
 }
 
 
+# --------------------------------------------------------------------------------------------------
+# Range-checked options (signals.cliutil types): a number out of range is an argparse usage error naming
+# the option, before any work (a sample rate of 0.001 Hz once grew to 4 GB, 1e12 Hz hung).
+
+MAX_THREADS = 256
+MAX_LAG_WINDOWS = 100_000  # about 35 hours at 1.28 s per window: beyond any recording's useful lag
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds
+
+
+def rate_type():
+    from signals.har.frontend import MAX_RATE_HZ, MIN_RATE_HZ
+
+    return float_range(MIN_RATE_HZ, MAX_RATE_HZ)
+
+
+THREADS = int_range(1, MAX_THREADS)
+LAG = int_range(0, MAX_LAG_WINDOWS)
+SEED = int_range(0, MAX_SEED)
+
+# signals har train: the ranges of the options derived from TrainConfig / FusionActNetConfig
+# (dest -> type, range shown in --help). Wider than any sensible recipe, narrow enough to refuse typos.
+TRAIN_RANGES = {
+    "epochs": (int_range(1, 100_000), "1..100000"),
+    "dynamic_epochs": (int_range(0, 100_000), "0..100000"),
+    "fusion_epochs": (int_range(0, 100_000), "0..100000"),
+    "batch_size": (int_range(1, 65_536), "1..65536"),
+    "lr": (float_range(0, 10, lo_open=True), "(0, 10]"),
+    "fusion_lr": (float_range(0, 10, lo_open=True), "(0, 10]"),
+    "weight_decay": (float_range(0, 10), "[0, 10]"),
+    "label_smoothing": (float_range(0, 1, hi_open=True), "[0, 1)"),
+    "patience": (int_range(1, 100_000), "1..100000"),
+    "val_subjects": (int_range(0, 10_000), "0..10000"),
+    "val_seed": (SEED, f"0..{MAX_SEED}"),
+    "aug_rotate_deg": (float_range(0, 180), "[0, 180] degrees"),
+    "aug_scale": (float_range(0, 1), "[0, 1]"),
+    "aug_jitter": (float_range(0, 10), "[0, 10]"),
+    "aug_shift": (int_range(0, 10_000), "0..10000 samples"),
+    "ema_decay": (float_range(0, 1, hi_open=True), "[0, 1)"),
+    "seeds": (SEED, f"each 0..{MAX_SEED}"),
+    "kd_weight": (float_range(0, 1), "[0, 1]"),
+    "kd_temperature": (float_range(0, 100, lo_open=True), "(0, 100]"),
+    "threads": (THREADS, f"1..{MAX_THREADS}"),
+    "branch_widths": (int_range(1, 8192), "each 1..8192"),
+    "guide_stem": (int_range(1, 8192), "1..8192"),
+    "guide_widths": (int_range(1, 8192), "each 1..8192"),
+    "guide_depths": (int_range(1, 1000), "each 1..1000"),
+}
+
+
+def _limit_ranges(p: argparse.ArgumentParser, ranges: dict) -> None:
+    """Give the options :func:`signals.configio.add_arguments` derived from dataclass fields (plain
+    int/float types) their range check and show the range in --help."""
+    for action in p._actions:
+        if action.dest in ranges:
+            action.type, shown = ranges[action.dest]
+            action.help = f"{action.help or ''} (range {shown})".strip()
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``signals har train`` (also ``python -m signals.har.train`` / torchrun)."""
     from signals.configio import add_arguments
@@ -47,15 +104,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="dataset folder (default: $SIGNALS_DATA/<dataset folder>)")
     p.add_argument("--out", default="runs/har/fusionactnet", help="output folder (config.json, model.safetensors)")
     add_arguments(p, TrainConfig, names={"aug_rotate_deg": "--rotate-deg"}, help=TRAIN_HELP)
-    p.add_argument("--seed", type=int, default=None, help="single seed (one model; = --seeds N)")
+    p.add_argument("--seed", type=SEED, default=None, help=f"single seed (one model; = --seeds N; 0..{MAX_SEED})")
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
     add_arguments(p, FusionActNetConfig, only=["branch_widths", "guide_stem", "guide_widths", "guide_depths"],
                   names={"branch_widths": "--widths"}, help=TRAIN_HELP)
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N train/test windows (smoke runs)")
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="use only the first N train/test windows (smoke runs; N >= 1)")
     p.add_argument("--no-test", action="store_true",
                    help="do not score the test split after training (runs that compare recipes on validation)")
+    _limit_ranges(p, TRAIN_RANGES)
 
 
 def train_config(args: argparse.Namespace):
@@ -99,7 +158,8 @@ def _evaluate(args) -> int:
     from signals.har.metrics import format_report
 
     backend = "int8" if args.int8 else args.backend
-    m = evaluate(args.model, args.dataset, args.data, backend, args.json, args.png, args.threads, args.split)
+    m = evaluate(args.model, args.dataset, args.data, backend, args.json, args.png, args.threads, args.split,
+                 overwrite=args.overwrite)
     print(format_report(m))
     if args.record:
         print(f"recorded in {record(m['model'], m)} under {m['split']}_{backend}")
@@ -128,25 +188,31 @@ def _export(args) -> int:
 
 
 def _predict(args) -> int:
-    from signals.har.infer import HARRuntime, format_timeline, predict_recording, smoother
+    from signals.har.frontend import recording_files
+    from signals.har.infer import HARRuntime, format_timeline, open_outputs, predict_recording, smoother
 
-    runtime = HARRuntime.load(args.model, threads=args.threads, int8=args.int8)
-    smoothing = False if args.no_smoothing else (True if args.lag is not None else None)
-    decoder = smoother(runtime, smoothing, args.lag)  # checks --lag before the recording is read
-    segments = predict_recording(runtime, args.recording, sample_rate=args.sample_rate, smoothing=decoder is not None,
-                                 lag=args.lag)
-    timeline = format_timeline(segments)
-    if args.json:
+    to_stdout = args.json == "-"
+    # the output is checked (and its temporary file made) before the model or the recording is read, so a
+    # path that cannot be written fails at once, and a failed run leaves nothing behind
+    with open_outputs({"json": (None if to_stdout else args.json, (".json",))}, recording_files(args.recording),
+                      args.overwrite) as outs:
+        runtime = HARRuntime.load(args.model, threads=args.threads, int8=args.int8)
+        smoothing = False if args.no_smoothing else (True if args.lag is not None else None)
+        decoder = smoother(runtime, smoothing, args.lag)  # checks --lag before the recording is read
+        segments = predict_recording(runtime, args.recording, sample_rate=args.sample_rate,
+                                     smoothing=decoder is not None, lag=args.lag)
+        timeline = format_timeline(segments)
         doc = {"recording": str(args.recording), "model": str(runtime.folder.path),
                "smoothing": {"lag_windows": decoder.lag} if decoder is not None else None,
                "segments": [asdict(s) for s in segments]}
-        text = json.dumps(doc, indent=2)
-        if args.json == "-":
-            print(timeline, file=sys.stderr)  # stdout carries the JSON only
-            print(text)
-            return 0
-        Path(args.json).write_text(text + "\n")
-    print(timeline)
+        text = json.dumps(doc, indent=2) + "\n"
+        if "json" in outs:
+            outs["json"].tmp.write_text(text, encoding="utf-8")
+    if to_stdout:
+        print(timeline, file=sys.stderr)  # stdout carries the JSON only
+        sys.stdout.write(text)
+    else:
+        print(timeline)
     return 0
 
 
@@ -156,7 +222,7 @@ def _evaluate_recordings(args) -> int:
 
     subjects = tuple(args.subjects) if args.subjects else None
     m = evaluate_recordings(args.model, args.data, subjects, int8=args.int8, threads=args.threads, lag=args.lag,
-                            tolerance_s=args.tolerance, json_out=args.json)
+                            tolerance_s=args.tolerance, json_out=args.json, overwrite=args.overwrite)
     print(format_recordings_report(m))
     if args.record:
         keep = {k: v for k, v in m.items() if k != "per_recording"}
@@ -194,16 +260,20 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="torch", choices=["torch", "onnx", "int8"],
                    help="PyTorch weights, fp32 ONNX or int8 ONNX (onnxruntime)")
     p.add_argument("--int8", action="store_true", help="evaluate the int8 ONNX graph (= --backend int8)")
-    p.add_argument("--json", default=None, help="write the metrics as JSON here")
-    p.add_argument("--png", default=None, help="write the confusion matrix as PNG here")
+    p.add_argument("--json", default=None, help="write the metrics as JSON here (.json)")
+    p.add_argument("--png", default=None, help="write the confusion matrix as PNG here (.png)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow --json / --png to replace one of the model's own files")
     p.add_argument("--record", action="store_true", help="also store the metrics in the model's metrics.json")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=THREADS, default=None,
+                   help=f"torch / onnxruntime CPU threads (1..{MAX_THREADS})")
 
     p = add_command(group, "export", "ONNX fp32 (+ int8) with parity check against PyTorch", _export)
     p.add_argument("--model", default=None, help="model folder to export in place (default: models/har)")
     p.add_argument("--data", default=None, help="dataset folder for the int8 calibration windows (train split)")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
-    p.add_argument("--calib-windows", type=int, default=512, help="train windows used to calibrate int8")
+    p.add_argument("--calib-windows", type=int_range(1, 1_000_000), default=512,
+                   help="train windows used to calibrate int8 (1..1000000; default: 512)")
     p.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile", "entropy"],
                    help="how int8 activation ranges are calibrated (default: minmax)")
     p.add_argument("--float-first-block", action="store_true",
@@ -213,39 +283,49 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = add_command(group, "predict", "activity timeline of a recording (onnxruntime, no torch)", _predict)
     p.add_argument("recording", help="recording file (see signals.har.frontend for the accepted formats)")
     p.add_argument("--model", default=None, help="model folder (default: $SIGNALS_MODELS/har, else models/har)")
-    p.add_argument("--sample-rate", type=float, default=None, help="sample rate of the recording in Hz")
+    p.add_argument("--sample-rate", type=rate_type(), default=None,
+                   help="sample rate of the recording in Hz (5..10000); overrides a CSV's time column, which is "
+                        "then not used (default: HAPT files 50 Hz, CSV files from the time column in seconds)")
     p.add_argument("--int8", action="store_true", help="use the int8 graph")
-    p.add_argument("--json", default=None, help="write the predictions as JSON here")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    p.add_argument("--json", default=None, help="write the predictions as JSON here (.json; - for stdout)")
+    p.add_argument("--overwrite", action="store_true", help="allow --json to replace the recording itself")
+    p.add_argument("--threads", type=THREADS, default=None, help=f"onnxruntime intra-op threads (1..{MAX_THREADS})")
     p.add_argument("--no-smoothing", action="store_true",
                    help="one label per window (raw argmax), no HMM smoothing of the timeline")
-    p.add_argument("--lag", type=int, default=None,
-                   help="smoothing lag in windows (fixed-lag Viterbi; 1 window = 1.28 s; default: the model's)")
+    p.add_argument("--lag", type=LAG, default=None,
+                   help=f"smoothing lag in windows (fixed-lag Viterbi; 1 window = 1.28 s; 0..{MAX_LAG_WINDOWS}; "
+                        "default: the model's)")
 
     p = add_command(group, "evaluate-recordings",
                     "whole HAPT recordings through the streaming runtime: sample accuracy and segment F1, raw vs "
                     "smoothed", _evaluate_recordings)
     p.add_argument("--model", default=None, help="model folder (default: $SIGNALS_MODELS/har, else models/har)")
     p.add_argument("--data", default=None, help="UCI HAPT folder (default: $SIGNALS_DATA/uci-hapt)")
-    p.add_argument("--subjects", type=int, nargs="*", default=None,
-                   help="users whose recordings are scored (default: the test subjects 2 4 9 10 12 13 18 20 24)")
+    p.add_argument("--subjects", type=positive_int, nargs="*", default=None,
+                   help="users (>= 1) whose recordings are scored (default: the test subjects 2 4 9 10 12 13 18 20 "
+                        "24)")
     p.add_argument("--int8", action="store_true", help="use the int8 graph")
-    p.add_argument("--lag", type=int, default=None, help="smoothing lag in windows (default: the model's)")
-    p.add_argument("--tolerance", type=float, default=2.0,
-                   help="segment onset/offset tolerance in seconds (default: 2.0)")
-    p.add_argument("--json", default=None, help="write the results (with per-recording scores) as JSON here")
+    p.add_argument("--lag", type=LAG, default=None,
+                   help=f"smoothing lag in windows (0..{MAX_LAG_WINDOWS}; default: the model's)")
+    p.add_argument("--tolerance", type=float_range(0, 60), default=2.0,
+                   help="segment onset/offset tolerance in seconds (0..60; default: 2.0)")
+    p.add_argument("--json", default=None, help="write the results (with per-recording scores) as JSON here (.json)")
+    p.add_argument("--overwrite", action="store_true", help="allow --json to replace one of the model's own files")
     p.add_argument("--record", action="store_true", help="also store the results in the model's metrics.json")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    p.add_argument("--threads", type=THREADS, default=None, help=f"onnxruntime intra-op threads (1..{MAX_THREADS})")
 
     p = add_command(group, "fit-smoothing",
                     "fit the timeline HMM (transitions, class prior) on the training subjects' HAPT recordings",
                     _fit_smoothing)
     p.add_argument("--model", default=None, help="model folder to update (default: models/har)")
     p.add_argument("--data", default=None, help="UCI HAPT folder (default: $SIGNALS_DATA/uci-hapt)")
-    p.add_argument("--lag", type=int, default=None, help="default smoothing lag in windows (default: 8)")
-    p.add_argument("--emission-weight", type=float, default=None,
-                   help="weight of the window log-probabilities against the transition costs (default: 1.0)")
-    p.add_argument("--prior-weight", type=float, default=None,
-                   help="0..1: how far window posteriors are divided by the training class prior (default: 0)")
-    p.add_argument("--pseudo-count", type=float, default=0.5,
-                   help="added to every transition count, so no change of activity is impossible")
+    p.add_argument("--lag", type=LAG, default=None,
+                   help=f"default smoothing lag in windows (0..{MAX_LAG_WINDOWS}; default: 8)")
+    p.add_argument("--emission-weight", type=float_range(0, 100, lo_open=True), default=None,
+                   help="weight of the window log-probabilities against the transition costs ((0, 100]; "
+                        "default: 1.0)")
+    p.add_argument("--prior-weight", type=float_range(0, 1), default=None,
+                   help="[0, 1]: how far window posteriors are divided by the training class prior (default: 0)")
+    p.add_argument("--pseudo-count", type=float_range(0, 1e6, lo_open=True), default=0.5,
+                   help="added to every transition count, so no change of activity is impossible ((0, 1e6]; "
+                        "default: 0.5)")

@@ -140,8 +140,17 @@ def read_numeric(path: str | Path, ncols: int, delimiter: str | None = None, ski
     non-numeric cell, NaN/inf) or saying the file is empty.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a table of numbers")
     if not path.is_file():
         raise DataError(f"file not found: {path}")
+    try:
+        with open(path, "rb") as fh:
+            binary = b"\0" in fh.read(1 << 16)
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    if binary:  # loadtxt would report its bytes as a ragged first line
+        raise DataError(f"{path} is a binary file, not a text table of {ncols} numbers per line")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # numpy warns on empty files; we raise below instead

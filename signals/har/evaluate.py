@@ -16,11 +16,23 @@ from pathlib import Path
 import numpy as np
 
 from signals.errors import DataError, ModelError
-from signals.har.infer import KIND, HARRuntime, Labels
+from signals.har.infer import KIND, HARRuntime, Labels, open_outputs
 from signals.har.metrics import classification_metrics, plot_confusion
-from signals.modelfolder import METRICS_FILE, ModelFolder, update_metrics
+from signals.modelfolder import CONFIG_FILE, METRICS_FILE, ModelFolder, update_metrics
+from signals.outputs import AtomicOutput
 
 BACKENDS = ("torch", "onnx", "int8")
+
+
+def model_files(folder: ModelFolder) -> list[Path]:
+    """The files of a model folder an evaluation reads or updates: no output may replace one of them."""
+    names = [CONFIG_FILE, METRICS_FILE, *folder.config.file_names()]
+    return [folder.path / name for name in names]
+
+
+def _write_json(out: AtomicOutput, data: dict) -> None:
+    out.tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
 
 
 def predict_torch(folder: ModelFolder, x: np.ndarray, threads: int | None = None) -> np.ndarray:
@@ -37,37 +49,39 @@ def predict_torch(folder: ModelFolder, x: np.ndarray, threads: int | None = None
 
 def evaluate(model_dir: str | Path | None = None, dataset: str = "uci-har", data: str | None = None,
              backend: str = "torch", json_out: str | Path | None = None, png_out: str | Path | None = None,
-             threads: int | None = None, split: str = "test") -> dict:
-    """Metrics of a model folder on a dataset split (writes ``json_out`` / ``png_out`` when given)."""
+             threads: int | None = None, split: str = "test", overwrite: bool = False) -> dict:
+    """Metrics of a model folder on a dataset split (writes ``json_out`` / ``png_out`` when given, atomically;
+    ``overwrite`` lets them replace one of the model's own files)."""
     from signals.har.data import load_dataset
 
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r} ({' | '.join(BACKENDS)})")
     folder = ModelFolder.find(KIND, model_dir)  # config.json is read once, here
     labels = folder.section("runtime", Labels)
-    ds = load_dataset(dataset, root=data)
-    part = ds.test if split == "test" else ds.train
-    if list(labels.classes) != list(ds.class_names):
-        raise DataError(f"dataset {ds.name!r} classes {ds.class_names} differ from the model's "
-                        f"{list(labels.classes)} ({folder.path})")
-    if part.x.shape[1] != len(labels.channels):
-        raise DataError(f"dataset {ds.name!r} has {part.x.shape[1]} channels, the model in {folder.path} "
-                        f"expects {len(labels.channels)}")
-    t0 = time.time()
-    if backend == "torch":
-        probs = predict_torch(folder, part.x, threads)
-    else:
-        runtime = HARRuntime.from_folder(folder, ["CPUExecutionProvider"], threads, int8=backend == "int8")
-        probs = runtime.predict_windows(part.x)
-    seconds = time.time() - t0
-    m = classification_metrics(part.y, probs.argmax(1), ds.class_names)
-    m.update(model=str(folder.path), dataset=ds.name, split=split, backend=backend, seconds=round(seconds, 2))
-    if json_out:
-        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_out).write_text(json.dumps(m, indent=2) + "\n")
-    if png_out:
-        plot_confusion(m, png_out, f"{ds.name} {split} ({backend}): acc {m['accuracy']:.4f}, "
-                                    f"macro-F1 {m['macro_f1']:.4f}")
+    with open_outputs({"json": (json_out, (".json",)), "png": (png_out, (".png",))}, model_files(folder),
+                      overwrite) as outs:
+        ds = load_dataset(dataset, root=data)
+        part = ds.test if split == "test" else ds.train
+        if list(labels.classes) != list(ds.class_names):
+            raise DataError(f"dataset {ds.name!r} classes {ds.class_names} differ from the model's "
+                            f"{list(labels.classes)} ({folder.path})")
+        if part.x.shape[1] != len(labels.channels):
+            raise DataError(f"dataset {ds.name!r} has {part.x.shape[1]} channels, the model in {folder.path} "
+                            f"expects {len(labels.channels)}")
+        t0 = time.time()
+        if backend == "torch":
+            probs = predict_torch(folder, part.x, threads)
+        else:
+            runtime = HARRuntime.from_folder(folder, ["CPUExecutionProvider"], threads, int8=backend == "int8")
+            probs = runtime.predict_windows(part.x)
+        seconds = time.time() - t0
+        m = classification_metrics(part.y, probs.argmax(1), ds.class_names)
+        m.update(model=str(folder.path), dataset=ds.name, split=split, backend=backend, seconds=round(seconds, 2))
+        if "json" in outs:
+            _write_json(outs["json"], m)
+        if "png" in outs:
+            plot_confusion(m, outs["png"].tmp, f"{ds.name} {split} ({backend}): acc {m['accuracy']:.4f}, "
+                                               f"macro-F1 {m['macro_f1']:.4f}")
     return m
 
 
@@ -125,6 +139,7 @@ def evaluate_recordings(
     tolerance_s: float = DEFAULT_TOLERANCE_S,
     json_out: str | Path | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """The streaming runtime over every HAPT recording of ``subjects`` (default: the UCI HAR test subjects),
     scored sample by sample at the model's rate against labels.txt inside the labelled segments of the
@@ -135,14 +150,27 @@ def evaluate_recordings(
     Per timeline: sample accuracy, macro-F1 and per-class recall over labelled samples, the sample
     confusion matrix, and segment precision/recall/F1 (a labelled segment is found when a predicted run
     of its class, cut to the labelled samples, starts and ends within ``tolerance_s`` of it).
+
+    ``json_out`` is checked before the first recording is read and written atomically (``overwrite``: it
+    may replace one of the model's own files).
     """
+    folder = ModelFolder.find(KIND, model_dir)
+    with open_outputs({"json": (json_out, (".json",))}, model_files(folder), overwrite) as outs:
+        out = _score_recordings(folder, data, subjects, int8, threads, lag, tolerance_s, progress)
+        if "json" in outs:
+            _write_json(outs["json"], out)
+    return out
+
+
+def _score_recordings(folder: ModelFolder, data, subjects, int8: bool, threads: int | None, lag: int | None,
+                      tolerance_s: float, progress: bool) -> dict:
+    """:func:`evaluate_recordings` without the output file."""
     from tqdm import tqdm
 
     from signals.har.data import UCI_HAR_TEST_SUBJECTS, hapt_recordings
     from signals.har.infer import Timeline, smoother, stream_probs
     from signals.har.metrics import classification_metrics, segment_scores
 
-    folder = ModelFolder.find(KIND, model_dir)
     runtime = HARRuntime.from_folder(folder, ["CPUExecutionProvider"], threads, int8=int8)
     classes = runtime.classes
     cfg = runtime.preprocess
@@ -193,9 +221,6 @@ def evaluate_recordings(
                       confusion_matrix=m["confusion_matrix"],
                       segments=segment_scores(t["n_ref"], t["n_hyp"], t["hits"]))
     out["per_recording"] = per_recording
-    if json_out:
-        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_out).write_text(json.dumps(out, indent=2) + "\n")
     return out
 
 

@@ -16,9 +16,9 @@ import torch
 import torch.nn as nn
 
 from signals.errors import ModelError
-from signals.export import compare, export_graph, write_folder
+from signals.export import atomic_file, compare, export_graph, write_folder
 from signals.har.model import FusionActNetConfig, FusionActNetEnsemble
-from signals.modelfolder import Graph, ModelConfig, ModelFolder, sha256
+from signals.modelfolder import Graph, ModelConfig, ModelFolder, sha256, writable
 from signals.torchutils import load_safetensors
 
 FP32_FILE, INT8_FILE = "fusionactnet.onnx", "fusionactnet.int8.onnx"
@@ -154,7 +154,12 @@ def export(
     if front and front.get("window", mc.window) != mc.window:
         raise ModelError(f"{folder.config_path}: model.window {mc.window} != frontend.window {front['window']}")
     if calib is None and int8:
-        calib = calibration_windows(folder.config.source["dataset"]["name"], n_calib, data)
+        dataset = folder.config.source.get("dataset")
+        name = dataset.get("name") if isinstance(dataset, dict) else None
+        if not isinstance(name, str):
+            raise ModelError(f"{folder.config_path}: source.dataset.name is missing, so the int8 calibration "
+                             "windows cannot be chosen; pass --no-int8")
+        calib = calibration_windows(name, n_calib, data)
     if check is None:
         if calib is not None:
             check = calib[:64]
@@ -166,21 +171,24 @@ def export(
     outputs = {"probs": ("batch", mc.n_classes)}
     example = [torch.from_numpy(np.ascontiguousarray(check[:2], np.float32))]
     wrapped = Exported(model)
+    # Both graphs are written through atomic_file(): the folder may link its files to shared (or shipped)
+    # ones, and exporting in place must replace such a link, never overwrite the file it points to.
     graphs = {"fp32": export_graph(wrapped, folder.path / FP32_FILE, inputs, outputs, example,
                                    cases=[[check[:1]], [check]])}
     source = dict(folder.config.source)
     source.pop("export", None)
     if int8:
-        q = quantize_int8(folder.path / FP32_FILE, folder.path / INT8_FILE, calib, method=calib_method,
-                          float_first_block=float_first_block)
-        # int8 is lossy by design: its difference is measured and recorded, not held to the fp32 tolerance
-        graphs["int8"] = Graph(file=q.name, inputs=inputs, outputs=outputs, opset=graphs["fp32"].opset,
-                               sha256=sha256(q), parity_max_abs_diff=compare(wrapped, q, ["x"], ["probs"], [[check]]))
+        with atomic_file(writable(folder.path, INT8_FILE)) as q:
+            quantize_int8(folder.path / FP32_FILE, q, calib, method=calib_method, float_first_block=float_first_block)
+            # int8 is lossy by design: its difference is measured and recorded, not held to the fp32 tolerance
+            graphs["int8"] = Graph(file=INT8_FILE, inputs=inputs, outputs=outputs, opset=graphs["fp32"].opset,
+                                   sha256=sha256(q),
+                                   parity_max_abs_diff=compare(wrapped, q, ["x"], ["probs"], [[check]]))
         source["export"] = {"int8_calibration_windows": int(len(calib))}
         if calib_method != "minmax" or float_first_block:  # folders exported with the defaults keep their record
             source["export"].update(int8_calibration=calib_method, int8_float_first_block=float_first_block)
-    else:
-        (folder.path / INT8_FILE).unlink(missing_ok=True)
+    else:  # a stale int8 graph (or a link to one) goes: config.json will not name it
+        writable(folder.path, INT8_FILE).unlink(missing_ok=True)
     config = replace(folder.config, graphs=graphs, source=source)
     write_folder(folder.path, config)
     return config

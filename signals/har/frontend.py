@@ -52,6 +52,17 @@ CHANNELS = [
 ]  # fmt: skip
 
 
+# Sample rates a recording may have (Hz), from --sample-rate or derived from a time column. Phones log
+# motion at 5 Hz (Android's slowest delay) up to a few hundred Hz, lab IMUs at a few kHz. Outside this
+# range the number is a mistake (a time column in ms, a typo): 0.001 Hz would be upsampled 50,000-fold
+# (gigabytes), 1e12 Hz would take hours for a few samples.
+MIN_RATE_HZ = 5.0
+MAX_RATE_HZ = 10_000.0
+MAX_KERNEL = 101  # front-end sizes a config.json may ask for (far above the UCI HAR 3 / 3 / 128)
+MAX_FILTER_ORDER = 16
+MAX_WINDOW = 100_000
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
     """The UCI HAR front end and its windowing (2.56 s windows with 50 % overlap at 50 Hz)."""
@@ -75,6 +86,14 @@ class PreprocessConfig:
             )
         if self.filter_order < 1 or self.window < 1 or not 1 <= self.hop:
             raise ValueError(f"filter_order, window and hop must be positive: {self}")
+        # a model folder's config.json sets these: bound them so a damaged one cannot ask for a filter of
+        # order 10^12 or windows of 10^12 samples (MemoryError deep inside scipy/numpy)
+        if not MIN_RATE_HZ <= self.sample_rate <= MAX_RATE_HZ:
+            raise ValueError(f"sample_rate must be {MIN_RATE_HZ:g}..{MAX_RATE_HZ:g} Hz, got {self.sample_rate}")
+        if self.median_kernel > MAX_KERNEL or self.filter_order > MAX_FILTER_ORDER or self.window > MAX_WINDOW \
+                or self.hop > self.window:
+            raise ValueError(f"median_kernel <= {MAX_KERNEL}, filter_order <= {MAX_FILTER_ORDER}, window <= "
+                             f"{MAX_WINDOW} and hop <= window are required: {self}")
 
 
 
@@ -185,6 +204,72 @@ def sliding_windows(x: np.ndarray, window: int, hop: int) -> np.ndarray:
 # Reading recordings, streamed (HAPT raw pairs and CSV files)
 
 
+# Rows read per chunk: at most this many, so a high rate does not hold minutes of text rows in memory.
+MAX_CHUNK_ROWS = 50_000
+# A CSV's time column (seconds): the rate comes from its first rows; every later step must be positive and
+# at most MAX_TIME_STEP periods (a few dropped samples are tolerated, a gap is not), and the row's time may
+# drift from ``t0 + i / rate`` by at most max(TIME_DRIFT_S, TIME_DRIFT_FRACTION of the elapsed time).
+RATE_ROWS = 1000
+MAX_TIME_STEP = 4.0
+TIME_DRIFT_S = 1.0
+TIME_DRIFT_FRACTION = 0.01
+_SNIFF_BYTES = 1 << 16
+_TIME_UNITS = (("milliseconds", 1e-3), ("microseconds", 1e-6), ("nanoseconds", 1e-9))
+
+
+def _show(cell: str, limit: int = 40) -> str:
+    """A cell for an error message: its repr, cut short (a cell may be 100 KB of junk)."""
+    cell = cell.strip()
+    return repr(cell) if len(cell) <= limit else repr(cell[:limit]) + f"... ({len(cell)} characters)"
+
+
+def check_rate(rate: float, what: str = "sample rate") -> float:
+    """``rate`` as a float if it is a plausible sample rate (:data:`MIN_RATE_HZ`..:data:`MAX_RATE_HZ`)."""
+    rate = float(rate)
+    if not (np.isfinite(rate) and MIN_RATE_HZ <= rate <= MAX_RATE_HZ):
+        raise DataError(f"{what} must be a positive number of Hz between {MIN_RATE_HZ:g} and {MAX_RATE_HZ:g}, "
+                        f"got {rate:g}")
+    return rate
+
+
+def recording_files(path: str | Path) -> list[Path]:
+    """The files :func:`iter_recording` reads for ``path`` (both halves of a HAPT pair): an output must not
+    replace any of them."""
+    path = Path(path)
+    m = _HAPT_RE.match(path.name)
+    return [path.with_name("acc" + m.group(2)), path.with_name("gyro" + m.group(2))] if m else [path]
+
+
+def check_recording_file(path: Path) -> None:
+    """Refuse what cannot be a text recording before parsing it: a folder, a device, an unreadable or
+    binary file (the parsers would report its bytes as a 'missing column' or a 'number')."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a recording: give a CSV file or a HAPT acc_/gyro_ file in it")
+    if not path.exists():
+        raise DataError(f"recording not found: {path}")
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file (a device, pipe or socket); give a recording file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{path} is UTF-16 text; save it as UTF-8 (plain CSV) and try again")
+    if b"\0" in head:
+        raise DataError(f"{path} is a binary file, not a text recording (CSV with acc_x..gyro_z columns, or a "
+                        "UCI HAPT acc_/gyro_ file)")
+
+
+def _open_text(path: Path, **kwargs):
+    """A recording opened as text. Bytes that are not UTF-8 become U+FFFD, so a stray byte in a column the
+    reader does not use (a logger's comment) is harmless, and one in a number is reported as a bad cell."""
+    try:
+        return open(path, encoding="utf-8-sig", errors="replace", **kwargs)
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
+
+
 def _parse_rows(rows: list[list[str]], linenos: list[int], path: Path, ncols: int) -> np.ndarray:
     """Cells of one chunk -> float64 [n, ncols], or DataError naming the file and line."""
     try:
@@ -197,6 +282,7 @@ def _parse_rows(rows: list[list[str]], linenos: list[int], path: Path, ncols: in
             problem = describe_bad_row(cells, ncols, lineno)
             if problem:
                 raise DataError(f"{path}: {problem}")
+        raise DataError(f"{path}: lines {linenos[0]}-{linenos[-1]}: unreadable numbers")
     return a
 
 
@@ -204,16 +290,17 @@ def _hapt_pair(path: Path) -> tuple[Path, Path] | None:
     m = _HAPT_RE.match(path.name)
     if not m:
         return None
-    acc, gyro = path.with_name("acc" + m.group(2)), path.with_name("gyro" + m.group(2))
+    acc, gyro = recording_files(path)
     for p in (acc, gyro):
         if not p.is_file():
             raise DataError(f"{path} is one half of a UCI HAPT raw pair, but its partner {p} is missing")
+        check_recording_file(p)
     return acc, gyro
 
 
 def _iter_hapt(acc_path: Path, gyro_path: Path, chunk: int) -> Iterator[np.ndarray]:
     """[n, 6] raw chunks from a HAPT acc/gyro pair read in lock-step."""
-    with open(acc_path) as fa, open(gyro_path) as fg:
+    with _open_text(acc_path) as fa, _open_text(gyro_path) as fg:
         lineno = 0
         while True:
             la, lg = list(itertools.islice(fa, chunk)), list(itertools.islice(fg, chunk))
@@ -231,70 +318,184 @@ def _iter_hapt(acc_path: Path, gyro_path: Path, chunk: int) -> Iterator[np.ndarr
             yield np.concatenate([a, g], axis=1)
 
 
+def _csv_rows(reader, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, cells)`` of every non-blank row; the csv module's errors become DataError."""
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise DataError(f"{path}: line {reader.line_num}: a cell is longer than {csv.field_size_limit():,} "
+                                "characters (an unclosed quote, or not a recording CSV)") from None
+            raise DataError(f"{path}: line {reader.line_num}: not a readable CSV row ({exc})") from None
+        if any(c.strip() for c in cells):
+            yield reader.line_num, cells
+
+
+def _describe_csv_row(cells: list[str], header: list[str], used: list[int], lineno: int) -> str | None:
+    """What is wrong with a CSV row in the columns the reader uses (wrong width, non-number, NaN), or None."""
+    if len(cells) != len(header):
+        return f"line {lineno}: expected {len(header)} columns, found {len(cells)}"
+    for col in used:
+        cell = cells[col]
+        try:
+            value = float(cell)
+        except ValueError:
+            return f"line {lineno}, column {col + 1}: {_show(cell)} is not a number (column {header[col].strip()})"
+        if not np.isfinite(value):
+            return (f"line {lineno}, column {col + 1}: {_show(cell)} (NaN/infinite values are not allowed, "
+                    f"column {header[col].strip()})")
+    return None
+
+
+def _parse_csv(rows: list[tuple[int, list[str]]], header: list[str], used: list[int], path: Path) -> np.ndarray:
+    """The ``used`` columns of a chunk of CSV rows -> float64 [n, len(used)]; other columns are not read."""
+    width = len(header)
+    try:
+        if any(len(cells) != width for _, cells in rows):
+            raise ValueError("ragged")
+        a = np.asarray([[cells[i] for i in used] for _, cells in rows], dtype=np.float64)
+        ok = bool(np.isfinite(a).all())
+    except ValueError:
+        ok = False
+    if not ok:
+        for lineno, cells in rows:
+            problem = _describe_csv_row(cells, header, used, lineno)
+            if problem:
+                raise DataError(f"{path}: {problem}")
+        raise DataError(f"{path}: lines {rows[0][0]}-{rows[-1][0]}: unreadable numbers")
+    return a
+
+
+def _unit_hint(period: float) -> str:
+    """Which unit a time column that gives an implausible rate is probably in."""
+    for unit, seconds in _TIME_UNITS:
+        rate = 1.0 / (period * seconds)
+        if MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+            return f"it looks like {unit} (that would be {rate:.4g} Hz): convert it to seconds, or"
+    return "it must be in seconds:"
+
+
+class TimeColumn:
+    """Checks a CSV's time column (seconds) chunk by chunk, over the whole file, against the rate derived
+    from its first rows: finite (the parser checks), strictly increasing, no gap, no drift. Errors name the
+    file and the line."""
+
+    def __init__(self, path: Path, t: np.ndarray, linenos: list[int]) -> None:
+        self.path = path
+        self._increasing(t, linenos)
+        if len(t) < 2:
+            raise DataError(f"{path}: the time column needs at least two rows to give the sample rate; give it "
+                            "with --sample-rate HZ")
+        dt = np.diff(t)
+        median = float(np.median(dt))
+        if not MIN_RATE_HZ <= 1.0 / median <= MAX_RATE_HZ:
+            raise DataError(f"{path}: the time column steps by {median:.6g} per row, i.e. {1.0 / median:.4g} Hz, "
+                            f"outside {MIN_RATE_HZ:g}..{MAX_RATE_HZ:g} Hz; {_unit_hint(median)} give the rate "
+                            "with --sample-rate HZ (the time column is then not used)")
+        # the mean of the regular steps, not their median: a clock rounded to fewer digits than the period
+        # needs (60 Hz in 10 ms: steps of 10 and 20 ms) has the right mean and a wrong median. Steps far from
+        # the median (a gap) would bias it; a rare dropped sample (2x) biases it by a fraction of a percent.
+        regular = dt[(dt >= 0.4 * median) & (dt <= 2.5 * median)]
+        self.rate = float(np.round(1.0 / regular.mean(), 3))
+        self.period = 1.0 / self.rate
+        self.t0, self.n, self.last = float(t[0]), 0, None
+
+    def _increasing(self, t: np.ndarray, linenos: list[int], prev: float | None = None) -> None:
+        """Every row later than the one before it (``prev``: the last time of the previous chunk)."""
+        steps = np.diff(t) if prev is None else np.diff(t, prepend=prev)
+        first_row = 1 if prev is None else 0  # steps[k] ends at row k + first_row
+        bad = np.flatnonzero(steps <= 0)
+        if len(bad):
+            i = int(bad[0]) + first_row
+            before = t[i - 1] if i > 0 else prev
+            raise DataError(f"{self.path}: line {linenos[i]}: the time column goes from {before:.6g} to {t[i]:.6g}; "
+                            "it must increase strictly (rows out of order or repeated?)")
+
+    def check(self, t: np.ndarray, linenos: list[int]) -> None:
+        """The next rows' times (after the rows already checked)."""
+        if not len(t):
+            return
+        self._increasing(t, linenos, self.last)
+        steps = np.diff(t, prepend=t[0] if self.last is None else self.last)
+        gaps = np.flatnonzero(steps > MAX_TIME_STEP * self.period)
+        if len(gaps):
+            i = int(gaps[0])
+            raise DataError(f"{self.path}: line {linenos[i]}: a gap of {steps[i]:.6g} s in the time column (one row "
+                            f"is {self.period:.6g} s at {self.rate:g} Hz): samples are missing, or recordings were "
+                            "joined; split the file there")
+        elapsed = t - self.t0
+        expected = (self.n + np.arange(len(t))) * self.period
+        drift = np.flatnonzero(np.abs(elapsed - expected) > np.maximum(TIME_DRIFT_S, TIME_DRIFT_FRACTION * elapsed))
+        if len(drift):
+            i = int(drift[0])
+            raise DataError(f"{self.path}: line {linenos[i]}: the time column is at {elapsed[i]:.6g} s from its start "
+                            f"where {self.rate:g} Hz (the rate of its first rows) puts this row at {expected[i]:.6g} s: "
+                            "the rate changes within the file; resample it to one rate, or split it")
+        self.n += len(t)
+        self.last = float(t[-1])
+
+
 def _iter_csv(
     path: Path, sample_rate: float | None, columns: Sequence[str] | None, chunk_seconds: float
 ) -> tuple[float, Iterator[np.ndarray]]:
-    """(sample rate, iterator of [n, 6] raw chunks) for a CSV with named columns."""
+    """(sample rate, iterator of [n, 6] raw chunks) for a CSV with named columns.
+
+    Only the six sensor columns and (when the rate is not given) the time column are read; other columns
+    (a logger's labels or comments) are ignored. With ``sample_rate`` the time column is not used.
+    """
     wanted = list(columns) if columns is not None else CSV_COLUMNS
     if len(wanted) != 6:
         raise DataError(f"columns must name 6 columns (acc x, y, z, gyro x, y, z), got {wanted}")
-    fh = open(path, newline="", encoding="utf-8", errors="replace")  # closed when the generator ends
-    reader = csv.reader(fh)
-    header = next(reader, None)
-    if not header:
-        fh.close()
-        raise DataError(f"{path}: empty file (expected a header line with {', '.join(wanted)})")
-    names = [h.strip().lower() for h in header]
-    missing = [c for c in wanted if c.lower() not in names]
-    if missing:
-        fh.close()
-        raise DataError(f"{path}: line 1: missing columns {missing}; the header has {header} "
-                        f"(need {', '.join(CSV_COLUMNS)} in g and rad/s, and optionally time in seconds)")  # fmt: skip
-    cols = [names.index(c.lower()) for c in wanted]
-    tcol = next((names.index(t) for t in TIME_COLUMNS if t in names), None)
-    ncols = len(header)
-
-    def chunks(n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        while True:
-            rows, linenos = [], []
-            for cells in itertools.islice(reader, n):
-                if not any(c.strip() for c in cells):
-                    continue  # blank line
-                rows.append(cells)
-                linenos.append(reader.line_num)
-            if not rows:
-                return
-            a = _parse_rows(rows, linenos, path, ncols)
-            yield a[:, cols], (a[:, tcol] if tcol is not None else None)
-
-    first_n = 1000
-    it = chunks(first_n)
-    first = next(it, None)
-    if first is None:
-        fh.close()
-        raise DataError(f"{path}: no data rows after the header")
-    rate = sample_rate
-    if rate is None:
-        if tcol is None:
-            fh.close()
+    fh = _open_text(path, newline="")  # closed when the generator ends (or on an error here)
+    try:
+        rows = _csv_rows(csv.reader(fh), path)
+        first_line, header = next(rows, (0, None))
+        if not header:
+            raise DataError(f"{path}: empty file (expected a header line with {', '.join(wanted)})")
+        names = [h.strip().lower() for h in header]
+        missing = [c for c in wanted if c.lower() not in names]
+        if missing:
+            shown = ", ".join(_show(h, 30) for h in header[:12]) + (", ..." if len(header) > 12 else "")
+            raise DataError(f"{path}: line {first_line}: missing columns {missing}; the header has {shown} "
+                            f"(need {', '.join(CSV_COLUMNS)} in g and rad/s, and optionally time in seconds)")  # fmt: skip
+        used = [names.index(c.lower()) for c in wanted]
+        tcol = next((names.index(t) for t in TIME_COLUMNS if t in names), None)
+        if sample_rate is None and tcol is None:
             raise DataError(f"{path}: no '{TIME_COLUMNS[0]}' column to infer the sample rate from; "
                             "give the rate (--sample-rate HZ)")  # fmt: skip
-        dt = np.diff(first[1])
-        if len(dt) == 0 or not (dt > 0).all():
-            fh.close()
-            raise DataError(f"{path}: the time column must increase strictly over at least two rows to "
-                            "infer the sample rate; give it with --sample-rate HZ")  # fmt: skip
-        rate = float(np.round(1.0 / np.median(dt), 3))
+        if sample_rate is None:
+            used.append(tcol)
+
+        def chunks(n: int) -> Iterator[tuple[np.ndarray, list[int]]]:
+            while block := list(itertools.islice(rows, n)):
+                yield _parse_csv(block, header, used, path), [lineno for lineno, _ in block]
+
+        first = next(chunks(RATE_ROWS), None)
+        if first is None:
+            raise DataError(f"{path}: no data rows after the header")
+        clock = TimeColumn(path, first[0][:, 6], first[1]) if sample_rate is None else None
+        rate = clock.rate if clock is not None else sample_rate
+    except BaseException:
+        fh.close()
+        raise
 
     def gen() -> Iterator[np.ndarray]:
         try:
-            yield first[0]
-            for data, _ in chunks(max(1, int(chunk_seconds * rate))):
-                yield data
+            for data, linenos in itertools.chain([first], chunks(_chunk_rows(chunk_seconds, rate))):
+                if clock is not None:
+                    clock.check(data[:, 6], linenos)
+                yield data[:, :6]
         finally:
             fh.close()
 
     return rate, gen()
+
+
+def _chunk_rows(chunk_seconds: float, rate: float) -> int:
+    return max(1, min(int(chunk_seconds * rate), MAX_CHUNK_ROWS))
 
 
 def iter_recording(
@@ -307,18 +508,19 @@ def iter_recording(
     """Stream a recording as ``(acc [n, 3] g, gyro [n, 3] rad/s)`` chunks at ``target_rate`` (50 Hz).
 
     ``path``: a HAPT raw file (either half of the pair) or a CSV (see the module docstring).
-    ``sample_rate`` overrides the file's rate (HAPT: 50 Hz; CSV: from its time column). Other rates
-    are resampled with ``soxr.ResampleStream``. ``columns`` renames the six CSV columns.
+    ``sample_rate`` overrides the file's rate (HAPT: 50 Hz; CSV: from its time column, which is then not
+    used). Other rates are resampled with ``soxr.ResampleStream``. ``columns`` renames the six CSV columns.
+    Rates must lie in :data:`MIN_RATE_HZ`..:data:`MAX_RATE_HZ`; a CSV's time column is checked over the
+    whole file as it streams (:class:`TimeColumn`), so a bad row late in the file stops the stream there.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"recording not found: {path}")
-    if sample_rate is not None and not (np.isfinite(sample_rate) and sample_rate > 0):
-        raise DataError(f"sample rate must be a positive number of Hz, got {sample_rate}")
+    check_recording_file(path)
+    if sample_rate is not None:
+        sample_rate = check_rate(sample_rate)
     pair = _hapt_pair(path)
     if pair is not None:
         rate = float(sample_rate or HAPT_RATE)
-        source = _iter_hapt(pair[0], pair[1], max(1, int(chunk_seconds * rate)))
+        source = _iter_hapt(pair[0], pair[1], _chunk_rows(chunk_seconds, rate))
     else:
         rate, source = _iter_csv(path, sample_rate, columns, chunk_seconds)
     return _resampled(source, rate, target_rate)
@@ -371,7 +573,7 @@ def describe_bad_row(cells: Sequence[str], ncols: int, lineno: int) -> str | Non
         try:
             value = float(cell)
         except ValueError:
-            return f"line {lineno}, column {col}: {cell.strip()!r} is not a number"
+            return f"line {lineno}, column {col}: {_show(cell)} is not a number"
         if not np.isfinite(value):
-            return f"line {lineno}, column {col}: {cell.strip()!r} (NaN/infinite values are not allowed)"
+            return f"line {lineno}, column {col}: {_show(cell)} (NaN/infinite values are not allowed)"
     return None

@@ -16,7 +16,8 @@ change of activity).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from signals.errors import ConfigError, DataError, ModelError
 from signals.har.frontend import CHANNELS, PreprocessConfig, UCIHARFilter, iter_recording
 from signals.har.smoothing import FixedLagViterbi, SmoothingConfig
 from signals.modelfolder import ModelFolder
+from signals.outputs import AtomicOutput, check_output
 
 KIND = "har"
 
@@ -277,6 +279,28 @@ def predict_recording(
     total = stream_probs(runtime, path, timeline.add, sample_rate=sample_rate, batch_size=batch_size,
                          columns=columns)
     return timeline.finish(total)
+
+
+# --------------------------------------------------------------------------------------------------
+# Output files of the har commands (signals.outputs: checked before the work, written atomically)
+
+
+@contextlib.contextmanager
+def open_outputs(outputs: dict[str, tuple[str | Path | None, tuple[str, ...]]], inputs: list[Path],
+                 overwrite: bool = False) -> Iterator[dict[str, AtomicOutput]]:
+    """``{name: (path or None, suffixes)}`` -> ``{name: AtomicOutput}`` for the paths given, entered before the
+    work starts: every path is checked first (so a bad second one fails before the first temporary file is
+    made), each becomes its target only if the whole block succeeds, and none is left behind otherwise."""
+    given = {name: (path, suffixes) for name, (path, suffixes) in outputs.items() if path is not None}
+    for name, (path, suffixes) in given.items():
+        # an input given as the output is named as such, before its (input's) file type is questioned
+        check_output(path, inputs=inputs, overwrite=overwrite, what=f"--{name} output")
+        check_output(path, inputs=inputs, overwrite=overwrite, suffixes=suffixes, what=f"--{name} output")
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(AtomicOutput(path, inputs=inputs, overwrite=overwrite, suffixes=suffixes,
+                                                      what=f"--{name} output"))
+               for name, (path, suffixes) in given.items()}
+
 
 
 def _clock(t: float) -> str:

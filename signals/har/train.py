@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from signals.configio import to_dict
-from signals.errors import DataError, SignalsError
+from signals.errors import DataError, ModelError, SignalsError
 from signals.har.config import TrainConfig
 from signals.har.data import HARDataset
 from signals.har.metrics import classification_metrics
@@ -43,6 +43,7 @@ from signals.modelfolder import LOG_FILE, METRICS_FILE, ModelConfig, update_metr
 from signals.torchutils import (
     DistContext,
     cleanup_distributed,
+    first_line,
     load_checkpoint,
     save_checkpoint,
     save_safetensors,
@@ -216,15 +217,19 @@ def _run_stage(
     ema = {k: v.detach().clone() for k, v in module.state_dict().items()} if cfg.ema_decay > 0 else None
     steps_done = 0
     if resume_state is not None:
-        opt.load_state_dict(resume_state["opt"])
-        sched.load_state_dict(resume_state["sched"])
-        start_epoch = resume_state["epoch"] + 1
-        best_acc, best_state = resume_state["best_acc"], resume_state["best_state"]
-        best_epoch, bad = resume_state["best_epoch"], resume_state["bad"]
-        if resume_state.get("stopped"):
-            start_epoch = epochs
-        if ema is not None and resume_state.get("ema") is not None:
-            ema, steps_done = resume_state["ema"], resume_state["ema_steps"]
+        try:
+            opt.load_state_dict(resume_state["opt"])
+            sched.load_state_dict(resume_state["sched"])
+            start_epoch = int(resume_state["epoch"]) + 1
+            best_acc, best_state = float(resume_state["best_acc"]), resume_state["best_state"]
+            best_epoch, bad = int(resume_state["best_epoch"]), int(resume_state["bad"])
+            if resume_state.get("stopped"):
+                start_epoch = epochs
+            if ema is not None and resume_state.get("ema") is not None:
+                ema, steps_done = resume_state["ema"], int(resume_state["ema_steps"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            raise ModelError(f"{ckpt_path} cannot be resumed: its state of {stage} stage of member {member} does "
+                             f"not fit this run ({first_line(exc)}); move it away to start afresh") from None
     groups = data["groups"]
     std = net.std
     gen = torch.Generator(device=dev)
@@ -333,6 +338,11 @@ def train(
     torch.set_num_threads(max(1, cfg.threads))
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
+    ck = None
+    if resume:  # read before any work: a missing, damaged or crafted checkpoint fails at once
+        ck = load_checkpoint(ckpt_path, map_location=ctx.device, what="a HAR training checkpoint")
+        if ck is None:
+            raise SignalsError(f"--resume: no checkpoint at {ckpt_path}")
     t_start, cpu_start = time.time(), time.process_time()
 
     tr = dataset.train
@@ -376,11 +386,15 @@ def train(
     history: list = []
     first_task, resume_state = 0, None
     if resume:
-        ck = load_checkpoint(ckpt_path, map_location=dev)
-        if ck is None:
-            raise SignalsError(f"--resume: no checkpoint at {ckpt_path}")
-        model.load_state_dict(ck["model"])
-        first_task, resume_state, history = ck["task_index"], ck["stage_state"], ck["history"]
+        # The file is data only (weights_only), but it may be another run's or a damaged one.
+        try:
+            model.load_state_dict(ck["model"])
+            first_task, resume_state, history = int(ck["task_index"]), dict(ck["stage_state"]), list(ck["history"])
+            if not 0 <= first_task < len(tasks):  # a checkpoint of a recipe with other members or stages
+                raise IndexError(f"task {first_task}, this recipe has {len(tasks)}")
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise ModelError(f"{ckpt_path} cannot be resumed: it is not a checkpoint of this model and recipe "
+                             f"({first_line(exc)}); move it away to start afresh") from None
         if ctx.is_main:
             log.info("resuming task %d (%s) after epoch %d", first_task, tasks[first_task], resume_state["epoch"])
 

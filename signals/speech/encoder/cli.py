@@ -12,9 +12,8 @@ import argparse
 import json
 import shlex
 import sys
-from pathlib import Path
 
-from signals.cliutil import add_command, add_group, standalone
+from signals.cliutil import add_command, add_group, finite_float, positive_int, standalone, warn
 
 TRAIN_HELP = {
     "holdout_speakers": "speakers kept out entirely for the final test (written to OUT/test_speakers.txt)",
@@ -25,7 +24,8 @@ TRAIN_HELP = {
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder (default: $SIGNALS_MODELS/speaker_encoder, else models/speaker_encoder)")
-    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="onnxruntime intra-op threads, >= 1 (default: "
+                                                                     "all cores)")
 
 
 def _load(args):
@@ -35,15 +35,32 @@ def _load(args):
 
 
 def _embed(args) -> int:
+    import contextlib
+    import os
+
     import numpy as np
 
-    enc = _load(args)
-    embeds = enc.embed_files(args.files)
+    from signals.outputs import AtomicOutput, check_output
+
+    if args.output:  # a folder, device or input is named as such before the suffix is judged
+        check_output(args.output, inputs=args.files, overwrite=args.overwrite)
+    # The output (exactly this name: numpy's save would append .npy) is checked and its temporary file
+    # created before any work, so /proc/x.npy or a read-only folder fails at once; it becomes the output
+    # only when the array is complete, and is removed on any error.
+    out = (AtomicOutput(args.output, inputs=args.files, overwrite=args.overwrite, suffixes=(".npy",))
+           if args.output else contextlib.nullcontext())
+    with out:
+        enc = _load(args)
+        embeds, _, warnings = enc.embed_files_info(args.files)
+        for message in warnings:
+            warn(message)
+        if args.output:
+            with open(out.tmp, "wb") as fh:
+                np.save(fh, embeds, allow_pickle=False)
+                fh.flush()
+                os.fsync(fh.fileno())
     if args.output:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.save(out, embeds)
-        print(f"wrote {out}: {embeds.shape[0]} x {embeds.shape[1]} float32 (rows in argument order)")
+        print(f"wrote {out.path}: {embeds.shape[0]} x {embeds.shape[1]} float32 (rows in argument order)")
     if args.json or not args.output:
         print(json.dumps([{"file": str(f), "embedding": [round(float(x), 6) for x in e]}
                           for f, e in zip(args.files, embeds)]))
@@ -53,11 +70,17 @@ def _embed(args) -> int:
 def _verify(args) -> int:
     enc = _load(args)
     r = enc.verify(args.a, args.b, threshold=args.threshold, raw=args.raw)
+    for message in r.warnings:
+        warn(message)
     if args.json:
         print(json.dumps({"a": args.a, "b": args.b, "method": r.method, "score": r.score, "cosine": r.cosine,
-                          "snorm": r.snorm, "threshold": r.threshold, "same": r.same}))
+                          "snorm": r.snorm, "threshold": r.threshold, "same": r.same,
+                          "speech_seconds": [round(x, 2) for x in r.speech_seconds],
+                          "low_confidence": r.low_confidence}))
     else:
         verdict = "same speaker" if r.same else "different speakers"
+        if r.low_confidence:
+            verdict += " (low confidence: too little speech, see the warning)"
         snorm = f", S-norm score {r.snorm:.3f}" if r.snorm is not None else ""
         print(f"cosine similarity {r.cosine:.4f}{snorm}; decision on {r.method} "
               f"(threshold {r.threshold:.4f}): {verdict}")
@@ -120,7 +143,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add_arguments(p, TrainConfig, help=TRAIN_HELP)
     p.add_argument("--speakers", help="file of speaker IDs to use (one per line); default all")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
-    p.add_argument("--threads", type=int, help="torch CPU threads per process")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads per process, >= 1")
     p.add_argument("--init", help="start from a model folder (model.safetensors), e.g. models/speaker_encoder")
 
 
@@ -163,16 +186,21 @@ def _convert(args) -> int:
 def register(group: argparse._SubParsersAction) -> None:
     """Add ``embed``, ``verify`` and the ``encoder`` group to ``signals speech``."""
     p = add_command(group, "embed", "256-d speaker embeddings of audio files", _embed)
-    p.add_argument("files", nargs="+", help="audio files (WAV/FLAC/OGG, any rate and channel count)")
-    p.add_argument("--output", "-o", help="write a float32 [N, 256] .npy, rows in argument order")
+    p.add_argument("files", nargs="+", help="audio files (WAV/FLAC/OGG, 4-384 kHz, any channel count), each with at "
+                                            "least 1 s of speech")
+    p.add_argument("--output", "-o", help="write a float32 [N, 256] .npy (exactly this name, it must end in .npy), "
+                                          "rows in argument order")
+    p.add_argument("--overwrite", action="store_true", help="allow --output to be one of the input files (replaced "
+                                                            "only once the new file is complete)")
     p.add_argument("--json", action="store_true", help="print embeddings as JSON (default when no --output)")
     _model_args(p)
 
     p = add_command(group, "verify", "same speaker? cosine + S-norm score of two recordings vs a calibrated threshold",
                     _verify)
-    p.add_argument("a")
-    p.add_argument("b")
-    p.add_argument("--threshold", type=float, help="decision threshold (default: the model's calibrated one)")
+    p.add_argument("a", help="audio file with at least 1 s of speech (3-30 s works best)")
+    p.add_argument("b", help="audio file with at least 1 s of speech")
+    p.add_argument("--threshold", type=finite_float, help="decision threshold, any finite number (default: the "
+                                                          "model's calibrated one)")
     p.add_argument("--raw", action="store_true",
                    help="decide on the plain cosine at the cosine threshold, even when the model has a cohort")
     p.add_argument("--json", action="store_true")

@@ -18,13 +18,13 @@ from torch import nn
 
 from signals.configio import to_dict
 from signals.errors import ModelError
-from signals.export import export_graph, write_folder
-from signals.modelfolder import ModelConfig, ModelFolder
+from signals.export import atomic_file, export_graph, write_folder
+from signals.modelfolder import ModelConfig, ModelFolder, writable
 from signals.speech.encoder.config import EncoderConfig
 from signals.speech.encoder.frontend import FrontEnd
 from signals.speech.encoder.infer import KIND, ONNX_FILE
 from signals.speech.encoder.model import SpeakerEncoder
-from signals.torchutils import load_checkpoint, load_safetensors
+from signals.torchutils import first_line, load_checkpoint, load_safetensors
 
 DESCRIPTION = "GE2E speaker encoder: 3 x LSTM(256) -> Linear(256) -> ReLU -> L2 norm"
 
@@ -79,13 +79,17 @@ def model_from_checkpoint(path: str | Path) -> tuple[SpeakerEncoder, dict[str, A
     """The model and the saved training state of a ``train.py`` checkpoint."""
     from signals.configio import from_dict
 
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, what="a signals training checkpoint")  # weights_only: never runs code
     if ckpt is None:
         raise ModelError(f"checkpoint not found: {path}")
     if "model" not in ckpt or "config" not in ckpt:
         raise ModelError(f"{path} is not a speaker-encoder training checkpoint (no 'model'/'config' entries)")
     model = SpeakerEncoder(from_dict(EncoderConfig, ckpt["config"], str(path), "config"))
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+        int(ckpt.get("step", 0))
+    except (TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise ModelError(f"{path}: its weights do not fit the model its config describes ({first_line(exc)})") from None
     return model.eval(), ckpt
 
 
@@ -105,5 +109,6 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> ModelConfig:
         "- Evaluate: `signals speech encoder evaluate DIR --model THIS_FOLDER`", "",
         "Licence of the weights follows the licence of the training data.", "",
     ]
-    (Path(out) / "README.md").write_text("\n".join(card))
+    with atomic_file(writable(out, "README.md")) as tmp:  # never through a link left in --out
+        tmp.write_text("\n".join(card))
     return config

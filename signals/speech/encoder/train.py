@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from signals.configio import to_dict
-from signals.errors import DataError
+from signals.errors import DataError, ModelError
 from signals.speech.encoder.config import TrainConfig
 from signals.speech.encoder.data import (
     GE2ESampler,
@@ -47,6 +47,7 @@ from signals.speech.encoder.model import SpeakerEncoder
 from signals.speech.features import mel_numpy
 from signals.torchutils import (
     cleanup_distributed,
+    first_line,
     load_checkpoint,
     save_checkpoint,
     seed_everything,
@@ -110,6 +111,10 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, speakers: s
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     front = FrontEnd()
+    # Read before any work (a damaged or crafted checkpoint fails at once, not after the mel cache is built);
+    # applied to the model and optimiser below.
+    ckpt_path = out / "checkpoint.pt"
+    ckpt = load_checkpoint(ckpt_path, map_location=ctx.device, what="a speaker-encoder training checkpoint")
 
     wanted = read_speaker_list(speakers) if speakers else None
     utts = find_utterances(data, wanted)
@@ -149,13 +154,18 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, speakers: s
     opt = torch.optim.Adam([{"params": net_params, "lr": cfg.lr},
                             {"params": wb, "lr": cfg.lr * cfg.wb_lr_scale}])
     step = 0
-    ckpt = load_checkpoint(out / "checkpoint.pt", map_location=ctx.device)
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step = int(ckpt["step"])
-        if ckpt.get("sampler_rng") and ctx.rank < len(ckpt["sampler_rng"]):
-            sampler.rng.bit_generator.state = ckpt["sampler_rng"][ctx.rank]
+        # The file is data only (weights_only), but it may still be another run's or a damaged one: every
+        # entry that does not fit is one error naming the file, not a KeyError half-way through the resume.
+        try:
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            step = int(ckpt["step"])
+            if ckpt.get("sampler_rng") and ctx.rank < len(ckpt["sampler_rng"]):
+                sampler.rng.bit_generator.state = ckpt["sampler_rng"][ctx.rank]
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            raise ModelError(f"{ckpt_path} cannot be resumed: it is not a checkpoint of this model "
+                             f"({first_line(exc)}); move it away to start afresh") from None
         if ctx.is_main:
             log.info("resumed from %s at step %d", out / "checkpoint.pt", step)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if ctx.distributed else model

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from signals.cliutil import add_command, add_group, standalone
+from signals.cliutil import add_command, add_group, int_range, nonnegative_int, positive_int, standalone, warn
 
 TRAIN_NAMES = {"generator": "--config", "discriminator": "--disc"}
 TRAIN_HELP = {
@@ -40,15 +40,23 @@ TRAIN_HELP = {
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder (default: $SIGNALS_MODELS/super_resolution, else "
                                    "models/super_resolution)")
-    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="onnxruntime intra-op threads, >= 1 (default: "
+                                                                     "all cores)")
 
 
 def _upsample(args) -> int:
+    from signals.outputs import audio_format, check_output
+    from signals.speech.sr.frontend import SAMPLE_RATE
     from signals.speech.sr.infer import load
 
+    # the output is checked before the model loads (upsample_file checks it again, with the channel count)
+    check_output(args.output, inputs=[args.input], overwrite=args.overwrite)
+    audio_format(args.output, SAMPLE_RATE, float32=args.float)
     sr = load(args.model, threads=args.threads)
     info = sr.upsample_file(args.input, args.output, subtype="FLOAT" if args.float else "PCM_16",
-                            postprocess=not args.no_postprocess)
+                            postprocess=not args.no_postprocess, overwrite=args.overwrite)
+    for message in info["warnings"]:
+        warn(message)
     print(f"wrote {info['output']}: {info['seconds']:.2f} s, {info['channels']} channel(s), {sr.sample_rate} Hz "
           f"({'float32' if args.float else '16-bit'}) from {info['input_rate']} Hz input")
     return 0
@@ -70,7 +78,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         **TRAIN_HELP, "vocoder_prob": "share of crops degraded like 22.05 kHz vocoder output"})
     p.add_argument("--init-weights", default=None,
                    help="start the generator from these .safetensors weights (fine-tuning; ignored with --resume)")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--workers", type=nonnegative_int, default=2, help="DataLoader worker processes (0: load in the "
+                                                                          "main process)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
     p.add_argument("--resume", action="store_true", help="continue from the compact state <out>/last (if any)")
     p.add_argument("--no-checkpoint", action="store_true", help="write no resumable state (weights only)")
@@ -170,9 +179,14 @@ def _export(args) -> int:
 def register(group: argparse._SubParsersAction) -> None:
     """Add ``upsample`` and the ``sr`` group to ``signals speech``."""
     p = add_command(group, "upsample", "super-resolve speech to 48 kHz (any input rate 4-48 kHz)", _upsample)
-    p.add_argument("input", help="audio file (WAV/FLAC/...; mono or stereo; any length: streamed, flat memory)")
-    p.add_argument("--output", "-o", required=True, help="output file (48 kHz)")
-    p.add_argument("--float", action="store_true", help="write 32-bit float instead of 16-bit PCM")
+    p.add_argument("input", help="audio file (WAV/FLAC/...; 4-384 kHz, higher rates are resampled to 48 kHz; mono "
+                                 "or stereo; any length: streamed, flat memory)")
+    p.add_argument("--output", "-o", required=True, help="output file at 48 kHz: .wav, .flac, .aiff (16-bit), .ogg, "
+                                                          ".opus, .mp3 (lossy); written to a temporary file and "
+                                                          "renamed when complete")
+    p.add_argument("--float", action="store_true", help="write 32-bit float instead of 16-bit PCM (.wav/.aiff only)")
+    p.add_argument("--overwrite", action="store_true", help="allow --output to be the input file (replaced only once "
+                                                            "the new file is complete)")
     p.add_argument("--no-postprocess", action="store_true", help="raw generator output (no band-keeping crossover)")
     _model_args(p)
 
@@ -197,10 +211,11 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="a pack's split to score")
     p.add_argument("--vocoder", action="store_true", help="also score 22.05 kHz vocoder copy-synthesis as input "
                                                           "(the voice-cloning pipeline's; needs models/vocoder)")
-    p.add_argument("--limit", type=int, help="at most this many files (evenly spaced)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="at most this many files, >= 1 (evenly spaced)")
     p.add_argument("--held-out", action="store_true", help="only the test utterances listed in the model's config")
     p.add_argument("--files", nargs="*", help="only these utterance ids")
-    p.add_argument("--rates", nargs="+", type=int, default=[4000, 8000, 16000, 24000], help="input rates (Hz)")
+    p.add_argument("--rates", nargs="+", type=int_range(4000, 48000), default=[4000, 8000, 16000, 24000],
+                   help="input rates (Hz, 4000-48000)")
     p.add_argument("--out", help="folder for results.json and results.txt")
     _model_args(p)
 

@@ -222,45 +222,71 @@ class SRRuntime:
 
     def upsample_file(self, src: str | Path, dst: str | Path, subtype: str = "PCM_16",
                       postprocess: bool = True, chunk_frames: int | None = None,
-                      block_frames: int = STREAM_BLOCK) -> dict[str, Any]:
+                      block_frames: int = STREAM_BLOCK, overwrite: bool = False) -> dict[str, Any]:
         """Stream ``src`` (any rate 4-48 kHz, mono/stereo, any length) to ``dst`` at 48 kHz.
 
         Same output as ``upsample`` on the whole file, in memory that does not grow with its length.
+        ``subtype``: ``PCM_16`` or ``FLOAT`` (WAV/AIFF only); lossy formats (.mp3, .ogg) use their own.
+        ``dst`` is checked before any work (:func:`signals.outputs.check_output`; it may be ``src`` only with
+        ``overwrite``) and written atomically: an interrupted or failed run leaves an existing ``dst`` as it
+        was and no partial file. The result's ``warnings`` say when samples above full scale were clipped.
         """
-        import soundfile as sf
         import soxr
 
+        from signals.outputs import audio_format, audio_writer, check_output
+
+        if subtype not in ("PCM_16", "FLOAT"):
+            raise ValueError(f"subtype must be PCM_16 or FLOAT, got {subtype!r}")
+        float32 = subtype == "FLOAT"
         src, sr_out = Path(src), self.sample_rate
+        dst = check_output(dst, inputs=[src], overwrite=overwrite)
+        audio_format(dst, sr_out, float32=float32)
+        warnings: list[str] = []
         with open_audio(src) as fin:
             sr, n_ch, n_in = int(fin.samplerate), int(fin.channels), int(fin.frames)
             check_input(str(src), sr, n_ch, n_in, self.front)
-            # pass 1: finite check, peak, running Welch bandwidth over the whole file (block by block)
-            est, peak, pos = BandwidthEstimator(sr, n_in, drop_db=self.front.bandwidth_drop_db), 0.0, 0
-            for block in fin.blocks(blocksize=est.block, dtype="float32", always_2d=True):
-                if not np.all(np.isfinite(block)):
-                    bad = int(block.size - np.count_nonzero(np.isfinite(block)))
-                    raise AudioError(f"{src} contains {bad} NaN or infinite samples in samples {pos}-{pos + len(block)}")
-                peak = max(peak, float(np.max(np.abs(block))))
-                est.update(block.mean(axis=1))
-                pos += len(block)
-            if peak < SILENCE_PEAK:
-                raise AudioError(f"{src} is silent (peak below {20 * np.log10(SILENCE_PEAK):.0f} dBFS)")
-            bandwidth = min(est.result(), sr / 2)
-            passthrough = bandwidth >= self.front.full_band_hz
-            h = None if passthrough else self._crossover_h(bandwidth, postprocess)
-            # pass 2: stream resample -> generator -> writer, one block at a time
-            resamplers = [soxr.ResampleStream(sr, sr_out, 1, dtype="float32", quality="VHQ") if sr != sr_out
-                          else None for _ in range(n_ch)]
-            gens = [None if passthrough else _ChunkStream(self, chunk_frames, h) for _ in range(n_ch)]
-            held: list[list[np.ndarray]] = [[] for _ in range(n_ch)]
-            written = 0
-            dst = Path(dst)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            fin.seek(0)
-            with sf.SoundFile(str(dst), "w", samplerate=sr_out, channels=n_ch, subtype=subtype) as fout:
+            # The writer opens a temporary file beside dst now, before the input is read: an output folder
+            # that refuses files (/proc, a read-only mount) fails at once. It is renamed over dst only when
+            # complete (Ctrl-C, SIGTERM, a full disk or an error in either pass leave dst as it was and no
+            # partial file); with overwrite, dst may be src, which stays open for reading until then.
+            with audio_writer(dst, sr_out, n_ch, float32, inputs=[src], overwrite=overwrite) as fout:
+                # pass 1: finite check, peak, running Welch bandwidth over the whole file (block by block)
+                est, peak, pos = BandwidthEstimator(sr, n_in, drop_db=self.front.bandwidth_drop_db), 0.0, 0
+                try:
+                    for block in fin.blocks(blocksize=est.block, dtype="float32", always_2d=True):
+                        if not np.all(np.isfinite(block)):
+                            bad = int(block.size - np.count_nonzero(np.isfinite(block)))
+                            raise AudioError(f"{src} contains {bad} NaN or infinite samples in samples "
+                                             f"{pos}-{pos + len(block)}")
+                        peak = max(peak, float(np.max(np.abs(block))))
+                        est.update(block.mean(axis=1))
+                        pos += len(block)
+                except AudioError:
+                    raise
+                except Exception as exc:  # a header that opens but a body that does not decode
+                    raise AudioError(f"{src} could not be decoded after sample {pos} ({exc}): the file is "
+                                     "damaged or truncated") from exc
+                if pos == 0:
+                    raise AudioError(f"{src} contains no audio samples")
+                if peak < SILENCE_PEAK:
+                    raise AudioError(f"{src} is silent (peak below {20 * np.log10(SILENCE_PEAK):.0f} dBFS)")
+                if peak > 1.0 and not float32:
+                    warnings.append(f"{src} has samples above full scale (peak {peak:.2f}, "
+                                    f"{20 * np.log10(peak):+.1f} dBFS); the {dst.suffix} output clips them at 1.0: "
+                                    "lower the level or write a .wav with --float")
+                bandwidth = min(est.result(), sr / 2)
+                passthrough = bandwidth >= self.front.full_band_hz
+                h = None if passthrough else self._crossover_h(bandwidth, postprocess)
+                # pass 2: stream resample -> generator -> writer, one block at a time
+                resamplers = [soxr.ResampleStream(sr, sr_out, 1, dtype="float32", quality="VHQ") if sr != sr_out
+                              else None for _ in range(n_ch)]
+                gens = [None if passthrough else _ChunkStream(self, chunk_frames, h) for _ in range(n_ch)]
+                held: list[list[np.ndarray]] = [[] for _ in range(n_ch)]
+                written, clipped = 0, 0
+                fin.seek(0)
 
                 def feed(block: np.ndarray | None) -> None:
-                    nonlocal written
+                    nonlocal written, clipped
                     for c in range(n_ch):
                         last = block is None
                         x = np.zeros(0, np.float32) if last else np.ascontiguousarray(block[:, c])
@@ -273,7 +299,10 @@ class SRRuntime:
                     k = min(len(r) for r in ready)  # channels advance in step; write what all have
                     if k:
                         out = np.stack([r[:k] for r in ready], axis=1)
-                        fout.write(np.clip(out, -1.0, 1.0) if subtype.startswith("PCM") else out)
+                        if not float32:  # integer and lossy formats: clip (counted, so the caller can warn)
+                            clipped += int(np.count_nonzero(np.abs(out) > 1.0))
+                            out = np.clip(out, -1.0, 1.0)
+                        fout.write(out)
                         written += k
                     for c in range(n_ch):
                         held[c] = [ready[c][k:]]
@@ -281,8 +310,11 @@ class SRRuntime:
                 for block in fin.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
                     feed(block)
                 feed(None)
+        if clipped and peak <= 1.0:  # the generator overshot full scale (input clipping is reported above)
+            warnings.append(f"{clipped} output samples above full scale were clipped in {dst}; write a .wav "
+                            "with --float to keep them")
         return {"input_rate": sr, "channels": n_ch, "seconds": written / sr_out, "output": str(dst),
-                "bandwidth_hz": bandwidth}
+                "bandwidth_hz": bandwidth, "peak": peak, "clipped_samples": clipped, "warnings": warnings}
 
 
 def load(model_dir: str | Path | None = None, providers: Sequence[str] | None = None,

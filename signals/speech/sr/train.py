@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 
 from signals.configio import to_dict
-from signals.errors import DataError
+from signals.errors import DataError, ModelError
 from signals.modelfolder import LOG_FILE
 from signals.speech.features import SR_MEL, mel_torch
 from signals.speech.nn.config import LossConfig
@@ -71,6 +71,7 @@ from signals.speech.sr.model import Generator
 from signals.torchutils import (
     cleanup_distributed,
     count_parameters,
+    first_line,
     load_compact,
     load_safetensors,
     rank0_decides,
@@ -307,10 +308,14 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
             if meta.get(key, want) != want:
                 raise DataError(f"{out / LAST} holds a {meta[key]!r} {key}, this run builds {want!r}: resume with "
                                 f"the same --{'config' if key == 'generator' else 'disc'} or use another --out")
-        restored = restore(tensors, meta, gen, disc, opt_g, opt_d)
+        try:  # safetensors + JSON (nothing runs), but possibly another model's or a damaged state
+            restored = restore(tensors, meta, gen, disc, opt_g, opt_d)
+            step, best = int(meta["step"]), float(meta.get("best", math.inf))
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise ModelError(f"{out / LAST} cannot be resumed: it is not a state of this generator and these "
+                             f"discriminators ({first_line(exc)}); use another --out to start afresh") from None
         gen.to(device)
         disc.to(device)
-        step, best = int(meta["step"]), float(meta.get("best", math.inf))
         if "d moments" not in restored:
             d_warm_from = step
         if ctx.is_main:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from signals.cliutil import add_command, add_group, positive_int, standalone
+from signals.cliutil import add_command, add_group, nonnegative_int, positive_int, standalone, warn
 
 
 def _voices(spec: str) -> list[str]:
@@ -42,6 +42,10 @@ def _corpus(args) -> int:
     from signals.speech.tts import corpus
 
     if args.verify:
+        if args.json:  # before the regeneration, not after it
+            from signals.outputs import check_output
+
+            check_output(args.json, suffixes=(".json",))
         results = corpus.verify(args.verify, n=args.verify_n, seed=args.verify_seed, utterances=args.utterance,
                                 cache=args.cache, model=args.model, voices_dir=args.voices_dir,
                                 threads=args.threads, corpus_seed=args.seed)
@@ -52,8 +56,9 @@ def _corpus(args) -> int:
                   f"log-mel L1 (speech bins) ours->ref {raw[1]:.3f}, ours.ogg->ref {ogg[1]:.3f}, "
                   f"ours->ours.ogg {own[1]:.3f}")
         if args.json:
-            with open(args.json, "w") as fh:
-                json.dump(results, fh, indent=1)
+            from signals.outputs import write_json
+
+            write_json(args.json, results, indent=1)
         same = [r["phonemes_equal"] and r["durations_equal"] and r["num_samples_equal"] for r in results]
         print(f"{sum(same)}/{len(results)} utterances reproduced exactly (phonemes, durations, length)")
         sentences = args.sentences or data_root() / "vctk-text" / "transcripts.tsv"
@@ -95,25 +100,34 @@ def _clone(args) -> int:
         from pathlib import Path
 
         path = Path(args.text_file)
+        if path.is_dir():
+            raise DataError(f"--text-file {path} is a folder; give a UTF-8 text file")
         if not path.is_file():
             raise DataError(f"text file not found: {path}")
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(f"{path} is not UTF-8 text: {exc}") from exc
+        except OSError as exc:  # unreadable (permissions), a vanished file
+            raise DataError(f"text file {path} cannot be read: {exc.strerror or exc}") from exc
     inputs = [*(args.reference or []), *([args.embedding] if args.embedding else []),
               *([args.text_file] if args.text_file else [])]
-    check_output_path(args.output, inputs)
+    check_output_path(args.output, inputs, args.sample_rate, args.float, args.overwrite)
     clone = load(args.model, encoder_model=args.encoder_model, vocoder_model=args.vocoder_model,
                  sr_model=args.sr_model, threads=args.threads, sample_rate=args.sample_rate)
-    emb = load_embedding(args.embedding, clone.embedding_dim) if args.embedding else clone.embed(args.reference)
+    if args.embedding:
+        emb = load_embedding(args.embedding, clone.embedding_dim)
+    else:
+        emb, warnings = clone.embed_info(args.reference)
+        for message in warnings:
+            warn(message)
     from tqdm import tqdm
 
     plan = clone.plan(text, args.accent)
     bar = tqdm(total=len(plan), desc="clone", unit="sentence", disable=args.quiet or len(plan) < 2)
     info = clone.write(text, emb, args.output, sample_rate=args.sample_rate, accent=args.accent,
                        subtype="FLOAT" if args.float else "PCM_16", inputs=inputs, seed=args.seed,
-                       on_piece=lambda piece: bar.update(1), plan=plan)
+                       on_piece=lambda piece: bar.update(1), plan=plan, overwrite=args.overwrite)
     bar.close()
     note = f"; {info['length_guard_hits']} sentence(s) hit the length guard" if info["length_guard_hits"] else ""
     print(f"wrote {info['output']}: {info['seconds']:.2f} s at {info['sample_rate']} Hz, "
@@ -124,23 +138,31 @@ def _clone(args) -> int:
 def _add_clone(group: argparse._SubParsersAction) -> None:
     p = add_command(group, "clone", "speak text in the voice of a reference recording (SV2TTS, torch-free)", _clone)
     p.add_argument("--reference", action="append", metavar="AUDIO",
-                   help="a recording of the voice to clone (repeat for several; 3-30 s of speech each works best)")
+                   help="a recording of the voice to clone (repeat for several; each needs at least 1 s of speech, "
+                        "3-30 s works best)")
     p.add_argument("--embedding", metavar="EMB.npy", help="instead of --reference: a saved speaker embedding "
                                                           "(`signals speech embed REF --output EMB.npy`)")
     p.add_argument("--text", help="the words to speak (English)")
     p.add_argument("--text-file", metavar="FILE", help="instead of --text: a UTF-8 text file (any length: spoken "
                                                        "sentence by sentence, memory stays flat)")
-    p.add_argument("--output", "-o", required=True, help="audio file to write (.wav, .flac, .ogg)")
+    p.add_argument("--output", "-o", required=True, help="audio file to write (.wav, .flac, .aiff, .ogg, .mp3; "
+                                                          ".opus at 48000 only); written to a temporary file and "
+                                                          "renamed when complete")
+    p.add_argument("--overwrite", action="store_true", help="allow --output to be one of the inputs (replaced only "
+                                                            "once the new file is complete)")
     p.add_argument("--sample-rate", type=int, choices=(22050, 48000), default=22050,
                    help="22050: the vocoder's output; 48000: extended by HiFi-SR (default 22050)")
     p.add_argument("--accent", default="us", choices=("us", "gb"), help="G2P pronunciation (default us)")
-    p.add_argument("--float", action="store_true", help="write 32-bit float samples (default 16-bit PCM)")
-    p.add_argument("--seed", type=int, help="prenet dropout seed (default: the model's; same seed, same audio)")
+    p.add_argument("--float", action="store_true", help="write 32-bit float samples, .wav/.aiff only (default 16-bit "
+                                                        "PCM)")
+    p.add_argument("--seed", type=nonnegative_int, help="prenet dropout seed, >= 0 (default: the model's; same seed, "
+                                                        "same audio)")
     p.add_argument("--model", help="synthesizer folder (default: $SIGNALS_MODELS/tts, else models/tts)")
     p.add_argument("--encoder-model", help="speaker-encoder folder (default: models/speaker_encoder)")
     p.add_argument("--vocoder-model", help="vocoder folder (default: models/vocoder)")
     p.add_argument("--sr-model", help="HiFi-SR folder for 48 kHz (default: models/super_resolution)")
-    p.add_argument("--threads", type=positive_int, help="onnxruntime intra-op threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="onnxruntime intra-op threads, >= 1 (default: "
+                                                                     "all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -241,20 +263,22 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--pack", help="take the test split from this training pack's manifest.json (default: split "
                                   "the corpus with the default split, as `prepare` does)")
     p.add_argument("--data", help="folder holding librispeech-mini, ljspeech-mini, vctk-wideband (default $SIGNALS_DATA)")
-    p.add_argument("--sentences", type=int, default=48, help="held-out sentences, spread over the held-out teacher "
-                                                             "voices (default 48)")
-    p.add_argument("--voices", type=int, help="use only this many held-out teacher voices (default all 6)")
-    p.add_argument("--real-speakers", type=int, default=8, help="real unseen voices, round robin over the sources; "
-                                                                "0 = none (default 8)")
-    p.add_argument("--real-sentences", type=int, default=6, help="held-out sentences each real voice speaks (default 6)")
+    p.add_argument("--sentences", type=positive_int, default=48, help="held-out sentences, >= 1, spread over the "
+                                                                      "held-out teacher voices (default 48)")
+    p.add_argument("--voices", type=positive_int, help="use only this many held-out teacher voices, >= 1 (default all 6)")
+    p.add_argument("--real-speakers", type=nonnegative_int, default=8, help="real unseen voices, round robin over the "
+                                                                            "sources; 0 = none (default 8)")
+    p.add_argument("--real-sentences", type=positive_int, default=6, help="held-out sentences each real voice speaks, "
+                                                                          ">= 1 (default 6)")
     p.add_argument("--real-sources", nargs="+", choices=["librispeech", "ljspeech", "vctk"],
                    default=["librispeech", "ljspeech", "vctk"])
     p.add_argument("--sample-rates", type=int, nargs="+", choices=[22050, 48000], default=[22050, 48000],
                    help="48000 adds the HiFi-SR rows")
     p.add_argument("--out", help="folder for report.json, PNGs and example WAVs")
-    p.add_argument("--wavs", type=int, default=2, help="example WAVs: this many teacher sentences and real voices")
-    p.add_argument("--alignments", type=int, default=3, help="sentences in alignment.png (default 3)")
-    p.add_argument("--threads", type=positive_int, help="onnxruntime threads")
+    p.add_argument("--wavs", type=nonnegative_int, default=2, help="example WAVs: this many teacher sentences and real "
+                                                                   "voices, >= 0")
+    p.add_argument("--alignments", type=nonnegative_int, default=3, help="sentences in alignment.png, >= 0 (default 3)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="onnxruntime threads, >= 1")
     p.add_argument("--write-metrics", action="store_true",
                    help="write the headline table to the model folder's metrics.json (key 'evaluation')")
     p.add_argument("--no-progress", action="store_true")
@@ -277,27 +301,29 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("--sentences", help="sentence source: a .tsv with a 'text' column or one sentence per line "
                                        "(default: $SIGNALS_DATA/vctk-text/transcripts.tsv)")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--utterances", type=int, default=DEFAULT_UTTERANCES,
-                      help=f"utterances in all, round robin over the speakers (default {DEFAULT_UTTERANCES})")
-    size.add_argument("--per-speaker", type=int, help="instead: this many utterances per speaker")
+    size.add_argument("--utterances", type=positive_int, default=DEFAULT_UTTERANCES,
+                      help=f"utterances in all, >= 1, round robin over the speakers (default {DEFAULT_UTTERANCES})")
+    size.add_argument("--per-speaker", type=positive_int, help="instead: this many utterances per speaker, >= 1")
     p.add_argument("--voices", type=_voices, default="all",
                    help="stock voices: 'all' (the 28 English ones), groups (af,am,bf,bm) and/or names (af_heart)")
     p.add_argument("--mixes", default=DEFAULT_MIXES,
                    help=f"mixes per group ('{DEFAULT_MIXES}', the default) or in all (a number, split by group "
                         "size); existing mixes are kept, missing ones drawn")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+    p.add_argument("--seed", type=nonnegative_int, default=DEFAULT_SEED,
                    help=f"the random stream of mix draws and sentence order (default {DEFAULT_SEED})")
-    p.add_argument("--limit", type=int, help="write at most this many utterances in this run")
-    p.add_argument("--threads", type=positive_int, default=1, help="onnxruntime threads (default 1, as the shared corpus)")
+    p.add_argument("--limit", type=positive_int, help="write at most this many utterances in this run, >= 1")
+    p.add_argument("--threads", type=positive_int, default=1, help="onnxruntime threads, >= 1 (default 1, as the "
+                                                                   "shared corpus)")
     p.add_argument("--cache", help="download cache (default $SIGNALS_CACHE/kokoro)")
     p.add_argument("--model", help="an already downloaded kokoro-v1.0.int8.onnx (SHA-256 checked)")
     p.add_argument("--voices-dir", help="an unpacked kokoro-js package/voices folder instead of npm")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--verify", metavar="REF", help="instead: regenerate utterances of corpus REF and compare")
-    p.add_argument("--verify-n", type=int, default=5, help="random utterances for --verify (default 5)")
-    p.add_argument("--verify-seed", type=int, default=0, help="which random utterances --verify takes (default 0)")
+    p.add_argument("--verify-n", type=positive_int, default=5, help="random utterances for --verify, >= 1 (default 5)")
+    p.add_argument("--verify-seed", type=nonnegative_int, default=0, help="which random utterances --verify takes, "
+                                                                          ">= 0 (default 0)")
     p.add_argument("--utterance", action="append", help="with --verify: this utterance (repeatable)")
-    p.add_argument("--json", help="with --verify: write the per-utterance results here")
+    p.add_argument("--json", help="with --verify: write the per-utterance results here (.json)")
 
     p = add_command(commands, "prepare", "turn a kokoro-teacher-format corpus into a training pack "
                                          "(vocoder mels, token IDs, alignments, GE2E embeddings, split)", _prepare)
@@ -305,7 +331,7 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="data/tts_pack", help="pack folder to write (default data/tts_pack)")
     p.add_argument("--compressed", metavar="DIR", help="also write an LZMA-compressed copy here (for a device upload)")
     p.add_argument("--encoder-model", help="speaker-encoder folder (default: models/speaker_encoder)")
-    p.add_argument("--limit", type=int, help="only the first N utterances (smoke runs)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N utterances, >= 1 (smoke runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     add_train_arguments(add_command(commands, "train", "train the speaker-conditioned Tacotron 2 (resumable, DDP)",

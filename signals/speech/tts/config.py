@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from signals.speech.features import MelConfig
 from signals.speech.tts.text import DEFAULT_SYMBOLS
 
 # Names and order of the decoder state carried between steps: the decoder graph's inputs (and, with
@@ -104,3 +105,11 @@ class SynthesisConfig:
     seed: int = 0  # prenet dropout masks are drawn from this seed: the same text gives the same audio
     max_chars: int = 200  # sentence pieces longer than this are split (constant memory on long texts)
     pause_seconds: float = 0.25  # silence inserted between sentences
+
+
+@dataclass(frozen=True)
+class TTSFrontend:
+    """The model folder's ``frontend`` section: the symbol table (ids = positions) and the mel the model predicts."""
+
+    symbols: tuple[str, ...]
+    mel: MelConfig

@@ -52,6 +52,7 @@ import numpy as np
 
 from signals.errors import DataError, ModelError, SignalsError, TextError
 from signals.modelfolder import sha256 as file_sha256
+from signals.outputs import write_text
 
 log = logging.getLogger(__name__)
 
@@ -159,22 +160,12 @@ def _read_tsv(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
     return out
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def write_speakers(path: str | Path, speakers: Iterable[Speaker]) -> None:
     """``speakers.tsv`` (atomically)."""
     path = Path(path)
     lines = [_tsv_line(SPEAKER_COLUMNS, str(path))]
     lines += [_tsv_line([getattr(s, c) for c in SPEAKER_COLUMNS], str(path)) for s in speakers]
-    _atomic_write_text(path, "".join(lines))
+    write_text(path, "".join(lines))
 
 
 def read_speakers(path: str | Path) -> list[Speaker]:

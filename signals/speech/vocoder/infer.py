@@ -124,8 +124,9 @@ def load(model: str | Path | None = None, providers: Sequence[str] | None = None
     folder = ModelFolder.find(KIND, model)
     mel_cfg = folder.section("frontend", MelConfig)
     synthesis = folder.section("runtime", SynthesisConfig)
-    graph = folder.graph(GRAPH)
-    n_in = graph.inputs.get("mel", (None, None))[1]
+    graph = folder.graph(GRAPH, ["mel"], ["audio"])
+    dims = graph.inputs["mel"]
+    n_in = dims[1] if len(dims) == 3 else None  # mel: [batch, n_mels, frames]
     if n_in != mel_cfg.n_mels or mel_cfg.hop_length != synthesis.hop:
         raise ModelError(f"{folder.config_path}: the graph takes {n_in} mel bands at hop {synthesis.hop}, the "
                          f"frontend makes {mel_cfg.n_mels} at hop {mel_cfg.hop_length}; re-export the model")

@@ -39,6 +39,7 @@ def int_range(lo: int, hi: int | None = None):
         return value
 
     parse.__name__ = "whole number"  # argparse names the type in its own messages
+    parse.span = f">= {lo}" if hi is None else f"{lo}..{hi}"  # shown in --help by configio.add_arguments
     return parse
 
 
@@ -64,6 +65,7 @@ def float_range(lo: float, hi: float, lo_open: bool = False, hi_open: bool = Fal
         return value
 
     parse.__name__ = "number"
+    parse.span = None if math.isinf(lo) and math.isinf(hi) else span.removeprefix("a number in ")
     return parse
 
 

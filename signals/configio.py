@@ -173,6 +173,15 @@ def _element(tp: Any) -> tuple[Callable[[str], Any] | None, str | None]:
     return None, None
 
 
+def _checked(conv: Callable[[str], Any]) -> Callable[[str], Any]:
+    """The argparse type of a config number: counts, sizes, steps and seeds are never negative, and a float
+    must be finite (``nan`` would pass every comparison the code makes); a field with another range gets its
+    own type through ``add_arguments(types=...)``."""
+    from signals.cliutil import finite_float, nonnegative_int
+
+    return {int: nonnegative_int, float: finite_float}.get(conv, conv)
+
+
 def add_arguments(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     cls: type,
@@ -182,6 +191,7 @@ def add_arguments(
     names: Mapping[str, str] | None = None,
     help: Mapping[str, str] | None = None,  # noqa: A002 - argparse's own word
     choices: Mapping[str, Iterable[Any]] | None = None,
+    types: Mapping[str, Callable[[str], Any]] | None = None,
     base: Any = None,
 ) -> None:
     """Add ``--field-name`` options for the fields of ``cls`` (``only`` these, minus ``skip``).
@@ -190,10 +200,13 @@ def add_arguments(
     (or ``base``'s value). ``names`` maps a field to a different option string (``{"aug_rotate_deg":
     "--rotate-deg"}``); ``help`` gives the text and ``choices`` the allowed values. ``bool`` fields become
     ``--name / --no-name``; ``tuple[X, ...]`` fields take zero or more values. Fields that cannot be typed
-    on a command line are skipped.
+    on a command line are skipped. Numbers are range checked when parsed: ``int`` fields are ``>= 0`` and
+    ``float`` fields finite unless ``types`` gives the field its own argparse type (e.g.
+    :func:`signals.cliutil.int_range`), whose range, if it has a ``span``, is shown in the help.
     """
     base = base if base is not None else _defaults(cls)
     hints, names, help, choices = _hints(cls), dict(names or {}), dict(help or {}), dict(choices or {})
+    types = dict(types or {})
     wanted = set(only) if only is not None else None
     for f in dataclasses.fields(cls):
         if not f.init or f.name in set(skip) or (wanted is not None and f.name not in wanted):
@@ -211,6 +224,9 @@ def add_arguments(
         conv, nargs = _element(tp)
         if conv is None:
             continue
+        conv = types.get(f.name) or _checked(conv)
+        if getattr(conv, "span", None):
+            text = f"{text} (range {conv.span})".strip()
         allowed = list(choices[f.name]) if f.name in choices else None
         metavar = None if allowed else opt.lstrip("-").replace("-", "_").upper()  # as argparse names --opt
         parser.add_argument(opt, dest=f.name, type=conv, nargs=nargs, default=argparse.SUPPRESS, help=text,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -189,8 +190,20 @@ class AtomicOutput:
             raise OutputError(f"{self.what} {self.path} could not be written: {exc.strerror or exc}; "
                               "nothing was written") from None
         if exc_type is not None and exc_type.__name__ == "LibsndfileError":
-            raise OutputError(f"{self.what} {self.path} could not be written: {exc}; nothing was written") from None
+            # libsndfile reports a full disk as "System error.": say what it is when the folder has no room
+            why = "no space left on device" if _free_bytes(self.path.parent) < LOW_SPACE else str(exc)
+            raise OutputError(f"{self.what} {self.path} could not be written: {why}; nothing was written") from None
         return False
+
+
+LOW_SPACE = 1 << 20  # bytes: below this, a write error of libsndfile is taken for a full disk
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return LOW_SPACE
 
 
 def write_text(path: PathLike, text: str, **kwargs: Any) -> Path:

@@ -133,3 +133,29 @@ def test_result_has_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 kB tmpfs (needs root and mount rights: skipped elsewhere)."""
+    import subprocess
+
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (not root?)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_full_disk_is_named_and_keeps_the_old_file(full_disk):
+    target = full_disk / "out.wav"
+    target.write_text("old")
+    with pytest.raises(OutputError, match="no space left"):
+        write_audio(target, np.zeros(10 * 16000, np.float32), 16000)  # 320 kB of 16-bit samples
+    assert target.read_text() == "old"
+    assert _listing(full_disk) == ["out.wav"]
+    with pytest.raises(OutputError, match="out.npy"):
+        write_npy(full_disk / "out.npy", np.zeros(100_000))
+    assert _listing(full_disk) == ["out.wav"]

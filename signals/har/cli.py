@@ -57,42 +57,33 @@ LAG = int_range(0, MAX_LAG_WINDOWS)
 SEED = int_range(0, MAX_SEED)
 
 # signals har train: the ranges of the options derived from TrainConfig / FusionActNetConfig
-# (dest -> type, range shown in --help). Wider than any sensible recipe, narrow enough to refuse typos.
-TRAIN_RANGES = {
-    "epochs": (int_range(1, 100_000), "1..100000"),
-    "dynamic_epochs": (int_range(0, 100_000), "0..100000"),
-    "fusion_epochs": (int_range(0, 100_000), "0..100000"),
-    "batch_size": (int_range(1, 65_536), "1..65536"),
-    "lr": (float_range(0, 10, lo_open=True), "(0, 10]"),
-    "fusion_lr": (float_range(0, 10, lo_open=True), "(0, 10]"),
-    "weight_decay": (float_range(0, 10), "[0, 10]"),
-    "label_smoothing": (float_range(0, 1, hi_open=True), "[0, 1)"),
-    "patience": (int_range(1, 100_000), "1..100000"),
-    "val_subjects": (int_range(0, 10_000), "0..10000"),
-    "val_seed": (SEED, f"0..{MAX_SEED}"),
-    "aug_rotate_deg": (float_range(0, 180), "[0, 180] degrees"),
-    "aug_scale": (float_range(0, 1), "[0, 1]"),
-    "aug_jitter": (float_range(0, 10), "[0, 10]"),
-    "aug_shift": (int_range(0, 10_000), "0..10000 samples"),
-    "ema_decay": (float_range(0, 1, hi_open=True), "[0, 1)"),
-    "seeds": (SEED, f"each 0..{MAX_SEED}"),
-    "kd_weight": (float_range(0, 1), "[0, 1]"),
-    "kd_temperature": (float_range(0, 100, lo_open=True), "(0, 100]"),
-    "threads": (THREADS, f"1..{MAX_THREADS}"),
-    "branch_widths": (int_range(1, 8192), "each 1..8192"),
-    "guide_stem": (int_range(1, 8192), "1..8192"),
-    "guide_widths": (int_range(1, 8192), "each 1..8192"),
-    "guide_depths": (int_range(1, 1000), "each 1..1000"),
+# (field -> argparse type; its range is shown in --help). Wider than any sensible recipe, narrow enough to refuse typos.
+TRAIN_TYPES = {
+    "epochs": int_range(1, 100_000),
+    "dynamic_epochs": int_range(0, 100_000),
+    "fusion_epochs": int_range(0, 100_000),
+    "batch_size": int_range(1, 65_536),
+    "lr": float_range(0, 10, lo_open=True),
+    "fusion_lr": float_range(0, 10, lo_open=True),
+    "weight_decay": float_range(0, 10),
+    "label_smoothing": float_range(0, 1, hi_open=True),
+    "patience": int_range(1, 100_000),
+    "val_subjects": int_range(0, 10_000),
+    "val_seed": SEED,
+    "aug_rotate_deg": float_range(0, 180),
+    "aug_scale": float_range(0, 1),
+    "aug_jitter": float_range(0, 10),
+    "aug_shift": int_range(0, 10_000),
+    "ema_decay": float_range(0, 1, hi_open=True),
+    "seeds": SEED,
+    "kd_weight": float_range(0, 1),
+    "kd_temperature": float_range(0, 100, lo_open=True),
+    "threads": THREADS,
+    "branch_widths": int_range(1, 8192),
+    "guide_stem": int_range(1, 8192),
+    "guide_widths": int_range(1, 8192),
+    "guide_depths": int_range(1, 1000),
 }
-
-
-def _limit_ranges(p: argparse.ArgumentParser, ranges: dict) -> None:
-    """Give the options :func:`signals.configio.add_arguments` derived from dataclass fields (plain
-    int/float types) their range check and show the range in --help."""
-    for action in p._actions:
-        if action.dest in ranges:
-            action.type, shown = ranges[action.dest]
-            action.help = f"{action.help or ''} (range {shown})".strip()
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -103,18 +94,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="uci-har", help=DATASETS_HELP)
     p.add_argument("--data", default=None, help="dataset folder (default: $SIGNALS_DATA/<dataset folder>)")
     p.add_argument("--out", default="runs/har/fusionactnet", help="output folder (config.json, model.safetensors)")
-    add_arguments(p, TrainConfig, names={"aug_rotate_deg": "--rotate-deg"}, help=TRAIN_HELP)
+    add_arguments(p, TrainConfig, names={"aug_rotate_deg": "--rotate-deg"}, help=TRAIN_HELP, types=TRAIN_TYPES)
     p.add_argument("--seed", type=SEED, default=None, help=f"single seed (one model; = --seeds N; 0..{MAX_SEED})")
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
     add_arguments(p, FusionActNetConfig, only=["branch_widths", "guide_stem", "guide_widths", "guide_depths"],
-                  names={"branch_widths": "--widths"}, help=TRAIN_HELP)
+                  names={"branch_widths": "--widths"}, help=TRAIN_HELP, types=TRAIN_TYPES)
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--limit", type=positive_int, default=None,
                    help="use only the first N train/test windows (smoke runs; N >= 1)")
     p.add_argument("--no-test", action="store_true",
                    help="do not score the test split after training (runs that compare recipes on validation)")
-    _limit_ranges(p, TRAIN_RANGES)
 
 
 def train_config(args: argparse.Namespace):

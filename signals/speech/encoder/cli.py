@@ -13,7 +13,30 @@ import json
 import shlex
 import sys
 
-from signals.cliutil import add_command, add_group, finite_float, positive_int, standalone, warn
+from signals.cliutil import (
+    add_command,
+    add_group,
+    finite_float,
+    float_range,
+    int_range,
+    positive_int,
+    standalone,
+    warn,
+)
+
+# `encoder train` options with ranges of their own (other counts are >= 0, other numbers finite: configio).
+# GE2E needs at least 2 speakers and 2 utterances each: every utterance is compared with its own centroid
+# (without itself) and with the other speakers'.
+TRAIN_TYPES = {
+    "steps": positive_int,
+    "speakers_per_batch": int_range(2),
+    "utterances_per_speaker": int_range(2),
+    "lr": float_range(0, 10, lo_open=True),
+    "clip_grad_norm": float_range(0, 1e9, lo_open=True),
+    "wb_lr_scale": float_range(0, 1),
+    "val_every": positive_int,
+    "save_every": positive_int,
+}
 
 TRAIN_HELP = {
     "holdout_speakers": "speakers kept out entirely for the final test (written to OUT/test_speakers.txt)",
@@ -140,7 +163,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("data", help="folder of speaker-labelled audio (sub-folder per speaker or LibriSpeech names)")
     p.add_argument("--out", required=True, help="run folder (checkpoint, logs, splits); rerun to resume")
-    add_arguments(p, TrainConfig, help=TRAIN_HELP)
+    add_arguments(p, TrainConfig, help=TRAIN_HELP, types=TRAIN_TYPES)
     p.add_argument("--speakers", help="file of speaker IDs to use (one per line); default all")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads per process, >= 1")

@@ -11,7 +11,42 @@ from __future__ import annotations
 import argparse
 import json
 
-from signals.cliutil import add_command, add_group, int_range, nonnegative_int, positive_int, standalone, warn
+from signals.cliutil import (
+    add_command,
+    add_group,
+    float_range,
+    int_range,
+    nonnegative_int,
+    positive_int,
+    standalone,
+    warn,
+)
+
+# `sr train` / `sr prepare` options with ranges of their own (other counts are >= 0, other numbers finite: configio)
+FRACTION = float_range(0, 1)
+TRAIN_TYPES = {
+    "steps": positive_int,
+    "max_seconds": float_range(0, 1e9),
+    "batch_size": positive_int,
+    "lr": float_range(0, 10, lo_open=True),
+    "lr_min": FRACTION,
+    "lr_decay": float_range(0, 1, lo_open=True),
+    "grad_clip": float_range(0, 1e9, lo_open=True),
+    "above_band_weight": FRACTION,
+    "val_clips": positive_int,
+    "log_every": positive_int,
+    "eval_every": positive_int,
+    "segment": positive_int,
+    "vocoder_prob": FRACTION,
+}
+PREPARE_TYPES = {
+    "min_bandwidth": float_range(0, 24000, lo_open=True),
+    "min_seconds": float_range(0, 3600),
+    "target_dbfs": float_range(-100, 0),
+    "peak_dbfs": float_range(-100, 0),
+    "pack_mb": float_range(0, 1e6, lo_open=True),
+    "workers": positive_int,
+}
 
 TRAIN_NAMES = {"generator": "--config", "discriminator": "--disc"}
 TRAIN_HELP = {
@@ -71,10 +106,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                                                  ">= 44.1 kHz) or a prepared .npz")
     p.add_argument("--out", default="runs/sr", help="run folder: last/ (resumable state), generator*.safetensors, "
                                                      "log, samples")
-    add_arguments(p, TrainConfig, names=TRAIN_NAMES, help=TRAIN_HELP,
+    add_arguments(p, TrainConfig, names=TRAIN_NAMES, help=TRAIN_HELP, types=TRAIN_TYPES,
                   choices={"generator": tuple(GENERATORS), "discriminator": tuple(DISCRIMINATORS),
                            "lr_schedule": ("cosine", "exp"), "state_moments": ("all", "generator", "none")})
-    add_arguments(p, DegradeConfig, only=["segment", "vocoder_prob"], help={
+    add_arguments(p, DegradeConfig, only=["segment", "vocoder_prob"], types=TRAIN_TYPES, help={
         **TRAIN_HELP, "vocoder_prob": "share of crops degraded like 22.05 kHz vocoder output"})
     p.add_argument("--init-weights", default=None,
                    help="start the generator from these .safetensors weights (fine-tuning; ignored with --resume)")
@@ -201,7 +236,8 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("--debs", help="folder with already downloaded NAME_*.deb files (else apt-get download)")
     p.add_argument("--pack", help="folder of the device pack (default <out>/pack)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_arguments(p, PrepareConfig, help=PREPARE_HELP, choices={"pack_codec": ("source", "pcm16")})
+    add_arguments(p, PrepareConfig, help=PREPARE_HELP, choices={"pack_codec": ("source", "pcm16")},
+                  types=PREPARE_TYPES)
     add_train_arguments(add_command(sr, "train", "train HiFi-SR on a folder of wideband audio (torchrun-ready)",
                                     _train))
 

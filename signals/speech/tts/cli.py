@@ -17,7 +17,31 @@ from __future__ import annotations
 import argparse
 import json
 
-from signals.cliutil import add_command, add_group, nonnegative_int, positive_int, standalone, warn
+from signals.cliutil import (
+    add_command,
+    add_group,
+    float_range,
+    nonnegative_int,
+    positive_int,
+    standalone,
+    warn,
+)
+
+# `tts train` options with ranges of their own (other counts are >= 0, other numbers finite: configio)
+PROBABILITY = float_range(0, 1)
+TRAIN_TYPES = {
+    "batch_size": positive_int,
+    "lr": float_range(0, 10, lo_open=True),
+    "lr_min": float_range(0, 10),
+    "decay_half_life": positive_int,
+    "grad_clip": float_range(0, 1e9, lo_open=True),
+    "guided_sigma": float_range(0, 1e3, lo_open=True),
+    "embed_swap_prob": PROBABILITY,
+    "max_steps": positive_int,
+    "max_seconds": float_range(0, 1e9),
+    "val_every": positive_int,
+    "log_every": positive_int,
+}
 
 
 def _voices(spec: str) -> list[str]:
@@ -201,7 +225,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true", help="the unit tests' model size (smoke runs)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--quiet", action="store_true", help="JSON log lines instead of a progress bar")
-    add_arguments(p, TrainConfig, skip=("model",), help=TRAIN_HELP)
+    add_arguments(p, TrainConfig, skip=("model",), help=TRAIN_HELP, types=TRAIN_TYPES)
     return p
 
 

@@ -19,7 +19,9 @@ from signals.har.smoothing import (
     SmoothingConfig,
     count_transitions,
     decode,
+    expanded_transitions,
     fit,
+    scale_switches,
     window_labels,
 )
 from signals.modelfolder import read_config, write_config
@@ -128,9 +130,67 @@ def test_smoothing_config_is_validated():
         (dict(prior=(0.0, 1.0)), "prior must be positive"),
         (dict(emission_weight=0.0), "emission_weight must be > 0"),
         (dict(lag=-2), "lag must be >= 0"),
+        (dict(min_duration=0), "min_duration must be >= 1"),
     ]:
         with pytest.raises(ValueError, match=pattern):
             replace(good, **change)
+
+
+def expanded_viterbi(probs: np.ndarray, cfg: SmoothingConfig) -> np.ndarray:
+    """Offline Viterbi over the duration-aware HMM (each class a chain of ``min_duration`` states)."""
+    d = cfg.min_duration
+    log_a = expanded_transitions(np.asarray(cfg.transitions), d)
+    log_p = np.log(np.asarray(cfg.prior))
+    e = np.repeat(cfg.emission_weight * (np.log(np.clip(probs, 1e-6, 1)) - cfg.prior_weight * log_p), d, axis=1)
+    delta, back = np.repeat(log_p, d) + e[0], []
+    for t in range(1, len(probs)):
+        s = delta[:, None] + log_a
+        back.append(s.argmax(0))
+        delta = s.max(0) + e[t]
+    path = [int(delta.argmax())]
+    for bp in reversed(back):
+        path.append(int(bp[path[-1]]))
+    return np.asarray(path[::-1]) // d
+
+
+def test_min_duration_states():
+    probs, cfg = random_probs(80, 3, seed=2), sticky(3, stay=0.7)
+    # D = 1 is the plain HMM, exactly
+    assert np.array_equal(expanded_transitions(np.asarray(cfg.transitions), 1), np.log(np.asarray(cfg.transitions)))
+    assert np.array_equal(decode(probs, replace(cfg, min_duration=1), lag=80), viterbi(probs, cfg))
+    for d in (2, 4):
+        dcfg = replace(cfg, min_duration=d)
+        full = decode(probs, dcfg, lag=200)
+        assert np.array_equal(full, expanded_viterbi(probs, dcfg))
+        # no inner run shorter than d windows (the first and last runs may be cut by the stream's ends)
+        change = np.flatnonzero(np.diff(full)) + 1
+        inner = np.diff(change)
+        assert (inner >= d).all(), (d, inner)
+        # streaming: the same memory bound (lag back-pointer rows of K * d states)
+        dec = FixedLagViterbi(dcfg, lag=5)
+        for row in probs:
+            dec.push(row)
+            assert len(dec.back) <= 5 and dec.back[-1].shape == (3 * d,) if dec.back else True
+        dec.flush()
+    # a stray run of 2 windows survives D = 2 but not D = 3
+    labels = [0] * 20 + [1] * 2 + [0] * 20
+    p = np.full((len(labels), 2), 0.05)
+    p[np.arange(len(labels)), labels] = 0.95
+    two = sticky(2, stay=0.9)
+    assert decode(p, replace(two, min_duration=2), lag=6).tolist() == labels
+    assert decode(p, replace(two, min_duration=3), lag=6).tolist() == [0] * len(labels)
+
+
+def test_switch_scale():
+    a = np.array([[0.9, 0.06, 0.04], [0.1, 0.8, 0.1], [0.0, 0.5, 0.5]])
+    np.testing.assert_allclose(scale_switches(a, 0.5), [[0.95, 0.03, 0.02], [0.05, 0.9, 0.05], [0.0, 0.25, 0.75]])
+    assert scale_switches(a, 1.0) is a or np.array_equal(scale_switches(a, 1.0), a)
+    with pytest.raises(ValueError, match="no probability for staying"):
+        scale_switches(a, 2.0)
+    seq = np.array([0] * 10 + [1] * 10)
+    plain, scaled = fit([seq], np.array([0, 1]), 2), fit([seq], np.array([0, 1]), 2, switch_scale=0.5, min_duration=3)
+    np.testing.assert_allclose(np.asarray(scaled.transitions)[0, 1], np.asarray(plain.transitions)[0, 1] / 2, atol=1e-8)
+    assert scaled.min_duration == 3 and plain.min_duration == 1
 
 
 def test_runs_and_segment_matching():
@@ -178,8 +238,13 @@ def test_runtime_smooths_by_default_and_keeps_the_raw_output(smoothed_energy, tm
     doc = json.loads(js.read_text())
     assert doc["smoothing"] is None and len(doc["segments"]) == len(raw)
     capsys.readouterr()
-    assert main(["har", "predict", str(RAW), "--model", str(smoothed_energy), "--lag", "-1"]) == 2
-    assert "--lag must be >= 0" in capsys.readouterr().err
+    try:  # a negative lag is refused, by the argument parser or by the runtime
+        rc = main(["har", "predict", str(RAW), "--model", str(smoothed_energy), "--lag", "-1"])
+    except SystemExit as exc:
+        rc = exc.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--lag must be >= 0" in err or "--lag: must be between 0" in err
 
 
 def test_no_hmm_means_raw_timeline_unless_smoothing_is_asked_for(tmp_path, capsys):

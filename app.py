@@ -134,8 +134,7 @@ def _check_audio_header(path: Path, name: str, max_channels: int = AUDIO_MAX_CHA
     try:
         info = sf.info(str(path))
     except Exception as exc:  # LibsndfileError / RuntimeError / TypeError by format
-        why = getattr(exc, "error_string", None) or str(exc).replace(str(path), name)
-        raise AudioError(f"{name} is not a readable audio file ({why}); use WAV, FLAC, OGG or MP3") from None
+        raise _unreadable_upload(name, exc, str(path)) from None
     _check_audio_params(name, info.samplerate, info.channels, max_channels)
     if info.frames <= 0:
         raise AudioError(f"{name} contains no audio samples")
@@ -143,6 +142,12 @@ def _check_audio_header(path: Path, name: str, max_channels: int = AUDIO_MAX_CHA
         raise AudioError(f"{name}: its header declares {info.frames / info.samplerate / 3600:,.0f} h of audio; "
                          "the file is corrupt")
     return info
+
+
+def _unreadable_upload(name: str, exc: Exception, tmp: str | None = None) -> AudioError:
+    """libsndfile's refusal of an upload, naming the upload (never the temporary file ``tmp``)."""
+    why = getattr(exc, "error_string", None) or (str(exc).replace(tmp, name) if tmp else str(exc))
+    return AudioError(f"{name} is not a readable audio file ({why}); use WAV, FLAC, OGG or MP3")
 
 
 def _check_audio_params(name: str, rate: int, channels: int, max_channels: int = AUDIO_MAX_CHANNELS) -> None:
@@ -545,7 +550,6 @@ def _read_reference(data: bytes, name: str, max_seconds: float = CLONE_MAX_REF_S
     """
     import soundfile as sf
 
-    from signals.errors import AudioError
 
     try:
         with sf.SoundFile(io.BytesIO(data)) as fh:
@@ -554,8 +558,7 @@ def _read_reference(data: bytes, name: str, max_seconds: float = CLONE_MAX_REF_S
             limit = int(max_seconds * rate)
             wav = fh.read(frames=limit + 1, dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
-        why = getattr(exc, "error_string", None) or str(exc)
-        raise AudioError(f"{name} is not a readable audio file ({why}); use WAV, FLAC, OGG or MP3") from exc
+        raise _unreadable_upload(name, exc) from exc
     return wav[:limit].mean(axis=1), rate, len(wav) > limit
 
 

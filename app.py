@@ -550,7 +550,6 @@ def _read_reference(data: bytes, name: str, max_seconds: float = CLONE_MAX_REF_S
     """
     import soundfile as sf
 
-
     try:
         with sf.SoundFile(io.BytesIO(data)) as fh:
             rate = int(fh.samplerate)

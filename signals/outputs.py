@@ -62,18 +62,22 @@ def check_output(path: PathLike, *, inputs: Sequence[PathLike] = (), overwrite: 
                  suffixes: Sequence[str] | None = None, what: str = "output") -> Path:
     """Refuse an output path that cannot or must not be written; returns it as a :class:`Path`.
 
+    A folder, an input or a device given as the output is named as such before its file type is judged.
     Nothing is left behind (a probe file is created and removed in the target's folder, when it exists,
-    since permission bits do not tell whether ``/proc`` or a read-only mount accepts files). ``suffixes`` (lower case, with the dot) are the accepted extensions;
-    ``inputs`` are the command's input files (writing over one is refused unless ``overwrite``).
+    since permission bits do not tell whether ``/proc`` or a read-only mount accepts files). ``suffixes``
+    (lower case, with the dot) are the accepted extensions; ``inputs`` are the command's input files
+    (writing over one is refused unless ``overwrite``).
     """
     if path is None or str(path).strip() == "":
         raise OutputError(f"{what}: empty file name")
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{what} {path} is a folder; give a file name inside it")
-    if suffixes is not None and path.suffix.lower() not in suffixes:
-        got = path.suffix or "no extension"
-        raise OutputError(f"{what} {path}: unsupported file type ({got}); use {', '.join(suffixes)}")
+    for src in inputs:
+        if src is not None and _same_file(Path(src), path):
+            if not overwrite:
+                raise OutputError(f"{what} {path} is also an input of this command; choose another name, or pass "
+                                  "--overwrite to replace it once the new file is complete")
     if path.exists() or path.is_symlink():
         try:
             mode = path.stat().st_mode
@@ -81,11 +85,9 @@ def check_output(path: PathLike, *, inputs: Sequence[PathLike] = (), overwrite: 
             raise OutputError(f"{what} {path} cannot be written: {exc.strerror or exc}") from None
         if not stat.S_ISREG(mode):
             raise OutputError(f"{what} {path} is not a regular file (a device, pipe or socket); give a file name")
-    for src in inputs:
-        if src is not None and _same_file(Path(src), path):
-            if not overwrite:
-                raise OutputError(f"{what} {path} is also an input of this command; choose another name, or pass "
-                                  "--overwrite to replace it once the new file is complete")
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        got = path.suffix or "no extension"
+        raise OutputError(f"{what} {path}: unsupported file type ({got}); use {', '.join(suffixes)}")
     # the nearest existing ancestor must be a writable folder (what does not exist yet is created)
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
@@ -232,6 +234,14 @@ def write_npy(path: PathLike, array: np.ndarray, **kwargs: Any) -> Path:
     return out.path
 
 
+def check_audio_output(path: PathLike, sample_rate: int | None = None, channels: int = 1, float32: bool = False,
+                       inputs: Sequence[PathLike] = (), overwrite: bool = False, what: str = "output") -> Path:
+    """:func:`check_output` then :func:`audio_format`: an audio output refused before any work (nothing created)."""
+    path = check_output(path, inputs=inputs, overwrite=overwrite, what=what)
+    audio_format(path, sample_rate, channels, float32, what=what)
+    return path
+
+
 @contextlib.contextmanager
 def audio_writer(path: PathLike, sample_rate: int, channels: int = 1, float32: bool = False,
                  inputs: Sequence[PathLike] = (), overwrite: bool = False, what: str = "output") -> Iterator[Any]:
@@ -241,8 +251,9 @@ def audio_writer(path: PathLike, sample_rate: int, channels: int = 1, float32: b
     """
     import soundfile as sf
 
+    output = AtomicOutput(path, inputs=inputs, overwrite=overwrite, what=what)  # the path first, then the format
     fmt, subtype = audio_format(path, sample_rate, channels, float32, what=what)
-    with AtomicOutput(path, inputs=inputs, overwrite=overwrite, what=what) as out:
+    with output as out:
         with sf.SoundFile(str(out.tmp), "w", samplerate=int(sample_rate), channels=int(channels), format=fmt,
                           subtype=subtype) as fh:
             yield fh

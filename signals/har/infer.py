@@ -293,8 +293,6 @@ def open_outputs(outputs: dict[str, tuple[str | Path | None, tuple[str, ...]]], 
     made), each becomes its target only if the whole block succeeds, and none is left behind otherwise."""
     given = {name: (path, suffixes) for name, (path, suffixes) in outputs.items() if path is not None}
     for name, (path, suffixes) in given.items():
-        # an input given as the output is named as such, before its (input's) file type is questioned
-        check_output(path, inputs=inputs, overwrite=overwrite, what=f"--{name} output")
         check_output(path, inputs=inputs, overwrite=overwrite, suffixes=suffixes, what=f"--{name} output")
     with contextlib.ExitStack() as stack:
         yield {name: stack.enter_context(AtomicOutput(path, inputs=inputs, overwrite=overwrite, suffixes=suffixes,

@@ -156,12 +156,10 @@ def write_audio(path: str | Path, wav: np.ndarray, sample_rate: int, subtype: st
     """Write ``float [T]`` or ``[C, T]`` audio atomically (:mod:`signals.outputs`: a temporary file renamed
     into place, missing folders created); clips to [-1, 1] unless ``subtype`` is ``FLOAT``. The format follows
     the suffix (lossy formats get their own subtype); an unwritable path is an :class:`OutputError`."""
-    from signals.outputs import check_output
     from signals.outputs import write_audio as write_atomic
 
     if subtype not in ("PCM_16", "FLOAT"):
         raise ValueError(f"subtype must be PCM_16 or FLOAT, got {subtype!r}")
-    check_output(path)  # a folder or device is named as such before its (missing) suffix is judged
     return write_atomic(path, wav, sample_rate, float32=subtype == "FLOAT")
 
 

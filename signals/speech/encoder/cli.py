@@ -63,10 +63,8 @@ def _embed(args) -> int:
 
     import numpy as np
 
-    from signals.outputs import AtomicOutput, check_output
+    from signals.outputs import AtomicOutput
 
-    if args.output:  # a folder, device or input is named as such before the suffix is judged
-        check_output(args.output, inputs=args.files, overwrite=args.overwrite)
     # The output (exactly this name: numpy's save would append .npy) is checked and its temporary file
     # created before any work, so /proc/x.npy or a read-only folder fails at once; it becomes the output
     # only when the array is complete, and is removed on any error.

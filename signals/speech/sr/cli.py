@@ -80,13 +80,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _upsample(args) -> int:
-    from signals.outputs import audio_format, check_output
+    from signals.outputs import check_audio_output
     from signals.speech.sr.frontend import SAMPLE_RATE
     from signals.speech.sr.infer import load
 
     # the output is checked before the model loads (upsample_file checks it again, with the channel count)
-    check_output(args.output, inputs=[args.input], overwrite=args.overwrite)
-    audio_format(args.output, SAMPLE_RATE, float32=args.float)
+    check_audio_output(args.output, SAMPLE_RATE, float32=args.float, inputs=[args.input], overwrite=args.overwrite)
     sr = load(args.model, threads=args.threads)
     info = sr.upsample_file(args.input, args.output, subtype="FLOAT" if args.float else "PCM_16",
                             postprocess=not args.no_postprocess, overwrite=args.overwrite)

@@ -233,14 +233,13 @@ class SRRuntime:
         """
         import soxr
 
-        from signals.outputs import audio_format, audio_writer, check_output
+        from signals.outputs import audio_writer, check_audio_output
 
         if subtype not in ("PCM_16", "FLOAT"):
             raise ValueError(f"subtype must be PCM_16 or FLOAT, got {subtype!r}")
         float32 = subtype == "FLOAT"
         src, sr_out = Path(src), self.sample_rate
-        dst = check_output(dst, inputs=[src], overwrite=overwrite)
-        audio_format(dst, sr_out, float32=float32)
+        dst = check_audio_output(dst, sr_out, float32=float32, inputs=[src], overwrite=overwrite)
         warnings: list[str] = []
         with open_audio(src) as fin:
             sr, n_ch, n_in = int(fin.samplerate), int(fin.channels), int(fin.frames)

@@ -186,11 +186,9 @@ def check_output_path(path: str | Path, inputs: Sequence[str | Path] = (), sampl
     """Refuse an output path before any work is done (:mod:`signals.outputs`): an unknown or unsupported
     audio format, a folder, a device, a parent that is a file, an unwritable folder, or one of the inputs
     (writing over a reference would destroy it) unless ``overwrite``. Raises :class:`OutputError`."""
-    from signals.outputs import audio_format, check_output
+    from signals.outputs import check_audio_output
 
-    path = check_output(path, inputs=inputs, overwrite=overwrite)
-    audio_format(path, sample_rate, float32=float32)
-    return path
+    return check_audio_output(path, sample_rate, float32=float32, inputs=inputs, overwrite=overwrite)
 
 
 @dataclass(frozen=True)

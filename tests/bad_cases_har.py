@@ -151,6 +151,10 @@ CASES = [
     Case("har-train-seeds-huge", ("har", "train", "--seeds", "1", "99999999999"), match="seeds"),
     Case("har-train-limit-zero", ("har", "train", "--limit", "0"), match="limit"),
     Case("har-train-widths-zero", ("har", "train", "--widths", "8", "0"), match="widths"),
+    Case("har-train-decimate-zero", ("har", "train", "--decimate", "0"), match="decimate"),
+    Case("har-train-decimate-too-coarse", ("har", "train", "--decimate", "8", "--widths", "8", "8", "8", "8", "8"),
+         match="decimate 8 leaves 16 of the 128 samples, fewer than the 32"),
+    Case("har-export-float-blocks-negative", ("har", "export", "--float-blocks", "-1"), match="float-blocks"),
 
     # 3. the time column, checked over the whole file as it streams
     Case("har-time-milliseconds", (*PREDICT, "{tmp}/ms.csv"), match=r"ms\.csv.*milliseconds.*50 Hz", isolate=True,

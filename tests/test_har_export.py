@@ -20,9 +20,9 @@ MEAN = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.8, -0.1, 0.1])
 STD = np.array([0.2, 0.1, 0.1, 0.4, 0.4, 0.3, 0.4, 0.4, 0.3])
 
 
-def make_folder(path, members: int = 1, static=(3, 4, 5), dynamic=(0, 1, 2)):
+def make_folder(path, members: int = 1, static=(3, 4, 5), dynamic=(0, 1, 2), decimate: int = 1):
     cfg = FusionActNetConfig(branch_widths=(8, 16), guide_stem=4, guide_widths=(8,), guide_depths=(1,),
-                             members=members, static_classes=static, dynamic_classes=dynamic)
+                             members=members, static_classes=static, dynamic_classes=dynamic, decimate=decimate)
     torch.manual_seed(0)
     model = FusionActNetEnsemble(cfg)
     for m in model.members:
@@ -74,10 +74,13 @@ def test_export_parity_dynamic_batch_and_int8(tmp_path, members):
     q = ort.InferenceSession(str(tmp_path / "fusionactnet.int8.onnx"), providers=["CPUExecutionProvider"])
     qgraph = onnx.load(str(tmp_path / "fusionactnet.int8.onnx"))
     assert any(n.op_type == "QuantizeLinear" for n in qgraph.graph.node)
-    # the convolutions reading the input windows stay float: their weights are plain initializers
+    # the convolutions reading the input windows stay float: their weights are plain initializers. The
+    # int8 graph is quantised from the unpaired layout (static conv1 + skip, dynamic conv1 + skip, guide stem)
     inits = {i.name for i in qgraph.graph.initializer}
-    first = [n for n in qgraph.graph.node if n.name in set(input_convs(tmp_path / "fusionactnet.onnx"))]
+    first = [n for n in qgraph.graph.node if n.name in set(input_convs(tmp_path / "fusionactnet.int8.onnx"))]
     assert len(first) == 5 * members and all(n.input[1] in inits for n in first)
+    # the fp32 graph pairs the branches: one conv1 and one skip read the input for both, + the guide stem
+    assert len(input_convs(tmp_path / "fusionactnet.onnx")) == 3 * members
     x = raw_windows(32, seed=3)
     pq = q.run(["probs"], {"x": x})[0]
     pf = sess.run(["probs"], {"x": x})[0]
@@ -92,25 +95,27 @@ def test_export_parity_dynamic_batch_and_int8(tmp_path, members):
     assert read_config(tmp_path) == config
 
 
-def test_int8_export_options_float_first_block_and_calibration(tmp_path):
-    """FusionActNet-Lite's int8 settings: each branch's whole first block float, percentile calibration."""
+def test_int8_export_options_float_blocks_and_calibration(tmp_path):
+    """FusionActNet-Lite's int8 settings: each branch's first blocks float, percentile calibration."""
     import onnx
 
     make_folder(tmp_path)
     with pytest.raises(ModelError, match="unknown int8 calibration method 'median'"):
         export(tmp_path, int8=True, calib=raw_windows(32), calib_method="median")
     config = export(tmp_path, int8=True, calib=raw_windows(64, seed=1), calib_method="percentile",
-                    float_first_block=True)
-    fp32 = tmp_path / "fusionactnet.onnx"
-    kept = input_convs(fp32, first_block=True)
+                    float_blocks=1)
+    int8 = tmp_path / "fusionactnet.int8.onnx"  # (node names as in the unpaired graph it was quantised from)
+    kept = input_convs(int8, blocks=1)
     # + conv2 of both branches' first block and the guidance net's first block (dw, pw, skip)
-    assert set(input_convs(fp32)) < set(kept) and len(kept) == 10
-    q = onnx.load(str(tmp_path / "fusionactnet.int8.onnx")).graph
+    assert set(input_convs(int8)) < set(kept) and len(kept) == 10
+    # two blocks: + the three convolutions of each branch's second block (the guidance net has one block)
+    assert set(kept) < set(input_convs(int8, blocks=2)) and len(input_convs(int8, blocks=2)) == 16
+    q = onnx.load(str(int8)).graph
     inits = {i.name for i in q.initializer}
     float_convs = [n for n in q.node if n.op_type == "Conv" and n.input[1] in inits]
     assert sorted(n.name for n in float_convs) == sorted(kept)
     assert config.source["export"] == {"int8_calibration_windows": 64, "int8_calibration": "percentile",
-                                       "int8_float_first_block": True}
+                                       "int8_float_blocks": 1}
 
 
 def test_export_without_int8_and_round_trip(tmp_path):
@@ -168,3 +173,37 @@ def test_shipped_model_folder_is_consistent(name):
     gyro = np.loadtxt(raw / "gyro_exp04_user02.txt")
     x = sliding_windows(filter_recording(acc, gyro), 128, 64)[::4]  # a few real windows
     assert compare(Exported(load_model(mf)), folder / mf.graph("fp32").file, ["x"], ["probs"], [[x]]) <= 1e-4
+
+
+@pytest.mark.parametrize("decimate,members", [(1, 1), (2, 2)])
+def test_conv2d_layout_is_the_same_arithmetic(tmp_path, decimate, members):
+    """The exported graph runs the branches as 2-D convolutions (ONNX Runtime's fast NCHWc path) and
+    still computes exactly what the 1-D PyTorch model does, decimation and ensembles included."""
+    import onnx
+
+    from signals.har.export import conv2d_layout
+
+    model = make_folder(tmp_path, members=members, decimate=decimate)  # (BatchNorm statistics non-trivial)
+    x = torch.from_numpy(raw_windows(5, seed=4))
+    twin = conv2d_layout(model)
+    assert not any(isinstance(m, (torch.nn.Conv1d, torch.nn.BatchNorm1d, torch.nn.MaxPool1d))
+                   for m in twin.modules())
+    with torch.inference_mode():
+        assert torch.allclose(twin.log_probs(x), model.eval().log_probs(x), atol=1e-6)
+    assert any(isinstance(m, torch.nn.Conv1d) for m in model.modules())  # the original is untouched
+
+    export(tmp_path, int8=False)
+    graph = onnx.load(str(tmp_path / "fusionactnet.onnx")).graph
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    kernels = {tuple(a.ints) for n in convs for a in n.attribute if a.name == "kernel_shape"}
+    assert kernels <= {(1, 3), (1, 1)} and (1, 3) in kernels
+    groups = [a.i for n in convs for a in n.attribute if a.name == "group"]
+    # paired branches: grouped convolutions everywhere but where both read the input (first conv1 and skip)
+    assert groups.count(2) == 4 * members
+    assert any(n.op_type == "AveragePool" for n in graph.node) == (decimate > 1)
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(tmp_path / "fusionactnet.onnx"), providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        ref = model.log_probs(x).exp().numpy()
+    assert np.abs(sess.run(["probs"], {"x": x.numpy()})[0] - ref).max() <= 1e-5

@@ -107,3 +107,24 @@ def test_config_round_trip_and_validation():
         FusionActNetConfig(static_classes=(0, 1), dynamic_classes=(1, 2))
     with pytest.raises(ValueError, match="partition"):
         FusionActNetConfig(static_classes=(0,), dynamic_classes=(2,))
+
+
+def test_decimate_pools_the_normalised_input_and_is_validated():
+    cfg = FusionActNetConfig(decimate=2, **TINY)
+    net = FusionActNet(cfg).eval()
+    net.set_normalization(np.arange(9) * 0.1, np.linspace(0.5, 2, 9))
+    x = torch.randn(3, 9, 128)
+    z = (x - net.mean) / net.std
+    want = 0.5 * (z[..., 0::2] + z[..., 1::2])  # 50 Hz -> 25 Hz, pairwise means
+    assert torch.allclose(net.inputs(x), want, atol=1e-6)
+    with torch.inference_mode():
+        assert net.static.blocks(net.inputs(x)).shape == (3, 16, 16)  # 64 samples, two /2 pools
+        assert torch.allclose(net(x), net.fuse(net.static(want), net.dynamic(want), net.guide(want)), atol=1e-5)
+    # no weights of its own: a decimating model loads the state dict of an undecimated one
+    assert set(net.state_dict()) == set(FusionActNet(FusionActNetConfig(**TINY)).state_dict())
+    assert from_dict(FusionActNetConfig, to_dict(cfg)) == cfg
+    with pytest.raises(ValueError, match="decimate 64 leaves 2 of the 128 samples, fewer than the 4"):
+        FusionActNetConfig(decimate=64, **TINY)
+    with pytest.raises(ValueError, match="decimate 0"):
+        FusionActNetConfig(decimate=0, **TINY)
+

@@ -30,6 +30,8 @@ TRAIN_HELP = {
     "guide_stem": "guidance-net stem width (paper: 32)",
     "guide_widths": "guidance-net stage widths (paper: 64 128 256)",
     "guide_depths": "guidance-net blocks per stage (paper: 2 3 3)",
+    "decimate": "average-pool the input windows by this factor inside the model (1: the paper; 2: 25 Hz, "
+                "half the cost)",
     "teacher": "model folder to distil from (soft targets on the same augmented batches)",
     "kd_weight": "weight of the distillation loss against the label loss",
     "kd_temperature": "distillation temperature",
@@ -84,6 +86,7 @@ TRAIN_TYPES = {
     "guide_stem": int_range(1, 8192),
     "guide_widths": int_range(1, 8192),
     "guide_depths": int_range(1, 1000),
+    "decimate": int_range(1, 8),
 }
 
 
@@ -98,7 +101,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add_arguments(p, TrainConfig, names={"aug_rotate_deg": "--rotate-deg"}, help=TRAIN_HELP, types=TRAIN_TYPES)
     p.add_argument("--seed", type=SEED, default=None, help=f"single seed (one model; = --seeds N; 0..{MAX_SEED})")
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
-    add_arguments(p, FusionActNetConfig, only=["branch_widths", "guide_stem", "guide_widths", "guide_depths"],
+    add_arguments(p, FusionActNetConfig, only=["branch_widths", "guide_stem", "guide_widths", "guide_depths", "decimate"],
                   names={"branch_widths": "--widths"}, help=TRAIN_HELP, types=TRAIN_TYPES)
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -111,6 +114,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def train_config(args: argparse.Namespace):
     """The TrainConfig of parsed ``signals har train`` options."""
     from signals.configio import from_args
+    from signals.errors import ConfigError
     from signals.har.config import FusionActNetConfig, TrainConfig
 
     given = vars(args)
@@ -123,7 +127,10 @@ def train_config(args: argparse.Namespace):
                   fusion_lr=given.get("fusion_lr", cfg.lr))
     if args.no_augment:
         cfg = replace(cfg, aug_rotate_deg=0.0, aug_scale=0.0, aug_jitter=0.0, aug_shift=0)
-    return replace(cfg, model=from_args(FusionActNetConfig, args, cfg.model))
+    try:
+        return replace(cfg, model=from_args(FusionActNetConfig, args, cfg.model))
+    except ValueError as exc:  # e.g. --decimate too large for the windows and --widths (FusionActNetConfig)
+        raise ConfigError(f"--decimate / --widths: {exc}") from None
 
 
 def _train(args) -> int:
@@ -167,7 +174,7 @@ def _export(args) -> int:
 
     folder = find_model("har", args.model)
     cfg = export(folder, int8=not args.no_int8, data=args.data, n_calib=args.calib_windows,
-                 calib_method=args.calib_method, float_first_block=args.float_first_block)
+                 calib_method=args.calib_method, float_blocks=args.float_blocks)
     fp32 = cfg.graphs["fp32"]
     print(f"{folder}/{fp32.file}: onnx.checker ok, max |torch - onnx| = {fp32.parity_max_abs_diff:.2e}")
     if "int8" in cfg.graphs:
@@ -268,9 +275,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                    help="train windows used to calibrate int8 (1..1000000; default: 512)")
     p.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile", "entropy"],
                    help="how int8 activation ranges are calibrated (default: minmax)")
-    p.add_argument("--float-first-block", action="store_true",
-                   help="keep the whole first block of both branches and of the guidance net float in the int8 "
-                        "graph (not only the convolutions reading the input)")
+    p.add_argument("--float-blocks", type=int_range(0, 64), default=0, metavar="N",
+                   help="keep the whole first N blocks of both branches and of the guidance net float in the "
+                        "int8 graph, not only the convolutions reading the input (0..64; default: 0)")
 
     p = add_command(group, "predict", "activity timeline of a recording (onnxruntime, no torch)", _predict)
     p.add_argument("recording", help="recording file (see signals.har.frontend for the accepted formats)")

@@ -32,6 +32,11 @@ from signals.har.config import FusionActNetConfig
 # blocks
 
 
+def _time_mean(h: Tensor) -> Tensor:
+    """Global average over time: Tensor[B, C, T] (or the export layout [B, C, 1, T]) -> Tensor[B, C]."""
+    return h.mean(dim=tuple(range(2, h.dim())))
+
+
 class ResBlock(nn.Module):
     """conv-BN-ReLU-conv-BN + 1x1 projected skip, ReLU, then max-pool /2 (the paper's branch block).
 
@@ -96,7 +101,7 @@ class BranchNet(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """x: Tensor[B, C, T] -> Tensor[B, widths[-1]] (global average pool)."""
-        return self.blocks(x).mean(dim=-1)
+        return _time_mean(self.blocks(x))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.drop(self.features(x)))
@@ -132,7 +137,7 @@ class GuidanceNet(nn.Module):
         self.head = nn.Linear(c, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.blocks(self.stem(x)).mean(dim=-1)).squeeze(-1)
+        return self.head(_time_mean(self.blocks(self.stem(x)))).squeeze(-1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -158,6 +163,9 @@ class FusionActNet(nn.Module):
             cfg.in_channels, len(cfg.dynamic_classes), cfg.branch_widths, cfg.kernel_size, cfg.dropout
         )
         self.guide = GuidanceNet(cfg.in_channels, cfg.guide_stem, cfg.guide_widths, cfg.guide_depths, cfg.kernel_size)
+        # applied to the normalised input before the three nets: the decimation (a module, so the export can
+        # swap it together with the convolutions for the 2-D layout, see signals.har.export.conv2d_layout)
+        self.entry = nn.AvgPool1d(cfg.decimate) if cfg.decimate > 1 else nn.Identity()
         # fused vector is [static..., dynamic...]; `inverse` gathers it back into dataset order.
         order = torch.tensor([*cfg.static_classes, *cfg.dynamic_classes])
         self.register_buffer("inverse", torch.argsort(order), persistent=False)
@@ -170,7 +178,13 @@ class FusionActNet(nn.Module):
         self.std.copy_(s)
 
     def normalize(self, x: Tensor) -> Tensor:
+        """Per-channel standardisation: Tensor[B, C, T] raw -> Tensor[B, C, T]."""
         return (x - self.mean) / self.std
+
+    def inputs(self, x: Tensor) -> Tensor:
+        """What the branches and the guidance net read: x normalised, then average-pooled by
+        ``config.decimate``: Tensor[B, C, T] raw -> Tensor[B, C, T // decimate]."""
+        return self.entry(self.normalize(x))
 
     def fuse(self, static_logits: Tensor, dynamic_logits: Tensor, guide_logit: Tensor) -> Tensor:
         """Log of [w p_s, (1-w) p_d] in dataset order: Tensor[B, Ks], [B, Kd], [B] -> Tensor[B, K]."""
@@ -183,12 +197,12 @@ class FusionActNet(nn.Module):
 
     def log_probs(self, x: Tensor) -> Tensor:
         """x: Tensor[B, C, T] raw -> Tensor[B, K] log-probabilities (dataset class order)."""
-        z = self.normalize(x)
+        z = self.inputs(x)
         return self.fuse(self.static(z), self.dynamic(z), self.guide(z))
 
     def static_weight(self, x: Tensor) -> Tensor:
         """w = P(static) from the guidance net: Tensor[B, C, T] -> Tensor[B]."""
-        return torch.sigmoid(self.guide(self.normalize(x)))
+        return torch.sigmoid(self.guide(self.inputs(x)))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.log_probs(x)

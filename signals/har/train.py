@@ -184,11 +184,11 @@ def _run_stage(
 
     def forward(xb: torch.Tensor) -> torch.Tensor:
         if stage == "fusion":
-            z = net.normalize(xb)
+            z = net.inputs(xb)
             with torch.no_grad():  # frozen branches, eval-mode BN
                 s, d = net.static(z), net.dynamic(z)
             return net.fuse(s, d, train_module(z))
-        return train_module(net.normalize(xb))
+        return train_module(net.inputs(xb))
 
     teacher = data.get("teacher")
 
@@ -197,14 +197,14 @@ def _run_stage(
         outs = []
         with torch.no_grad():
             for t in teacher.members:
-                z = t.normalize(xb)
+                z = t.inputs(xb)
                 logits = t.static(z) if stage == "static" else t.dynamic(z) if stage == "dynamic" else t.log_probs(xb)
                 outs.append(F.log_softmax(logits / cfg.kd_temperature, -1))
         return torch.logsumexp(torch.stack(outs), 0) - math.log(len(outs))
 
     def val_logits() -> torch.Tensor:
         net.eval()
-        out = predict_log_probs(net.log_probs if stage == "fusion" else lambda b: module(net.normalize(b)), xva)
+        out = predict_log_probs(net.log_probs if stage == "fusion" else lambda b: module(net.inputs(b)), xva)
         return out
 
     steps_per_epoch = max(1, math.ceil(len(xtr) / (cfg.batch_size * ctx.world_size)))
@@ -356,11 +356,14 @@ def train(
     mean = x[~val_mask].mean(axis=(0, 2))
     std = x[~val_mask].std(axis=(0, 2))
 
-    mc = replace(
-        cfg.model, in_channels=x.shape[1], window=x.shape[2], members=len(cfg.seeds),
-        static_classes=tuple(int(c) for c in dataset.static_classes),
-        dynamic_classes=tuple(int(c) for c in dataset.dynamic_classes),
-    )
+    try:
+        mc = replace(
+            cfg.model, in_channels=x.shape[1], window=x.shape[2], members=len(cfg.seeds),
+            static_classes=tuple(int(c) for c in dataset.static_classes),
+            dynamic_classes=tuple(int(c) for c in dataset.dynamic_classes),
+        )
+    except ValueError as exc:  # the model config does not fit this dataset's windows or classes
+        raise DataError(f"dataset {dataset.name!r} ({x.shape[2]}-sample windows): {exc}") from None
     if mc.n_classes != len(dataset.class_names):
         raise DataError(
             f"dataset {dataset.name!r}: static {mc.static_classes} + dynamic {mc.dynamic_classes} classes "

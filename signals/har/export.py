@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from signals.errors import ModelError
 from signals.export import atomic_file, compare, export_graph, write_folder
-from signals.har.model import FusionActNetConfig, FusionActNetEnsemble
+from signals.har.model import FusionActNetConfig, FusionActNetEnsemble, time_mean
 from signals.modelfolder import Graph, ModelConfig, ModelFolder, sha256, writable
 from signals.torchutils import load_safetensors
 
@@ -103,12 +104,11 @@ def conv2d_layout(model: FusionActNetEnsemble) -> FusionActNetEnsemble:
 
 def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of ``conv`` followed by eval-mode ``bn``, as one convolution."""
-    w = conv.weight.detach()
-    b = conv.bias.detach() if conv.bias is not None else torch.zeros(w.shape[0])
     if bn is None:
-        return w, b
-    a = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-    return w * a.view(-1, 1, 1, 1), (b - bn.running_mean) * a + bn.bias.detach()
+        b = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+        return conv.weight.detach(), b.detach()
+    w, b = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias)
+    return w.detach(), b.detach()
 
 
 def _paired_conv(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], groups: int) -> nn.Conv2d:
@@ -170,7 +170,7 @@ class _Paired(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.net.inputs(x)
         g = self.net.guide(z).unsqueeze(-1)  # [B, 1]
-        logits = self.head(self.blocks(z).mean(dim=(2, 3)))  # [B, Ks + Kd]
+        logits = self.head(time_mean(self.blocks(z)))  # [B, Ks + Kd]
         ks, kd = self.k_static, self.k_dynamic
         if ks == kd:  # one Softmax over [B, 2, K/2]
             w = torch.sigmoid(torch.stack([g, -g], 1))  # [B, 2, 1]

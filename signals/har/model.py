@@ -32,7 +32,7 @@ from signals.har.config import FusionActNetConfig
 # blocks
 
 
-def _time_mean(h: Tensor) -> Tensor:
+def time_mean(h: Tensor) -> Tensor:
     """Global average over time: Tensor[B, C, T] (or the export layout [B, C, 1, T]) -> Tensor[B, C]."""
     return h.mean(dim=tuple(range(2, h.dim())))
 
@@ -101,7 +101,7 @@ class BranchNet(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """x: Tensor[B, C, T] -> Tensor[B, widths[-1]] (global average pool)."""
-        return _time_mean(self.blocks(x))
+        return time_mean(self.blocks(x))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.drop(self.features(x)))
@@ -137,7 +137,7 @@ class GuidanceNet(nn.Module):
         self.head = nn.Linear(c, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(_time_mean(self.blocks(self.stem(x)))).squeeze(-1)
+        return self.head(time_mean(self.blocks(self.stem(x)))).squeeze(-1)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -150,7 +151,7 @@ def test_untrained_generator_gets_mel_gradient():
     assert sum(float(p.grad.abs().sum()) for p in gen.parameters() if p.grad is not None) > 0
 
 
-def test_one_training_step_updates_weights(tmp_path, monkeypatch):
+def test_one_training_step_updates_weights(tmp_path, monkeypatch, model_folder):
     from safetensors.torch import load_file
 
     import signals.speech.sr.train as tr
@@ -184,16 +185,37 @@ def test_one_training_step_updates_weights(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "run" / "train_config.json").read_text())["degrade"]["segment"] == 2048
     # resuming continues from the saved step
     assert run([*argv, "--steps", "3"], resume=True)["step"] == 3
-    # fine-tuning: --init-weights starts G from saved weights, scores them first (step-0 row, the bar
-    # "_best" must beat), and --disc-warmup keeps the first adversarial step D-only
+    # fine-tuning: --init-weights starts G from saved weights (here a model folder's), scores them first
+    # (step-0 row, the bar "_best" must beat), and --disc-warmup keeps the first adversarial step D-only
     run(["--data", str(corpus), "--out", str(tmp_path / "ft"), "--disc", "tiny", "--steps", "2", "--batch-size", "2",
          "--segment", "2048", "--disc-start", "0", "--disc-warmup", "1", "--workers", "0", "--log-every", "1",
-         "--eval-every", "2", "--test", "--test-speakers", "b", "--val", "a_3", "--quiet", "--device", "cpu",
-         "--init-weights", str(tmp_path / "run" / "generator.safetensors")])
+         "--eval-every", "2", "--test", "--val", "a_3", "--quiet", "--device", "cpu",
+         "--init-weights", str(model_folder / "model.safetensors")])
     rows = [json.loads(r) for r in (tmp_path / "ft" / "train_log.jsonl").read_text().splitlines()]
     assert rows[0]["step"] == 0 and rows[0]["init"] and "val_lsd_8k" in rows[0]
     assert rows[1]["d"] > 0 and "adv_mbd" not in rows[1]  # step 1: D trains, G is mel-only
     assert "adv_mbd" in rows[2] and "fm_mpd" in rows[2] and "adv_msd" in rows[2]
+
+    # provenance for `sr export`: the run's recipe, step and validation row; a fine-tune inherits the held-out
+    # test utterances of the folder it started from (none of its own here) and names that folder
+    from signals.speech.sr.export import run_provenance
+
+    source, licence = run_provenance(tmp_path / "ft" / "generator.safetensors")
+    assert source["training"]["step"] == 2 and source["training"]["selected_by"] == "latest step"
+    assert source["training"]["validation"]["val_lsd_8k"] == rows[2]["val_lsd_8k"]
+    assert source["data"]["test_utterances"] == ["p360_001"] and source["init"]["folder"] == str(model_folder)
+    assert licence.startswith("Apache-2.0") and str(model_folder) in licence
+    assert run_provenance(tmp_path / "run" / "generator.safetensors")[0]["data"]["test_utterances"] == ["b_1"]
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["init_weights"] is None
+    assert run_provenance(model_folder / "model.safetensors") == ({}, "unknown")  # not a run folder
+    # the CLI writes them into the folder, with the frame comb chosen for it
+    from signals.cli import main
+    from signals.modelfolder import ModelFolder
+
+    assert main(["speech", "sr", "export", "--weights", str(tmp_path / "ft" / "generator.safetensors"),
+                 "--out", str(tmp_path / "folder"), "--frame-comb", "2"]) == 0
+    written = ModelFolder.load(tmp_path / "folder").config
+    assert written.source == source and written.licence == licence and written.frontend["frame_comb_radius"] == 2
 
 
 # ---------------------------------------------------------------------------------------------- export + runtime
@@ -285,11 +307,42 @@ def test_chunked_inference_equals_whole_file(model):
 
     x48 = resample(resample(x, SR, 8000), 8000, SR)
     h = crossover_filter(3800.0)
-    whole = model.generate(x48, chunk_frames=10**6, h=h)
-    for chunk in (17, 64, 140):  # 140: the last chunk is shorter than the crossfade
-        chunked = model.generate(x48, chunk_frames=chunk, h=h)
-        assert chunked.shape == whole.shape == x48.shape
-        np.testing.assert_allclose(chunked, whole, atol=1e-5)
+    # also with the frame comb on (it reads frames up to its radius around each kept frame)
+    combed = replace(model, front=replace(model.front, frame_comb_radius=3))
+    assert model.chunking.context_frames >= 3
+    for runtime in (model, combed):
+        whole = runtime.generate(x48, chunk_frames=10**6, h=h)
+        for chunk in (17, 64, 140):  # 140: the last chunk is shorter than the crossfade
+            chunked = runtime.generate(x48, chunk_frames=chunk, h=h)
+            assert chunked.shape == whole.shape == x48.shape
+            np.testing.assert_allclose(chunked, whole, atol=1e-5)
+    assert not np.allclose(combed.generate(x48, h=h), model.generate(x48, h=h), atol=1e-4)
+    np.testing.assert_array_equal(combed.generate(x48), model.generate(x48))  # no crossover: raw output
+
+
+def test_frame_comb_removes_a_frame_locked_pattern_and_keeps_the_rest(model_folder):
+    """A pattern repeating every hop samples (with a slow level change) is removed; unlocked noise keeps
+    ~(1 - 1/(2r+1)) of its power; radius 0 is the identity; a radius past the chunk context is refused."""
+    from signals.errors import ModelError
+    from signals.speech.sr.infer import load
+    from signals.speech.sr.postprocess import remove_frame_periodic
+
+    rng = np.random.default_rng(0)
+    hop, r, n = 256, 8, 400
+    noise = rng.standard_normal(n * hop).astype(np.float32)
+    level = np.repeat(1.0 + 0.3 * np.sin(np.linspace(0, np.pi, n)), hop)
+    pattern = np.tile(rng.standard_normal(hop), n) * level
+    out = remove_frame_periodic(noise + pattern, hop, r)
+    # linear, so the two parts can be scored apart
+    np.testing.assert_allclose(out, remove_frame_periodic(noise, hop, r) + remove_frame_periodic(pattern, hop, r),
+                               atol=1e-4)
+    assert np.mean(remove_frame_periodic(pattern, hop, r) ** 2) < 0.01 * np.mean(pattern**2)  # lines 20 dB down
+    kept = np.mean(remove_frame_periodic(noise, hop, r) ** 2) / np.mean(noise**2)
+    assert kept == pytest.approx(1 - 1 / (2 * r + 1), abs=0.02)
+    np.testing.assert_array_equal(remove_frame_periodic(noise, hop, 0), noise)
+    assert remove_frame_periodic(noise[:100], hop, r).shape == (100,)  # shorter than a frame: unchanged
+    with pytest.raises(ModelError, match="frame_comb_radius must be within 0"):
+        load(model_folder, threads=1, frame_comb_radius=10**6)
 
 
 def test_streamed_file_equals_in_memory_upsample(model, tmp_path):
@@ -380,6 +433,7 @@ def test_evaluate_on_real_vctk(vctk_root, model_folder, tmp_path):
     assert s["unprocessed"]["8000"]["lsd_hf"] > s["unprocessed"]["8000"]["lsd"]
     assert (tmp_path / "results.json").is_file() and "hifi_sr" in (tmp_path / "results.txt").read_text()
     assert "TON" in (tmp_path / "results.txt").read_text() and "tonal_excess_db" in s["hifi_sr"]["8000"]
+    assert (tmp_path / "spectrogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # reference / input / output
     # the unprocessed input leaves the generated band empty: its tonal excess is minus the reference's value
     assert s["unprocessed"]["8000"]["tonal_excess_db"] == pytest.approx(-s["unprocessed"]["8000"]["tonal_ref_db"], abs=0.5)
 

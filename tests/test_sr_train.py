@@ -226,7 +226,8 @@ def test_training_on_a_pack_selects_on_val_lsd_and_resumes(tmp_path, monkeypatch
         rows.append({"id": f"a:{i}", "path": str(path), "rate": SR, "start": 0, "stop": int(0.4 * SR), "gain_db": 0.0,
                      "seconds": 0.4, "bandwidth_hz": bw, "group": group, "language": "xx", "package": "a",
                      "split": split})
-    write_pack(tmp_path / "pack", rows, "source")
+    write_pack(tmp_path / "pack", rows, "source", meta={"packages": {"a": {"version": "1.0", "licence": "GPL-2"}},
+                                                        "val_groups": ["a/v"], "test_groups": ["a/t"]})
     monkeypatch.setitem(tr.GENERATORS, "small", TEST_CFG)
     monkeypatch.setitem(tr.DISCRIMINATORS, "tiny", TEST_DISC)
 
@@ -250,6 +251,14 @@ def test_training_on_a_pack_selects_on_val_lsd_and_resumes(tmp_path, monkeypatch
     assert "opt_step_g" in state and "opt_step_d" not in state  # D moments not kept ("generator")
     assert run(["--steps", "3"], resume=True)["step"] == 3
     assert json.loads((tmp_path / "run" / "last" / "state.json").read_text())["step"] == 3
+    # `sr export`'s provenance names the Debian package, its licence and the held-out groups
+    from signals.speech.sr.export import run_provenance
+
+    source, licence = run_provenance(tmp_path / "run" / "generator_best.safetensors")
+    assert source["training"]["selected_by"].startswith("best validation LSD") and source["training"]["step"] in (2, 3)
+    assert source["training"]["validation"]["val_lsd_8k"] > 0
+    assert source["data"]["test_groups"] == ["a/t"] and source["data"]["packages"]["a"]["licence"] == "GPL-2"
+    assert "Debian a 1.0 (GPL-2)" in licence and "init" not in source
     from signals.errors import DataError
 
     with pytest.raises(DataError, match="holds a 'tiny' discriminator"):

@@ -77,6 +77,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                                    "models/super_resolution)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="onnxruntime intra-op threads, >= 1 (default: "
                                                                      "all cores)")
+    p.add_argument("--frame-comb", type=nonnegative_int, metavar="R", dest="frame_comb",
+                   help="override the model's frame_comb_radius: remove the generator's frame-locked lines by "
+                        "subtracting each frame phase's mean over 2R+1 frames (0: off; default: the model's)")
 
 
 def _upsample(args) -> int:
@@ -86,7 +89,7 @@ def _upsample(args) -> int:
 
     # the output is checked before the model loads (upsample_file checks it again, with the channel count)
     check_audio_output(args.output, SAMPLE_RATE, float32=args.float, inputs=[args.input], overwrite=args.overwrite)
-    sr = load(args.model, threads=args.threads)
+    sr = load(args.model, threads=args.threads, frame_comb_radius=args.frame_comb)
     info = sr.upsample_file(args.input, args.output, subtype="FLOAT" if args.float else "PCM_16",
                             postprocess=not args.no_postprocess, overwrite=args.overwrite)
     for message in info["warnings"]:
@@ -192,7 +195,7 @@ def _evaluate(args) -> int:
 
     result = evaluate(args.dir, args.model, out=args.out, held_out=args.held_out, files=args.files,
                       rates=tuple(args.rates), threads=args.threads, split=args.split, vocoder=args.vocoder,
-                      limit=args.limit)
+                      limit=args.limit, frame_comb_radius=args.frame_comb)
     print(format_table(result))
     return 0
 
@@ -200,9 +203,10 @@ def _evaluate(args) -> int:
 def _export(args) -> int:
     from safetensors.numpy import load_file
 
-    from signals.speech.sr.export import export
+    from signals.speech.sr.export import export, run_provenance
 
-    cfg = export(args.weights, args.out)
+    source, licence = run_provenance(args.weights)
+    cfg = export(args.weights, args.out, source=source, licence=licence, frame_comb_radius=args.frame_comb)
     graph = cfg.graphs["generator"]
     params = sum(v.size for v in load_file(f"{args.out}/{cfg.weights}").values())
     print(json.dumps({"onnx": f"{args.out}/{graph.file}", "parity_max_abs": graph.parity_max_abs_diff,
@@ -257,3 +261,6 @@ def register(group: argparse._SubParsersAction) -> None:
     p = add_command(sr, "export", "export generator weights to an ONNX model folder (with parity check)", _export)
     p.add_argument("--weights", required=True, help="generator .safetensors from training")
     p.add_argument("--out", default="models/super_resolution", help="model folder to write")
+    p.add_argument("--frame-comb", type=nonnegative_int, default=0, metavar="R", dest="frame_comb",
+                   help="frontend.frame_comb_radius of the folder (choose it on validation audio with "
+                        "`sr evaluate --frame-comb R`; 0: off) (default: 0)")

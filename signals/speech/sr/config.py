@@ -71,6 +71,7 @@ GENERATORS = {"small": SMALL, "paper": PAPER}
 COMPACT_DISC = DiscriminatorConfig(mpd_channels=(16, 64, 128, 256, 256), msd_width=16, mbd_channels=32)
 DISCRIMINATORS = {"full": DiscriminatorConfig(), "compact": COMPACT_DISC, "tiny": TINY_DISC}
 LR_SCHEDULES = ("cosine", "exp")
+RUN_CONFIG = "train_config.json"  # a training run's resolved recipe, split and starting weights
 
 # The shared VCTK excerpt: 2 utterances of each speaker held out for the test, 1 each for validation.
 DEFAULT_TEST = ("p360_001", "p360_275", "p361_009", "p361_084")

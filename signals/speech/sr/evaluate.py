@@ -22,7 +22,8 @@ as real speech; the unprocessed input has an empty band, so its excess is minus 
 clips of ``--split`` (default ``test``: held-out languages / voices) are scored, each only up to its
 measured bandwidth (above it the reference holds no recorded content).
 
-Torch-free; writes ``results.json`` and ``results.txt`` (a table) to ``--out``. The held-out
+Torch-free; writes ``results.json``, ``results.txt`` (a table) and ``spectrogram.png`` (reference, input and
+output of the first file at a 16 kHz input) to ``--out``. The held-out
 utterances are the ones the model folder's ``config.json["source"]["data"]["test_utterances"]`` lists.
 """
 
@@ -150,13 +151,14 @@ def format_table(result: dict[str, Any]) -> str:
 def evaluate(data: str | Path, model_dir: str | Path | None = None, out: str | Path | None = None,
              held_out: bool = False, files: list[str] | None = None, rates: tuple[int, ...] = RATES,
              threads: int | None = None, split: str = "test", vocoder: bool = False,
-             limit: int | None = None) -> dict[str, Any]:
+             limit: int | None = None, frame_comb_radius: int | None = None) -> dict[str, Any]:
     """Evaluate the model folder on ``data`` (audio folder or training pack); writes ``results.json`` /
-    ``results.txt`` into ``out`` if given. ``limit``: at most that many files (evenly spaced)."""
+    ``results.txt`` / ``spectrogram.png`` into ``out`` if given. ``limit``: at most that many files (evenly
+    spaced); ``frame_comb_radius``: overrides the model's (None: keep it)."""
     from signals.speech.sr.data import find_audio, is_pack, load_pack, utterance_id
     from signals.speech.sr.infer import load
 
-    model = load(model_dir, threads=threads)
+    model = load(model_dir, threads=threads, frame_comb_radius=frame_comb_radius)
     voc = None
     if vocoder:
         from signals.speech.vocoder.infer import load as load_vocoder
@@ -196,4 +198,20 @@ def evaluate(data: str | Path, model_dir: str | Path | None = None, out: str | P
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "results.json").write_text(json.dumps(result, indent=2) + "\n")
         (folder / "results.txt").write_text(format_table(result) + "\n")
+        plot_example(items, model, rates, folder / "spectrogram.png")
     return result
+
+
+def plot_example(items: list[tuple[str, np.ndarray, float | None]], model, rates: tuple[int, ...], path: Path) -> None:
+    """Reference, input and HiFi-SR output of the first file with a band to generate, at a 16 kHz input
+    (else the lowest rate evaluated): where the generated band, its hiss or steady lines show at a glance."""
+    from signals.plotting import plot_spectrograms
+
+    rate = 16000 if 16000 in rates else min(rates)
+    name, ref, top = next(((n, r, t) for n, r, t in items if t is None or t > rate / 2), (None, None, None))
+    if name is None:
+        return
+    low = resample(ref, SR, rate)
+    title = f"HiFi-SR output, 48 kHz ({model.folder.path.name}, frame comb radius {model.front.frame_comb_radius})"
+    plot_spectrograms([(ref, SR, f"reference {name}, 48 kHz"), (low, rate, f"input, {rate / 1000:g} kHz (soxr)"),
+                       (model.upsample(low, rate, name=name), SR, title)], path)

@@ -20,7 +20,7 @@ import torch.nn as nn
 from signals.configio import from_dict, to_dict
 from signals.errors import ModelError
 from signals.export import export_graph, write_folder
-from signals.modelfolder import ModelConfig, ModelFolder
+from signals.modelfolder import LOG_FILE, ModelConfig, ModelFolder, sha256
 from signals.speech.sr.config import SMALL, GeneratorConfig
 from signals.speech.sr.frontend import FrontEnd
 from signals.speech.sr.infer import KIND, ONNX_FILE, Chunking
@@ -57,6 +57,65 @@ def weights_config(weights: str | Path) -> GeneratorConfig:
     return from_dict(GeneratorConfig, json.loads(meta["config"]), str(weights), "config") if "config" in meta else SMALL
 
 
+def run_provenance(weights: str | Path) -> tuple[dict[str, Any], str]:
+    """``(source, licence)`` for the model folder of ``weights`` written by a training run: read from the run
+    folder beside them (``train_config.json``, ``train_log.jsonl``, the pack's ``index.json``); ``({},
+    "unknown")`` for weights from elsewhere.
+
+    ``source.training`` holds the recipe, the weights' step and their validation row; ``source.data`` the
+    corpus (for a pack: the Debian packages with versions and licences, the held-out groups). Fine-tuned
+    weights (``init_weights`` a model folder's) inherit that folder's ``data.test_utterances`` (what
+    ``evaluate --held-out`` scores: nothing in the lineage trained on them) and its provenance as ``init``.
+    """
+    from safetensors import safe_open
+
+    from signals.speech.sr.config import RUN_CONFIG
+    from signals.speech.sr.data import is_pack, read_pack_index
+
+    weights = Path(weights)
+    run = weights.parent
+    if not weights.is_file() or not (run / RUN_CONFIG).is_file():
+        return {}, "unknown"
+    tc = json.loads((run / RUN_CONFIG).read_text())
+    with safe_open(str(weights), "pt") as f:
+        step = int((f.metadata() or {}).get("step", -1))
+    log_file = run / LOG_FILE
+    rows = [json.loads(line) for line in log_file.read_text().splitlines()] if log_file.is_file() else []
+    val = next(({k: v for k, v in r.items() if k.startswith("val_")} for r in rows
+                if r.get("step") == step and "val_lsd_8k" in r and not r.get("init")), {})
+    keys = ("steps", "batch_size", "lr", "lr_schedule", "warmup_steps", "above_band_weight", "disc_start",
+            "disc_warmup", "discriminator", "seed", "degrade", "loss", "discriminator_config")
+    training = {"step": step, **{k: tc[k] for k in keys if k in tc}, "init_weights": tc.get("init_weights"),
+                "selected_by": "best validation LSD (mean of 8 and 16 kHz inputs)" if "best" in weights.stem
+                else "latest step", "validation": val}
+    split = tc.get("split", {})
+    data: dict[str, Any] = {"corpus": tc.get("data"), "train_clips": split.get("train")}
+    licences = []
+    if tc.get("data") and is_pack(tc["data"]):
+        index = read_pack_index(tc["data"])
+        data.update(packages=index.get("packages", {}), val_groups=index.get("val_groups", []),
+                    test_groups=index.get("test_groups", []), minutes=index.get("summary", {}).get("per_split"))
+        licences = [f"{name} {p.get('version', '')} ({p.get('licence', '?')})"
+                    for name, p in index.get("packages", {}).items()]
+    else:
+        data.update(val_utterances=split.get("val", []), test_utterances=split.get("test", []))
+    source: dict[str, Any] = {"data": data, "training": training}
+    licence = "Apache-2.0 (weights)"
+    if licences:
+        licence += "; training audio (never redistributed, rebuilt by `signals speech sr prepare`): Debian " + \
+                   ", ".join(licences)
+    parent = Path(tc["init_weights"]).parent if tc.get("init_weights") else None
+    if parent is not None and (parent / "config.json").is_file():
+        pc = ModelFolder.load(parent, KIND).config
+        init = Path(tc["init_weights"])
+        source["init"] = {"folder": str(parent), "weights_sha256": sha256(init) if init.is_file() else None,
+                          "source": pc.source}
+        if not data.get("test_utterances"):
+            data["test_utterances"] = (pc.source.get("data") or {}).get("test_utterances", [])
+        licence += f"; initialised from {parent} ({pc.licence})"
+    return source, licence
+
+
 def load_model(model_dir: str | Path | ModelFolder) -> Generator:
     """The PyTorch generator of a model folder (config.json + model.safetensors), in eval mode."""
     folder = model_dir if isinstance(model_dir, ModelFolder) else ModelFolder.load(model_dir, KIND)
@@ -65,11 +124,13 @@ def load_model(model_dir: str | Path | ModelFolder) -> Generator:
 
 
 def export(weights: str | Path, out: str | Path, gcfg: GeneratorConfig | None = None,
-           source: dict[str, Any] | None = None, licence: str = "unknown") -> ModelConfig:
+           source: dict[str, Any] | None = None, licence: str = "unknown",
+           frame_comb_radius: int = 0) -> ModelConfig:
     """Load generator weights, write ``out/{config.json, model.safetensors, generator.onnx}``; returns the config.
 
     ``source``: provenance for config.json (data split, training recipe); ``data.test_utterances`` is what
-    ``signals speech sr evaluate --held-out`` evaluates on.
+    ``signals speech sr evaluate --held-out`` evaluates on. ``frame_comb_radius``: the front end's
+    frame-locked-line removal (:func:`signals.speech.sr.postprocess.remove_frame_periodic`; 0: off).
     """
     weights = Path(weights)
     if not weights.is_file():
@@ -80,7 +141,8 @@ def export(weights: str | Path, out: str | Path, gcfg: GeneratorConfig | None = 
     graph = export_graph(Exported(gen), out / ONNX_FILE, inputs={"mel": ("batch", gcfg.n_mels, "frames")},
                          outputs={"audio": ("batch", "samples")}, example=[torch.randn(1, gcfg.n_mels, 64)],
                          cases=parity_cases(gcfg.n_mels))
-    config = ModelConfig(kind=KIND, description=DESCRIPTION, model=to_dict(gcfg), frontend=to_dict(FrontEnd()),
+    front = FrontEnd(frame_comb_radius=frame_comb_radius)
+    config = ModelConfig(kind=KIND, description=DESCRIPTION, model=to_dict(gcfg), frontend=to_dict(front),
                          graphs={"generator": graph}, runtime=to_dict(Chunking(context_frames=gcfg.context_frames)),
                          source=source or {}, licence=licence)
     write_folder(out, config, gen, metadata={"config": json.dumps(to_dict(gcfg))})

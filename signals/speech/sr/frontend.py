@@ -26,6 +26,10 @@ class FrontEnd:
     full_band_hz: float = 23500.0
     bandwidth_drop_db: float = BANDWIDTH_DROP_DB  # see postprocess.BandwidthEstimator
     crossover_width_hz: float = CROSSOVER_WIDTH_HZ  # transition band of the input/generated crossover
+    # With the crossover: the generator's frame-locked pattern (lines at multiples of rate / hop) is removed
+    # by subtracting each frame-grid phase's mean over 2 r + 1 frames (postprocess.remove_frame_periodic);
+    # r = 0 keeps the generated band as the generator wrote it. Chosen per model on validation audio.
+    frame_comb_radius: int = 0
 
     @property
     def sample_rate(self) -> int:

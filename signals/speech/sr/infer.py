@@ -5,7 +5,8 @@
     sr.upsample_file("in.wav", "out.wav")            # 48 kHz, 16-bit (or float)
 
 Pipeline per channel: resample to 48 kHz (soxr) -> SR_MEL log-mel -> ONNX generator in chunks ->
-crossover that keeps the input below its detected bandwidth and the generated signal above it.
+crossover that keeps the input below its detected bandwidth and the generated signal above it (after
+removing the generator's frame-locked lines, ``frontend.frame_comb_radius``).
 Chunks of ``chunk_frames`` mel frames run with ``context_frames`` of context on each side (at least the
 generator's receptive field, so a chunk's output equals whole-file output up to float rounding) and a
 short linear crossfade between neighbours; the generator's memory use is therefore flat in the length.
@@ -37,6 +38,7 @@ from signals.speech.sr.postprocess import (
     crossover_cutoff,
     crossover_filter,
     detect_bandwidth,
+    remove_frame_periodic,
 )
 
 KIND = "super_resolution"
@@ -66,6 +68,7 @@ class _ChunkStream:
     def __init__(self, sr: SRRuntime, chunk_frames: int | None, h: np.ndarray | None):
         inf = sr.chunking
         self.run, self.h = sr._run, h
+        self.comb = sr.front.frame_comb_radius if h is not None else 0  # part of the postprocessing
         self.chunk = int(chunk_frames or inf.chunk_frames)
         self.ctx, self.xf = inf.context_frames, inf.crossfade_frames
         self.mc, self.hop = sr.front.mel, sr.hop
@@ -104,6 +107,7 @@ class _ChunkStream:
         w0, w1 = max(0, a - self.ctx), min(n_frames, keep_end + self.ctx)
         y = self.run(mel_numpy(self._window(w0 * hop, (w1 - 1) * hop + self.mc.n_fft), self.frame_cfg))
         if self.h is not None:  # samples w0*hop ... w1*hop
+            y = remove_frame_periodic(y, hop, self.comb)
             x_win = np.zeros(len(y), dtype=np.float32)
             end = w1 * hop if self.n is None else min(self.n, w1 * hop)
             src = self.buf[w0 * hop - self.base : end - self.base]
@@ -165,7 +169,8 @@ class SRRuntime:
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, providers: Sequence[str] | None = None,
-             threads: int | None = None) -> SRRuntime:
+             threads: int | None = None, frame_comb_radius: int | None = None) -> SRRuntime:
+        """``frame_comb_radius``: overrides the folder's ``frontend.frame_comb_radius`` (None: keep it)."""
         folder = ModelFolder.find(KIND, model_dir)
         front = folder.section("frontend", FrontEnd)
         chunking = folder.section("runtime", Chunking)
@@ -176,6 +181,11 @@ class SRRuntime:
             raise ModelError(f"{folder.config_path}: frontend.mel (n_mels {front.mel.n_mels}, hop "
                              f"{front.mel.hop_length}) does not match the generator (n_mels {model.n_mels}, "
                              f"hop {model.hop}) or the graph's input {spec.inputs['mel']}")
+        if frame_comb_radius is not None:
+            front = replace(front, frame_comb_radius=frame_comb_radius)
+        if not 0 <= front.frame_comb_radius <= chunking.context_frames:
+            raise ModelError(f"frame_comb_radius must be within 0 ... {chunking.context_frames} (the chunk "
+                             f"context, in frames), got {front.frame_comb_radius} ({folder.config_path})")
         session = folder.session("generator", providers=providers, threads=threads)
         return cls(folder=folder, session=session, front=front, chunking=chunking)
 
@@ -317,5 +327,5 @@ class SRRuntime:
 
 
 def load(model_dir: str | Path | None = None, providers: Sequence[str] | None = None,
-         threads: int | None = None) -> SRRuntime:
-    return SRRuntime.load(model_dir, providers=providers, threads=threads)
+         threads: int | None = None, frame_comb_radius: int | None = None) -> SRRuntime:
+    return SRRuntime.load(model_dir, providers=providers, threads=threads, frame_comb_radius=frame_comb_radius)

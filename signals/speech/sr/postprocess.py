@@ -86,6 +86,31 @@ def crossover_cutoff(bandwidth_hz: float, width_hz: float = CROSSOVER_WIDTH_HZ) 
     return max(bandwidth_hz - 0.6 * width_hz - 0.02 * bandwidth_hz, width_hz)
 
 
+def remove_frame_periodic(gen: np.ndarray, hop: int, radius: int) -> np.ndarray:
+    """Subtract the part of ``gen: float [T]`` that repeats every ``hop`` samples: per phase of the frame grid
+    (sample 0 is a frame boundary), the mean over the ``2 radius + 1`` surrounding frames (fewer at the
+    ends). Returns float32 ``[T]``.
+
+    Why: a HiFi-GAN upsampler fed one mel vector per ``hop`` samples leaves a frame-locked pattern in its
+    output, steady lines at multiples of ``rate / hop`` (187.5 Hz at 48 kHz / 256) that the crossover keeps
+    wherever the band is generated. Speech is not locked to the frame grid, so its frames average out
+    (random phases: ~1 / (2 radius + 1) of its power is removed) while the pattern, steady over the window,
+    is removed whole. Frames within ``radius`` of a chunk's kept region are all it reads, so chunked output
+    equals whole-file output when ``radius`` is at most the chunk context.
+    """
+    gen = np.asarray(gen, dtype=np.float32)
+    n = len(gen) // hop
+    if radius <= 0 or n == 0:
+        return gen
+    frames = gen[: n * hop].reshape(n, hop).astype(np.float64)
+    cum = np.concatenate([np.zeros((1, hop)), np.cumsum(frames, axis=0)])
+    i = np.arange(n)
+    lo, hi = np.maximum(0, i - radius), np.minimum(n, i + radius + 1)
+    out = gen.astype(np.float64)
+    out[: n * hop] -= ((cum[hi] - cum[lo]) / (hi - lo)[:, None]).reshape(-1)
+    return out.astype(np.float32)
+
+
 def crossover(inp: np.ndarray, gen: np.ndarray, h: np.ndarray) -> np.ndarray:
     """``inp`` below the filter's cutoff, ``gen`` above it. ``inp, gen: [T]`` at the same rate."""
     diff = np.asarray(inp, dtype=np.float64) - np.asarray(gen, dtype=np.float64)

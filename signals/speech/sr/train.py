@@ -54,7 +54,7 @@ from signals.speech.nn.losses import (
     multiscale_mel_loss,
 )
 from signals.speech.sr.checkpoint import restore, state_tensors
-from signals.speech.sr.config import DISCRIMINATORS, GENERATORS, TrainConfig
+from signals.speech.sr.config import DISCRIMINATORS, GENERATORS, RUN_CONFIG, TrainConfig
 from signals.speech.sr.data import (
     SAMPLE_RATE,
     VOCODER_RATE,
@@ -348,11 +348,16 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
     val_set = make_val_set(val_utts, corpus.bandwidth, cfg.val_clips) if ctx.is_main else []
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        # the recipe with the resolved generator / discriminator / loss configs, for the model card
+        # the recipe with the resolved generator / discriminator / loss configs and the starting weights (a
+        # resumed run keeps the ones it began from): `sr export` turns it into the model folder's provenance
+        config_file = out / RUN_CONFIG
+        previous = json.loads(config_file.read_text()) if state is not None and config_file.is_file() else {}
         resolved = {**to_dict(cfg), "generator_config": to_dict(gcfg), "discriminator_config": to_dict(dcfg),
                     "loss": to_dict(lc), "data": str(data), "split": {"train": len(train_ids), "val": val_ids,
-                                                                      "test": test_ids}}
-        (out / "train_config.json").write_text(json.dumps(resolved, indent=2))
+                                                                      "test": test_ids},
+                    "init_weights": str(init_weights) if init_weights and state is None
+                    else previous.get("init_weights")}
+        config_file.write_text(json.dumps(resolved, indent=2))
     log_file = (out / LOG_FILE).open("a") if ctx.is_main else None
 
     def write_row(row: dict[str, Any]) -> None:

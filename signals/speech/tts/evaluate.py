@@ -382,34 +382,12 @@ def plot_mels(teacher: np.ndarray, clone: np.ndarray, title: str, path: Path) ->
     return save_figure(fig, path)
 
 
-def _spectrogram_db(wav: np.ndarray, rate: int) -> np.ndarray:
-    from signals.speech.features import stft
-
-    n_fft = 1024 if rate < 32000 else 2048  # ~22 Hz bins at both rates
-    spec = np.abs(stft(wav, n_fft, n_fft // 4))
-    return 20 * np.log10(np.maximum(spec, 1e-5)).T  # [freq, frames]
-
-
 def plot_sr(before: np.ndarray, before_rate: int, after: np.ndarray, after_rate: int, title: str, path: Path) -> Path:
     """Linear-frequency spectrograms of one clone at the vocoder's rate and after HiFi-SR (both to 24 kHz)."""
-    from signals.plotting import pyplot, save_figure
+    from signals.plotting import plot_spectrograms
 
-    plt = pyplot()
-    fig, axes = plt.subplots(2, 1, figsize=(9, 6))
-    top = after_rate / 2
-    for ax, wav, rate, name in zip(axes, (before, after), (before_rate, after_rate),
-                                   (f"vocoder output, {before_rate / 1000:g} kHz", f"after HiFi-SR, {after_rate / 1000:g} kHz")):
-        s = _spectrogram_db(wav, rate)
-        peak = float(s.max())
-        im = ax.imshow(s, origin="lower", aspect="auto", interpolation="none", cmap="magma", vmin=peak - 90, vmax=peak,
-                       extent=(0, len(wav) / rate, 0, rate / 2))
-        ax.set_ylim(0, top)
-        ax.set_facecolor("black")  # above the input's Nyquist: no content at all
-        ax.set_title(f"{name}: {title[:70]}", fontsize=8)
-        ax.set_xlabel("s")
-        ax.set_ylabel("Hz")
-        fig.colorbar(im, ax=ax, pad=0.01, label="dB")
-    return save_figure(fig, path)
+    return plot_spectrograms([(before, before_rate, f"vocoder output, {before_rate / 1000:g} kHz: {title[:70]}"),
+                              (after, after_rate, f"after HiFi-SR, {after_rate / 1000:g} kHz: {title[:70]}")], path)
 
 
 # --------------------------------------------------------------------------------------------- evaluation

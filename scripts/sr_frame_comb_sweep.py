@@ -1,0 +1,81 @@
+"""Choose a HiFi-SR model folder's ``frontend.frame_comb_radius`` on validation audio only.
+
+    python scripts/sr_frame_comb_sweep.py --model models/super_resolution --out runs/sr_comb
+
+Scores the model with the frame comb at each radius (0 = off) on two validation sets, never a test set:
+the VCTK utterances the shipped model was selected on (``--vctk-files``) and ``--limit`` clips of a
+training pack's ``val`` split (held-out languages / voices, each clip scored up to its bandwidth). The
+rule, fixed before the sweep: the lowest LSD averaged over both sets and all input rates; among radii
+within ``--tolerance`` of it, the one whose generated band is least tonal. Writes ``sweep.json`` and
+prints one row per radius. Same metrics as ``signals speech sr evaluate`` (it calls the same code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from signals.speech.audio import load_audio
+from signals.speech.sr.data import find_audio, load_pack, utterance_id
+from signals.speech.sr.evaluate import RATES, evaluate_items
+from signals.speech.sr.frontend import SAMPLE_RATE as SR
+from signals.speech.sr.infer import load
+
+
+def score(model: str, threads: int, sets: dict[str, list], radius: int) -> dict:
+    """Mean HiFi-SR metrics over all input rates of each validation set, with the comb at ``radius``."""
+    base = load(model, threads=threads)
+    runtime = replace(base, front=replace(base.front, frame_comb_radius=radius))
+    row: dict = {"radius": radius}
+    for name, items in sets.items():
+        hifi = evaluate_items(items, runtime, RATES)["summary"]["hifi_sr"]["mean"]
+        row[name] = {k: round(hifi[k], 4) for k in ("lsd", "lsd_hf", "tonal_excess_db")}
+    row["lsd"] = round(float(np.mean([row[n]["lsd"] for n in sets])), 4)
+    row["tonal_excess_db"] = round(float(np.mean([row[n]["tonal_excess_db"] for n in sets])), 2)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="models/super_resolution")
+    ap.add_argument("--vctk", default="../shared/data/vctk-wideband")
+    ap.add_argument("--vctk-files", nargs="*", default=["p360_354", "p361_174"])
+    ap.add_argument("--pack", default="data/sr_debian/full")
+    ap.add_argument("--limit", type=int, default=24)
+    ap.add_argument("--radii", type=int, nargs="+", default=[0, 2, 3, 4, 6, 8, 12, 16])
+    ap.add_argument("--tolerance", type=float, default=0.005)
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads per job")
+    ap.add_argument("--jobs", type=int, default=2, help="radii scored in parallel processes")
+    ap.add_argument("--out", default="runs/sr_comb")
+    args = ap.parse_args()
+
+    sets = {"vctk_val": [(utterance_id(p), load_audio(p, sample_rate=SR)[0], None) for p in find_audio(args.vctk)
+                         if utterance_id(p) in set(args.vctk_files)]}
+    if args.pack and Path(args.pack).is_dir():
+        corpus = load_pack(args.pack, ("val",))
+        names = sorted(corpus.wavs)
+        names = [names[int(i)] for i in np.linspace(0, len(names) - 1, min(args.limit, len(names))).round()]
+        sets["pack_val"] = [(n, corpus.wavs[n], corpus.bandwidth[n] if corpus.bandwidth[n] < SR / 2 else None)
+                            for n in names]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        rows = list(pool.map(partial(score, args.model, args.threads, sets), args.radii))
+    for row in rows:
+        print(json.dumps(row))
+    best_lsd = min(r["lsd"] for r in rows)
+    chosen = min((r for r in rows if r["lsd"] <= best_lsd + args.tolerance), key=lambda r: r["tonal_excess_db"])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"model": args.model, "sets": {k: [n for n, _, _ in v] for k, v in sets.items()}, "rows": rows,
+              "rule": f"lowest mean LSD; within {args.tolerance} of it, least tonal", "chosen": chosen["radius"]}
+    (out / "sweep.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(f"chosen frame_comb_radius: {chosen['radius']}")
+
+
+if __name__ == "__main__":
+    main()

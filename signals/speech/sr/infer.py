@@ -184,8 +184,8 @@ class SRRuntime:
         if frame_comb_radius is not None:
             front = replace(front, frame_comb_radius=frame_comb_radius)
         if not 0 <= front.frame_comb_radius <= chunking.context_frames:
-            raise ModelError(f"frame_comb_radius must be within 0 ... {chunking.context_frames} (the chunk "
-                             f"context, in frames), got {front.frame_comb_radius} ({folder.config_path})")
+            raise ModelError(f"frame_comb_radius must be within 0 ... {chunking.context_frames} frames (the chunk "
+                             f"context of {folder.config_path}), got {front.frame_comb_radius}")
         session = folder.session("generator", providers=providers, threads=threads)
         return cls(folder=folder, session=session, front=front, chunking=chunking)
 

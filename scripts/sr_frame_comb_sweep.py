@@ -15,23 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from signals.speech.audio import load_audio
-from signals.speech.sr.data import find_audio, load_pack, utterance_id
-from signals.speech.sr.evaluate import RATES, evaluate_items
-from signals.speech.sr.frontend import SAMPLE_RATE as SR
+from signals.speech.sr.evaluate import RATES, evaluate_items, reference_items
 from signals.speech.sr.infer import load
 
 
 def score(model: str, threads: int, sets: dict[str, list], radius: int) -> dict:
     """Mean HiFi-SR metrics over all input rates of each validation set, with the comb at ``radius``."""
-    base = load(model, threads=threads)
-    runtime = replace(base, front=replace(base.front, frame_comb_radius=radius))
+    runtime = load(model, threads=threads, frame_comb_radius=radius)
     row: dict = {"radius": radius}
     for name, items in sets.items():
         hifi = evaluate_items(items, runtime, RATES)["summary"]["hifi_sr"]["mean"]
@@ -55,14 +50,9 @@ def main() -> None:
     ap.add_argument("--out", default="runs/sr_comb")
     args = ap.parse_args()
 
-    sets = {"vctk_val": [(utterance_id(p), load_audio(p, sample_rate=SR)[0], None) for p in find_audio(args.vctk)
-                         if utterance_id(p) in set(args.vctk_files)]}
+    sets = {"vctk_val": reference_items(args.vctk, set(args.vctk_files))[0]}
     if args.pack and Path(args.pack).is_dir():
-        corpus = load_pack(args.pack, ("val",))
-        names = sorted(corpus.wavs)
-        names = [names[int(i)] for i in np.linspace(0, len(names) - 1, min(args.limit, len(names))).round()]
-        sets["pack_val"] = [(n, corpus.wavs[n], corpus.bandwidth[n] if corpus.bandwidth[n] < SR / 2 else None)
-                            for n in names]
+        sets["pack_val"] = reference_items(args.pack, split="val", limit=args.limit)[0]
     with ProcessPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(partial(score, args.model, args.threads, sets), args.radii))
     for row in rows:

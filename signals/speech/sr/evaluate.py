@@ -148,6 +148,40 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def reference_items(data: str | Path, wanted: set[str] | None = None, split: str = "test",
+                    limit: int | None = None) -> tuple[list[tuple[str, np.ndarray, float | None]], str]:
+    """The references to score in ``data`` as :func:`evaluate_items` takes them, and what they are.
+
+    A training pack (``signals speech sr prepare``): the clips of ``split``, each scored up to its measured
+    bandwidth; else a folder of wideband audio (full band). ``wanted``: only these ids (none found: a
+    :class:`DataError`); ``limit``: at most that many, evenly spaced over the sorted ids.
+    """
+    from signals.speech.sr.data import find_audio, is_pack, load_pack, utterance_id
+
+    wanted = wanted or set()
+
+    def spread(seq: list) -> list:
+        if limit and len(seq) > limit:
+            return [seq[int(i)] for i in np.linspace(0, len(seq) - 1, limit).round()]
+        return seq
+
+    if Path(data).is_dir() and is_pack(data):
+        corpus = load_pack(data, (split,))
+        names = sorted(n for n in corpus.wavs if not wanted or n in wanted)
+        if not names:
+            raise DataError(f"none of {sorted(wanted)} in split {split!r} of {data}")
+        names = spread(names)
+        items = [(n, corpus.wavs[n], corpus.bandwidth[n] if corpus.bandwidth[n] < SR / 2 else None) for n in names]
+        return items, (f"the {split} split of {data} ({len(set(corpus.groups[n] for n in names))} held-out groups; "
+                       "each clip scored up to its measured bandwidth)")
+    paths = find_audio(data)
+    if wanted:
+        paths = [p for p in paths if utterance_id(p) in wanted]
+        if not paths:
+            raise DataError(f"none of {sorted(wanted)} found under {data}")
+    return [(p.stem, load_audio(p, sample_rate=SR)[0], None) for p in spread(paths)], "all files given"
+
+
 def evaluate(data: str | Path, model_dir: str | Path | None = None, out: str | Path | None = None,
              held_out: bool = False, files: list[str] | None = None, rates: tuple[int, ...] = RATES,
              threads: int | None = None, split: str = "test", vocoder: bool = False,
@@ -155,7 +189,7 @@ def evaluate(data: str | Path, model_dir: str | Path | None = None, out: str | P
     """Evaluate the model folder on ``data`` (audio folder or training pack); writes ``results.json`` /
     ``results.txt`` / ``spectrogram.png`` into ``out`` if given. ``limit``: at most that many files (evenly
     spaced); ``frame_comb_radius``: overrides the model's (None: keep it)."""
-    from signals.speech.sr.data import find_audio, is_pack, load_pack, utterance_id
+    from signals.speech.sr.data import is_pack
     from signals.speech.sr.infer import load
 
     model = load(model_dir, threads=threads, frame_comb_radius=frame_comb_radius)
@@ -165,32 +199,16 @@ def evaluate(data: str | Path, model_dir: str | Path | None = None, out: str | P
 
         voc = load_vocoder(threads=threads)
     wanted = set(files or [])
-    if Path(data).is_dir() and is_pack(data):
-        corpus = load_pack(data, (split,))
-        names = sorted(n for n in corpus.wavs if not wanted or n in wanted)
-        if not names:
-            raise DataError(f"none of {sorted(wanted)} in split {split!r} of {data}")
-        if limit and len(names) > limit:
-            names = [names[int(i)] for i in np.linspace(0, len(names) - 1, limit).round()]
-        items = [(n, corpus.wavs[n], corpus.bandwidth[n] if corpus.bandwidth[n] < SR / 2 else None) for n in names]
-        label = f"the {split} split of {data} ({len(set(corpus.groups[n] for n in names))} held-out groups; " \
-                "each clip scored up to its measured bandwidth)"
-    else:
-        paths = find_audio(data)
-        if held_out:
-            test = (model.folder.config.source.get("data") or {}).get("test_utterances")
-            if not test:
-                raise DataError(f"{model.folder.config_path} lists no held-out test utterances "
-                                "(source.data.test_utterances)")
-            wanted |= set(test)
-        if wanted:
-            paths = [p for p in paths if utterance_id(p) in wanted]
-            if not paths:
-                raise DataError(f"none of {sorted(wanted)} found under {data}")
-        if limit and len(paths) > limit:
-            paths = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, limit).round()]
-        items = [(p.stem, load_audio(p, sample_rate=SR)[0], None) for p in paths]
-        label = "held-out test utterances" if held_out else "all files given"
+    pack = Path(data).is_dir() and is_pack(data)
+    if held_out and not pack:
+        test = (model.folder.config.source.get("data") or {}).get("test_utterances")
+        if not test:
+            raise DataError(f"{model.folder.config_path} lists no held-out test utterances "
+                            "(source.data.test_utterances)")
+        wanted |= set(test)
+    items, label = reference_items(data, wanted, split, limit)
+    if held_out and not pack:
+        label = "held-out test utterances"
     result = evaluate_items(items, model, tuple(rates), voc)
     result["label"] = label
     if out is not None:

@@ -68,7 +68,7 @@ class _ChunkStream:
     def __init__(self, sr: SRRuntime, chunk_frames: int | None, h: np.ndarray | None):
         inf = sr.chunking
         self.run, self.h = sr._run, h
-        self.comb = sr.front.frame_comb_radius if h is not None else 0  # part of the postprocessing
+        self.comb = sr.front.frame_comb_radius  # part of the postprocessing: only with a crossover (h)
         self.chunk = int(chunk_frames or inf.chunk_frames)
         self.ctx, self.xf = inf.context_frames, inf.crossfade_frames
         self.mc, self.hop = sr.front.mel, sr.hop

@@ -216,6 +216,15 @@ def test_one_training_step_updates_weights(tmp_path, monkeypatch, model_folder):
                  "--out", str(tmp_path / "folder"), "--frame-comb", "2"]) == 0
     written = ModelFolder.load(tmp_path / "folder").config
     assert written.source == source and written.licence == licence and written.frontend["frame_comb_radius"] == 2
+    # a damaged training record is one clear error naming it, and the folder is not written
+    (tmp_path / "ft" / "train_config.json").write_text("{not json")
+    from signals.errors import ModelError
+
+    with pytest.raises(ModelError, match=r"cannot read the training record .*train_config\.json"):
+        run_provenance(tmp_path / "ft" / "generator.safetensors")
+    assert main(["speech", "sr", "export", "--weights", str(tmp_path / "ft" / "generator.safetensors"),
+                 "--out", str(tmp_path / "folder2")]) == 2
+    assert not (tmp_path / "folder2").exists()
 
 
 # ---------------------------------------------------------------------------------------------- export + runtime

@@ -76,11 +76,16 @@ def run_provenance(weights: str | Path) -> tuple[dict[str, Any], str]:
     run = weights.parent
     if not weights.is_file() or not (run / RUN_CONFIG).is_file():
         return {}, "unknown"
-    tc = json.loads((run / RUN_CONFIG).read_text())
+    log_file = run / LOG_FILE
+    try:  # a run folder written by `sr train`, possibly cut short or edited by hand
+        tc = json.loads((run / RUN_CONFIG).read_text())
+        rows = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()] \
+            if log_file.is_file() else []
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read the training record beside {weights} ({RUN_CONFIG} / {LOG_FILE}): {exc}; "
+                         "repair or remove it to export without provenance") from None
     with safe_open(str(weights), "pt") as f:
         step = int((f.metadata() or {}).get("step", -1))
-    log_file = run / LOG_FILE
-    rows = [json.loads(line) for line in log_file.read_text().splitlines()] if log_file.is_file() else []
     val = next(({k: v for k, v in r.items() if k.startswith("val_")} for r in rows
                 if r.get("step") == step and "val_lsd_8k" in r and not r.get("init")), {})
     keys = ("steps", "batch_size", "lr", "lr_schedule", "warmup_steps", "above_band_weight", "disc_start",

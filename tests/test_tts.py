@@ -111,16 +111,35 @@ def test_training_lowers_the_loss_and_resumes(pack, tmp_path):
     from signals.speech.tts.train import train
 
     out = tmp_path / "run"
-    summary = train(_cfg(max_steps=40), pack.folder, out, progress=False)
-    assert summary["step"] == 40
+    summary = train(_cfg(max_steps=42), pack.folder, out, progress=False)
+    assert summary["step"] == 42
     rows = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     losses = [r["total"] for r in rows if "total" in r]
     assert losses[-1] < 0.9 * losses[0], losses  # 40 steps from random: the mel and stop terms fall first
     assert (out / "best" / "state.json").is_file()
-    # rerunning resumes from out/last (step 40) instead of starting over
+    # rerunning resumes from out/last (step 42) instead of starting over
     summary = train(_cfg(max_steps=45), pack.folder, out, progress=False)
     assert summary["step"] == 45
     assert json.loads((out / "last" / "state.json").read_text())["step"] == 45
+    # the partial windows (the end of run 1, the start of run 2) are logged as means of their 2 and 3 steps,
+    # not as sums over log_every (which read as a loss ~half as large)
+    train_rows = {r["step"]: r["total"] for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())
+                  if "total" in r}
+    assert sorted(train_rows) == [5, 10, 15, 20, 25, 30, 35, 40, 42, 45]
+    assert 0.7 < train_rows[42] / train_rows[40] < 1.4 and 0.7 < train_rows[45] / train_rows[40] < 1.4, train_rows
+
+
+def test_export_checkpoint_carries_the_run(pack, tmp_path):
+    """A run's best checkpoint becomes a model folder with its step, validation row, log and curve."""
+    from signals.speech.tts.export import export_checkpoint
+    from signals.speech.tts.train import train
+
+    run = tmp_path / "run"
+    train(_cfg(max_steps=6, val_every=3), pack.folder, run, progress=False)
+    config = export_checkpoint(run / "best", tmp_path / "folder")
+    assert config.source["step"] in (3, 6) and set(config.source["validation"]) >= {"post", "guided"}
+    assert (tmp_path / "folder" / "train_log.jsonl").read_text() == (run / "train_log.jsonl").read_text()
+    assert (tmp_path / "folder" / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_compact_checkpoint_shards_fit_the_limit(tmp_path):

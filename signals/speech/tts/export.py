@@ -196,7 +196,13 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, fp16_weights: boo
     config = export(model, out, list(DEFAULT_SYMBOLS), source=source, licence="Apache-2.0", synthesis=synthesis,
                     fp16_weights=fp16_weights)
     log_file = checkpoint.parent / "train_log.jsonl"
-    if log_file.is_file() and log_file.resolve() != (out / "train_log.jsonl").resolve():
-        with atomic_file(writable(out, "train_log.jsonl")) as tmp:  # never through a link in the folder
-            shutil.copyfile(log_file, tmp)
+    if log_file.is_file():
+        if log_file.resolve() != (out / "train_log.jsonl").resolve():
+            with atomic_file(writable(out, "train_log.jsonl")) as tmp:  # never through a link in the folder
+                shutil.copyfile(log_file, tmp)
+        from signals.plotting import plot_training_log
+
+        terms = ("total", "post", "guided")
+        plot_training_log(log_file, writable(out, "training_curve.png"), keys=terms, val_keys=terms,
+                          title=f"Tacotron 2 on kokoro-teacher, exported at step {int(state['step']):,}")
     return config

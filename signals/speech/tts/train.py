@@ -263,6 +263,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
     t0 = time.time()
     bar = tqdm(total=cfg.max_steps, initial=step, desc="tts train", unit="step", disable=not (progress and ctx.is_main))
     running: dict[str, float] = {}
+    n_running = 0
     done = False
     model.train()
     while not done:
@@ -286,17 +287,20 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
             step += 1
             for k, v in losses.items():
                 running[k] = running.get(k, 0.0) + float(v.detach())
+            n_running += 1
             bar.update(1)
-            if step % cfg.log_every == 0 and ctx.is_main:
+            timeout = rank0_decides(ctx, cfg.max_seconds > 0 and time.time() - t0 > cfg.max_seconds)
+            done = step >= cfg.max_steps or timeout
+            # a row averages the steps since the last one: fewer than log_every after a resume mid-window
+            # or at the end of a run, which would otherwise go unlogged
+            if (step % cfg.log_every == 0 or done) and ctx.is_main:
                 row = {"step": step, "lr": lr, "seconds": round(time.time() - t0, 1),
-                       **{k: round(v / cfg.log_every, 4) for k, v in running.items()}}
+                       **{k: round(v / n_running, 4) for k, v in running.items()}}
                 append_log(out / "train_log.jsonl", row)
                 if not progress:
                     log.info(json.dumps(row))
                 bar.set_postfix(loss=row["total"], post=row["post"], guided=row["guided"], focus=row["focus"])
-                running = {}
-            timeout = rank0_decides(ctx, cfg.max_seconds > 0 and time.time() - t0 > cfg.max_seconds)
-            done = step >= cfg.max_steps or timeout
+                running, n_running = {}, 0
             if (step % cfg.val_every == 0 or done) and ctx.is_main:
                 val = validate(model, pack, val_idx, cfg, ctx.device, autocast)
                 row = {"step": step, "val": {k: round(v, 4) for k, v in val.items()}}

@@ -142,6 +142,28 @@ def test_export_checkpoint_carries_the_run(pack, tmp_path):
     assert (tmp_path / "folder" / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_init_from_a_folder_inherits_its_log(pack, tmp_path):
+    """--init continues the step count and the history: the new run's log starts with the rows up to the
+    init step (not a killed run's torn last line), so an export's curve covers every run."""
+    from signals.speech.tts.export import export_checkpoint
+    from signals.speech.tts.train import train
+
+    train(_cfg(max_steps=6, val_every=3), pack.folder, tmp_path / "run1", progress=False)
+    folder = tmp_path / "folder"
+    export_checkpoint(tmp_path / "run1" / "best", folder)  # best = step 3 or 6
+    step0 = json.loads((folder / "config.json").read_text())["source"]["step"]
+    for name in ("encoder.onnx", "decoder.onnx", "postnet.onnx"):  # what travels to a GPU: weights + config + log
+        (folder / name).unlink()
+    with (folder / "train_log.jsonl").open("a") as f:
+        f.write('{"step": 2, "tot')
+    summary = train(_cfg(max_steps=step0 + 5), pack.folder, tmp_path / "run2", init=folder, progress=False)
+    assert summary["step"] == step0 + 5
+    steps = [json.loads(x)["step"] for x in (tmp_path / "run2" / "train_log.jsonl").read_text().splitlines()]
+    inherited = [s for s in steps if s <= step0]
+    assert inherited and steps[:len(inherited)] == inherited == sorted(inherited)
+    assert steps[len(inherited):] and all(s > step0 for s in steps[len(inherited):]) and steps[-1] == step0 + 5
+
+
 def test_compact_checkpoint_shards_fit_the_limit(tmp_path):
     from signals.torchutils import load_compact, save_compact
 

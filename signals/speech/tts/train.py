@@ -15,7 +15,8 @@ Checkpoints are *compact* so a run can move between machines (a lent GPU returns
 one of the two comes back per call. Adam's moments are saved only with ``--save-optimizer``; without
 them a resumed run re-warms the learning rate over ``warmup_steps``. ``out/best/`` is chosen on the
 validation split (held-out voices + held-out sentences of training voices), never on test.
-``--init models/tts`` starts a new run folder from a shipped model (its weights and step count).
+``--init models/tts`` starts a new run folder from a shipped model (its weights, step count and training log;
+the folder needs only ``config.json``, ``model.safetensors`` and ``train_log.jsonl``, 46 MB, to travel).
 """
 
 from __future__ import annotations
@@ -171,6 +172,30 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, {"step": int(source.get("step", 0)), "model": folder.config.model}
 
 
+def inherit_log(init: str | Path, log_file: Path, step: int) -> None:
+    """Start a new run's ``train_log.jsonl`` with the history of the weights it starts from (rows up to
+    their ``step``), so the exported folder's log and curve cover every run. The history is the folder's
+    ``train_log.jsonl`` (a model folder), or the run folder's beside a compact checkpoint
+    (``runs/tts/best``). Nothing happens when the run already has a log or no history is found."""
+    init = Path(init)
+    candidates = [init / "train_log.jsonl"]
+    if (init / "state.json").is_file():
+        candidates.append(init.parent / "train_log.jsonl")
+    source = next((f for f in candidates if f.is_file()), None)
+    if source is None or log_file.exists():
+        return
+    rows = []
+    for line in source.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a killed run: the history is informative, not load-bearing
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            rows.append(line + "\n")
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text("".join(rows))
+
+
 def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | None = None,
           init: str | Path | None = None, progress: bool = True) -> dict:
     """Train on pack ``data`` into run folder ``out`` (resumed when ``out/last`` exists); returns a summary.
@@ -191,6 +216,8 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
     if resume is None and init is not None:
         resume, started_from = load_weights(init), str(init)
         resume[1]["best_val"] = math.inf  # a new run's validation history starts here
+        if ctx.is_main:
+            inherit_log(init, out / "train_log.jsonl", resume[1]["step"])
     model_cfg = cfg.model
     if resume is not None:
         # Safetensors + JSON (nothing in it runs), but the state may be another model's or damaged.

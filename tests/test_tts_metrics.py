@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -221,6 +222,18 @@ def test_pocketsphinx_transcribes_ljspeech(asr):
     assert wer("has never been surpassed.", hyp) <= 0.25
     # The level does not matter (peak-normalised) and [C, T] input is mixed to mono.
     assert asr.transcribe(0.05 * np.stack([wav, wav]), sr) == hyp
+
+
+def test_pocketsphinx_transcript_does_not_depend_on_history(asr):
+    """A reused decoder transcribes an utterance exactly as a fresh one does, whatever it heard before
+    (without the front-end reset, lowres_8k.wav lost a word after lowres_16k.wav)."""
+    import soundfile as sf
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "speech"
+    first, second = (sf.read(examples / name, dtype="float32") for name in ("lowres_16k.wav", "lowres_8k.wav"))
+    fresh = [PocketSphinxASR().transcribe(*x) for x in (first, second)]
+    assert [asr.transcribe(*x) for x in (first, second)] == fresh
+    assert [asr.transcribe(*x) for x in (second, first)] == fresh[::-1]
 
 
 def test_pocketsphinx_silence_is_empty(asr):

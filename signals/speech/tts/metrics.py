@@ -399,7 +399,8 @@ class PocketSphinxASR:
     The audio is resampled to 16 kHz (:func:`signals.speech.audio.resample`), peak-normalised (so the
     transcript does not depend on the level), converted to 16-bit and decoded as one utterance. The
     transcript is lower-case words; pass it through :func:`normalize_text` (as :func:`word_errors`
-    does) before scoring. One decoder is built per instance (about 0.3 s) and reused; not thread-safe.
+    does) before scoring. One decoder is built per instance (about 0.3 s) and reused, its front end reset
+    before each utterance, so a transcript does not depend on the ones before it; not thread-safe.
     """
 
     SAMPLE_RATE = 16000
@@ -440,6 +441,10 @@ class PocketSphinxASR:
             return ""
         pcm = np.clip(wav * (0.9 * 32767 / peak), -32768, 32767).astype("<i2").tobytes()
         dec = self._decoder
+        # The front end adapts its noise and cepstral-mean estimates across utterances, so a shared
+        # decoder's transcript depended on what it had heard before (a WER table moved by ~0.01 when
+        # other rows' audio changed); a reset makes every utterance decode as on a fresh decoder.
+        dec.reinit_feat()
         dec.start_utt()
         dec.process_raw(pcm, full_utt=True)
         dec.end_utt()

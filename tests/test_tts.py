@@ -129,29 +129,21 @@ def test_training_lowers_the_loss_and_resumes(pack, tmp_path):
     assert 0.7 < train_rows[42] / train_rows[40] < 1.4 and 0.7 < train_rows[45] / train_rows[40] < 1.4, train_rows
 
 
-def test_export_checkpoint_carries_the_run(pack, tmp_path):
-    """A run's best checkpoint becomes a model folder with its step, validation row, log and curve."""
-    from signals.speech.tts.export import export_checkpoint
-    from signals.speech.tts.train import train
-
-    run = tmp_path / "run"
-    train(_cfg(max_steps=6, val_every=3), pack.folder, run, progress=False)
-    config = export_checkpoint(run / "best", tmp_path / "folder")
-    assert config.source["step"] in (3, 6) and set(config.source["validation"]) >= {"post", "guided"}
-    assert (tmp_path / "folder" / "train_log.jsonl").read_text() == (run / "train_log.jsonl").read_text()
-    assert (tmp_path / "folder" / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
-
-
 def test_init_from_a_folder_inherits_its_log(pack, tmp_path):
-    """--init continues the step count and the history: the new run's log starts with the rows up to the
-    init step (not a killed run's torn last line), so an export's curve covers every run."""
+    """A run's best checkpoint exports with its step, validation row, log and curve; --init from that folder
+    continues the step count and the history: the new run's log starts with the rows up to the init step
+    (not a killed run's torn last line), so the next export's curve covers every run."""
     from signals.speech.tts.export import export_checkpoint
     from signals.speech.tts.train import train
 
     train(_cfg(max_steps=6, val_every=3), pack.folder, tmp_path / "run1", progress=False)
     folder = tmp_path / "folder"
     export_checkpoint(tmp_path / "run1" / "best", folder)  # best = step 3 or 6
-    step0 = json.loads((folder / "config.json").read_text())["source"]["step"]
+    source = json.loads((folder / "config.json").read_text())["source"]
+    step0 = source["step"]
+    assert step0 in (3, 6) and set(source["validation"]) >= {"post", "guided"}
+    assert (folder / "train_log.jsonl").read_text() == (tmp_path / "run1" / "train_log.jsonl").read_text()
+    assert (folder / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
     for name in ("encoder.onnx", "decoder.onnx", "postnet.onnx"):  # what travels to a GPU: weights + config + log
         (folder / name).unlink()
     with (folder / "train_log.jsonl").open("a") as f:

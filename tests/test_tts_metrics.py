@@ -226,7 +226,7 @@ def test_pocketsphinx_transcribes_ljspeech(asr):
 
 def test_pocketsphinx_transcript_does_not_depend_on_history(asr):
     """A reused decoder transcribes an utterance exactly as a fresh one does, whatever it heard before
-    (without the front-end reset, lowres_8k.wav lost a word after lowres_16k.wav)."""
+    (without the front-end reset, lowres_8k.wav after lowres_16k.wav came out with 'asked' for 'ask')."""
     import soundfile as sf
 
     examples = Path(__file__).resolve().parents[1] / "examples" / "speech"

@@ -259,6 +259,22 @@ def append_log(path: str | Path, row: dict[str, Any]) -> None:
         f.write(json.dumps(to_dict(row)) + "\n")
 
 
+def read_log(path: str | Path, *, skip_torn: bool = False) -> list[Any]:
+    """The rows of a training log written by :func:`append_log`, blank lines ignored. A line that is not
+    JSON raises :class:`json.JSONDecodeError`, or with ``skip_torn`` is left out: a run killed mid-write
+    leaves its last line cut short, which should not cost the history before it."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if not skip_torn:
+                raise
+    return rows
+
+
 def sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()

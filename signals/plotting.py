@@ -60,9 +60,9 @@ def plot_spectrograms(panels: list[tuple[object, int, str]], path: str | Path, t
 def plot_training_log(log: str | Path, png: str | Path, keys: tuple[str, ...] = ("total",),
                       val_keys: tuple[str, ...] = ("total",), title: str = "") -> Path:
     """Loss curves of a ``train_log.jsonl`` (rows ``{"step", key: value}`` and ``{"step", "val": {...}}``)."""
-    import json
+    from signals.modelfolder import read_log
 
-    rows = [json.loads(line) for line in Path(log).read_text().splitlines() if line.strip()]
+    rows = read_log(log, skip_torn=True)  # a killed run's cut-short last line does not cost the figure
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for key in keys:

@@ -137,8 +137,10 @@ def test_init_from_a_folder_inherits_its_log(pack, tmp_path):
     from signals.speech.tts.train import train
 
     train(_cfg(max_steps=6, val_every=3), pack.folder, tmp_path / "run1", progress=False)
+    with (tmp_path / "run1" / "train_log.jsonl").open("a") as f:  # a run killed mid-write
+        f.write('{"step": 2, "tot')
     folder = tmp_path / "folder"
-    export_checkpoint(tmp_path / "run1" / "best", folder)  # best = step 3 or 6
+    export_checkpoint(tmp_path / "run1" / "best", folder)  # best = step 3 or 6; the curve skips the torn line
     source = json.loads((folder / "config.json").read_text())["source"]
     step0 = source["step"]
     assert step0 in (3, 6) and set(source["validation"]) >= {"post", "guided"}
@@ -146,8 +148,6 @@ def test_init_from_a_folder_inherits_its_log(pack, tmp_path):
     assert (folder / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
     for name in ("encoder.onnx", "decoder.onnx", "postnet.onnx"):  # what travels to a GPU: weights + config + log
         (folder / name).unlink()
-    with (folder / "train_log.jsonl").open("a") as f:
-        f.write('{"step": 2, "tot')
     summary = train(_cfg(max_steps=step0 + 5), pack.folder, tmp_path / "run2", init=folder, progress=False)
     assert summary["step"] == step0 + 5
     steps = [json.loads(x)["step"] for x in (tmp_path / "run2" / "train_log.jsonl").read_text().splitlines()]

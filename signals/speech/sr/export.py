@@ -20,7 +20,7 @@ import torch.nn as nn
 from signals.configio import from_dict, to_dict
 from signals.errors import ModelError
 from signals.export import export_graph, write_folder
-from signals.modelfolder import LOG_FILE, ModelConfig, ModelFolder, sha256
+from signals.modelfolder import LOG_FILE, ModelConfig, ModelFolder, read_log, sha256
 from signals.speech.sr.config import SMALL, GeneratorConfig
 from signals.speech.sr.frontend import FrontEnd
 from signals.speech.sr.infer import KIND, ONNX_FILE, Chunking
@@ -79,8 +79,7 @@ def run_provenance(weights: str | Path) -> tuple[dict[str, Any], str]:
     log_file = run / LOG_FILE
     try:  # a run folder written by `sr train`, possibly cut short or edited by hand
         tc = json.loads((run / RUN_CONFIG).read_text())
-        rows = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()] \
-            if log_file.is_file() else []
+        rows = read_log(log_file) if log_file.is_file() else []
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"cannot read the training record beside {weights} ({RUN_CONFIG} / {LOG_FILE}): {exc}; "
                          "repair or remove it to export without provenance") from None

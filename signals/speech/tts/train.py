@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from signals.configio import from_dict, to_dict
 from signals.errors import ModelError
+from signals.modelfolder import ModelFolder, append_log, read_log
 from signals.speech.tts.config import TacotronConfig, TrainConfig
 from signals.speech.tts.data import Pack, length_buckets
 from signals.speech.tts.model import (
@@ -152,8 +153,6 @@ def validate(model: torch.nn.Module, pack: Pack, idx: np.ndarray, cfg: TrainConf
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """``(state dict, state)`` of a compact checkpoint folder (``runs/tts/best``) or a TTS model folder
     (``models/tts``: ``model.safetensors`` + ``config.json``, the step count in its ``source``)."""
-    from signals.modelfolder import ModelFolder
-
     path = Path(path)
     compact = load_compact(path)
     if compact is not None:
@@ -184,16 +183,10 @@ def inherit_log(init: str | Path, log_file: Path, step: int) -> None:
     source = next((f for f in candidates if f.is_file()), None)
     if source is None or log_file.exists():
         return
-    rows = []
-    for line in source.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a killed run: the history is informative, not load-bearing
-        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
-            rows.append(line + "\n")
+    rows = [r for r in read_log(source, skip_torn=True)  # the history is informative, not load-bearing
+            if isinstance(r, dict) and isinstance(r.get("step"), int) and r["step"] <= step]
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    log_file.write_text("".join(rows))
+    log_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | None = None,
@@ -204,8 +197,6 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
     (:func:`save_compact`); ``out/train_log.jsonl`` is the history.
     """
     from tqdm import tqdm
-
-    from signals.modelfolder import append_log
 
     ctx = setup_distributed(device)
     out = Path(out)

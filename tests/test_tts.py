@@ -129,6 +129,83 @@ def test_training_lowers_the_loss_and_resumes(pack, tmp_path):
     assert 0.7 < train_rows[42] / train_rows[40] < 1.4 and 0.7 < train_rows[45] / train_rows[40] < 1.4, train_rows
 
 
+def test_prefetched_keeps_order_and_errors():
+    from signals.speech.tts.train import prefetched
+
+    rng = np.random.default_rng(0)
+    draws = list(prefetched(lambda n: rng.integers(0, 1000, n), [1, 2, 3, 4, 5]))
+    rng = np.random.default_rng(0)  # one worker: the shared generator is drawn in the same order as inline
+    assert [d.tolist() for d in draws] == [rng.integers(0, 1000, n).tolist() for n in [1, 2, 3, 4, 5]]
+
+    def bad(i):
+        if i == 3:
+            raise ValueError("utterance 3 is damaged")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="utterance 3"):
+        for x in prefetched(bad, range(6)):
+            got.append(x)
+    assert got == [0, 1, 2]
+
+
+def test_compiled_decoder_step_matches_eager():
+    """--compile: the compiled step gives the eager step's outputs and gradients (inductor's CPU backend here)."""
+    from signals.speech.tts.train import compile_decoder_step
+
+    torch.manual_seed(0)
+    model = Tacotron2(replace(MODEL_CFG, rnn_dropout=0.0, encoder_dropout=0.0, postnet_dropout=0.0))
+    tokens = torch.randint(2, len(DEFAULT_SYMBOLS), (2, 20))
+    lengths, speaker, mel = torch.tensor([20, 15]), torch.randn(2, 256), torch.randn(2, 12, 80)
+
+    def run(tokens=tokens, lengths=lengths):
+        torch.manual_seed(1)  # the prenet's dropout masks (drawn outside the step)
+        model.zero_grad()
+        out = model(tokens, lengths, speaker, mel)
+        (out["mel_post"].pow(2).mean() + out["alignments"].pow(2).sum()).backward()
+        return out, {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    (eager, g_eager), _ = run(), compile_decoder_step(model)
+    compiled, g_compiled = run()
+    assert "step" in vars(model)
+    for k in ("mel_post", "stop", "alignments"):
+        torch.testing.assert_close(compiled[k], eager[k], rtol=1e-4, atol=1e-5)
+    for k in ("attention.query.weight", "attention.location_conv.weight", "attention.location_dense.weight",
+              "attention_rnn.weight_hh", "decoder_rnn.weight_ih"):
+        torch.testing.assert_close(g_compiled[k], g_eager[k], rtol=1e-3, atol=1e-6, msg=k)
+    # a batch with another token count runs on the same dynamic-shape graphs (no recompile per length)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        run(torch.randint(2, len(DEFAULT_SYMBOLS), (2, 27)), torch.tensor([27, 22]))
+
+
+def test_location_features_unfold_equals_conv():
+    """The compiled step's location features (one matmul over windows) are the conv + dense of the graphs."""
+    torch.manual_seed(0)
+    att = Tacotron2(MODEL_CFG).attention
+    w = torch.softmax(torch.randn(3, 2, 13), -1)
+    conv = att.location_features(w)
+    att.location_mode = "unfold"
+    torch.testing.assert_close(att.location_features(w), conv, rtol=1e-5, atol=1e-6)
+
+
+def test_compile_failure_falls_back_to_eager(pack, tmp_path, monkeypatch, caplog):
+    """No working compiler (e.g. no triton on a GPU box): the first step says so and the run trains on."""
+    from signals.speech.tts import train as train_module
+
+    def broken_compile(fn, **kwargs):
+        def compiled(*args, **kwargs):
+            raise RuntimeError("BackendCompilerFailed: no C++ compiler\nlong traceback")
+        return compiled
+
+    monkeypatch.setattr(train_module.torch, "compile", broken_compile)
+    with caplog.at_level("WARNING", logger=train_module.__name__):
+        summary = train_module.train(_cfg(max_steps=4, log_every=2, compile=True), pack.folder, tmp_path / "run", progress=False)
+    assert summary["step"] == 4
+    assert "continuing without torch.compile" in caplog.text and "no C++ compiler" in caplog.text
+    rows = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "total" in r] == [2, 4] and all(np.isfinite(r["total"]) for r in rows if "total" in r)
+
+
 def test_init_from_a_folder_inherits_its_log(pack, tmp_path):
     """A run's best checkpoint exports with its step, validation row, log and curve; --init from that folder
     continues the step count and the history: the new run's log starts with the rows up to the init step

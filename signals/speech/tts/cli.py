@@ -210,6 +210,8 @@ TRAIN_HELP = {
     "save_optimizer": "keep Adam's moments in checkpoints (3x larger)",
     "embed_swap_prob": "condition on another utterance of the same voice this often",
     "guided_weight": "weight of the alignment-prior (guided attention) loss",
+    "compile": "torch.compile the decoder step: fewer, fused kernels in the step-by-step loop (for GPUs; "
+               "compiling takes a minute or two; falls back to eager mode if no compiler works)",
 }
 
 

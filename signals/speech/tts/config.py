@@ -93,6 +93,7 @@ class TrainConfig:
     save_optimizer: bool = False  # keep Adam's moments in checkpoints (3x larger; a device returns <= 64 MiB)
     seed: int = 0
     bf16: bool = True  # autocast on CUDA only
+    compile: bool = False  # torch.compile the decoder step (the latency-bound loop; falls back to eager if it fails)
 
 
 @dataclass(frozen=True)

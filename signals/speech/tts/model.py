@@ -95,6 +95,20 @@ class LocationSensitiveAttention(nn.Module):
         self.location_conv = nn.Conv1d(2, n_filters, kernel, padding=kernel // 2, bias=False)
         self.location_dense = nn.Linear(n_filters, attn_dim, bias=False)
         self.v = nn.Linear(attn_dim, 1, bias=True)
+        # How location_features computes: "conv" (the exported graphs, eager training) or "unfold" (the
+        # same linear map as one matmul over sliding windows; set by train.compile_decoder_step, because
+        # inductor's conv-backward lowering fixes the sequence length and would recompile every batch).
+        self.location_mode = "conv"
+
+    def location_features(self, weights_cat: Tensor) -> Tensor:
+        """``weights_cat [B, 2, N]`` (previous and cumulative alignment) -> ``Tensor[B, N, attn_dim]``."""
+        if self.location_mode == "conv":
+            return self.location_dense(self.location_conv(weights_cat).transpose(1, 2))
+        k = self.location_conv.kernel_size[0]
+        windows = F.pad(weights_cat, (k // 2, k // 2)).unfold(2, k, 1)  # [B, 2, N, K]
+        # dense o conv (both bias-free) as one [A, 2, K] kernel
+        kernel = torch.einsum("af,fck->ack", self.location_dense.weight, self.location_conv.weight)
+        return torch.einsum("bcnk,ack->bna", windows, kernel.to(windows.dtype))
 
     def process_memory(self, memory: Tensor) -> Tensor:
         """``Tensor[B, N, memory_dim]`` -> ``Tensor[B, N, attn_dim]`` (once per utterance)."""
@@ -103,7 +117,7 @@ class LocationSensitiveAttention(nn.Module):
     def forward(self, query: Tensor, memory: Tensor, processed: Tensor, weights_cat: Tensor,
                 mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``query [B, Q]``, ``weights_cat [B, 2, N]`` -> ``(context [B, memory_dim], weights [B, N])``."""
-        loc = self.location_dense(self.location_conv(weights_cat).transpose(1, 2))
+        loc = self.location_features(weights_cat)
         energies = self.v(torch.tanh(self.query(query).unsqueeze(1) + loc + processed)).squeeze(-1).float()
         if mask is not None:
             energies = energies.masked_fill(~mask, -1e9)

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The synthesizer's training calls on a lent GPU, as short commands (the machine is given back after 30 s
+# idle, so each call must be issued as soon as the last one returns). The recipe is in models/tts/README.md:
+#
+#   here:    signals speech tts prepare ../shared/data/kokoro-teacher --out data/tts_pack --compressed data/tts_gpu
+#            mkdir -p .gpu/tts && cp models/tts/{config.json,model.safetensors,train_log.jsonl} .gpu/tts/
+#            scripts/device_tree.sh hide
+#   call 1 (carry data/tts_gpu):  scripts/device_tts.sh prepare
+#   call 2 (carry .gpu):          scripts/device_tts.sh train 515
+#   call 3 (carry nothing):       scripts/device_tts.sh train <seconds left>
+#   here:    scripts/device_tree.sh restore; signals speech tts export <returned>/best --out models/tts
+#
+# prepare: unpacks the compressed mels once, then times the eager and the compiled decoder step on the same
+#          real batches (benchmarks/bench_tts_train.py) into data/tts_gpu/bench.json (kept on the warm machine)
+#          and $OUT/bench.json.
+# train:   trains into .gpu/run (resumed from .gpu/run/last if there, else --init .gpu/tts), with --compile when
+#          prepare measured the compiled step at least 10 % faster; then copies best/, last/state.json,
+#          train_log.jsonl and the console log to $OUT. Extra arguments go to the trainer.
+# Settings: TTS_DATA (data/tts_gpu), TTS_BATCH (192), TTS_RUN (.gpu/run), TTS_INIT (.gpu/tts), PYTHON (python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${TTS_DATA:-data/tts_gpu}
+batch=${TTS_BATCH:-192}
+run=${TTS_RUN:-.gpu/run}
+init=${TTS_INIT:-.gpu/tts}
+py=${PYTHON:-python3}
+out=${OUT:-runs/device_out}
+mkdir -p "$out"
+
+case "${1:-}" in
+  prepare)
+    shift
+    if [ -f "$data/mels.u8.xz" ]; then
+      "$py" -c "import lzma, numpy as np, sys; f = sys.argv[1]; n = int(np.load(f + '/mel_offsets.npy')[-1]); \
+np.save(f + '/mels.npy', np.frombuffer(lzma.decompress(open(f + '/mels.u8.xz', 'rb').read()), np.uint8).reshape(n, -1))" "$data"
+      rm "$data/mels.u8.xz"
+    fi
+    [ -f "$data/mels.npy" ] || { echo "no $data/mels.npy: carry the compressed pack (data/tts_gpu)" >&2; exit 1; }
+    # a failed or killed benchmark leaves no bench.json: train then runs eager
+    timeout "${TTS_BENCH_SECONDS:-200}" "$py" benchmarks/bench_tts_train.py --data "$data" --batch-size "$batch" \
+      --steps "${TTS_BENCH_STEPS:-10}" --warmup 3 --json "$data/bench.json" "$@" || echo "benchmark failed or timed out" >&2
+    [ -f "$data/bench.json" ] && cp "$data/bench.json" "$out/" || true
+    ;;
+  train)
+    seconds=${2:?usage: $0 train SECONDS [trainer options]}
+    shift 2
+    args=(--data "$data" --out "$run" --batch-size "$batch" --max-seconds "$seconds" --quiet)
+    [ -d "$run/last" ] || args+=(--init "$init")
+    if [ -f "$data/bench.json" ] && "$py" -c "import json, sys; r = {x['mode']: x['s_per_step'] for x in \
+json.load(open(sys.argv[1]))['rows']}; sys.exit(0 if 'compiled' in r and 'eager' in r and r['eager'] >= 1.1 * r['compiled'] else 1)" \
+      "$data/bench.json"; then
+      args+=(--compile)
+    fi
+    echo "+ signals.speech.tts.train ${args[*]} $*" | tee -a "$out/train.out"
+    status=0
+    "$py" -m signals.speech.tts.train "${args[@]}" "$@" >> "$out/train.out" 2>&1 || status=$?
+    # whatever happened, bring back what there is
+    rm -rf "$out/best"; [ -d "$run/best" ] && cp -r "$run/best" "$out/best"
+    [ -f "$run/last/state.json" ] && cp "$run/last/state.json" "$out/last_state.json"
+    [ -f "$run/train_log.jsonl" ] && cp "$run/train_log.jsonl" "$out/"
+    tail -5 "$out/train.out"
+    exit "$status"
+    ;;
+  *) echo "usage: $0 prepare [bench options] | train SECONDS [trainer options]" >&2; exit 2 ;;
+esac

@@ -50,6 +50,29 @@ def test_teacher_plan_holds_out_voices_and_references(corpus):
     assert [t.voice.speaker for t in targets[:4]] == [v.speaker for v in voices]  # voices interleaved
 
 
+def test_val_split_takes_the_validation_voices_only(corpus, tmp_path):
+    """--split val: the held-out validation voices (not the training voices' validation sentences, not a
+    test voice), from the default split and from a pack's manifest alike."""
+    from signals.speech.tts.config import SplitConfig
+    from signals.speech.tts.data import read_corpus, split_corpus
+
+    voices, targets, source = E.teacher_plan(corpus, None, sentences=8, voices=None, split="val")
+    assert {v.speaker for v in voices} == set(SplitConfig().val_voices) and source.startswith("val:")
+    assert len(targets) == 8 and all(t.voice.reference_id != t.utterance for t in targets)
+    utts, _ = read_corpus(corpus)
+    labels = split_corpus(utts, SplitConfig())
+    (tmp_path / "manifest.json").write_text(json.dumps({"utterances": [u.utterance for u in utts], "split": labels}))
+    chosen, _, _ = E.held_out_split(corpus, tmp_path, "val")
+    assert {u.speaker for u in chosen} == set(SplitConfig().val_voices)
+    assert chosen == E.held_out_split(corpus, None, "val")[0]
+    with pytest.raises(ConfigError, match="real voices are test speakers"):
+        E.evaluate(corpus=corpus, split="val", progress=False)
+    with pytest.raises(ConfigError, match="not with --split val"):
+        E.evaluate(corpus=corpus, split="val", real_speakers=0, write_metrics=True, progress=False)
+    with pytest.raises(ConfigError, match="choose from test, val"):
+        E.evaluate(corpus=corpus, split="train", progress=False)
+
+
 def test_real_targets_rotate_over_sentences(corpus):
     voices, targets, _ = E.teacher_plan(corpus, None, sentences=5, voices=None)
     real = [E.Voice(f"x:{i}", "vctk", "vctk", "us", Path("r.wav"), "r") for i in range(3)]

@@ -273,7 +273,7 @@ def _evaluate(args) -> int:
                       real_sentences=args.real_sentences, real_sources=args.real_sources,
                       sample_rates=args.sample_rates, out=args.out, wavs=args.wavs, alignments=args.alignments,
                       threads=args.threads, write_metrics=args.write_metrics, progress=not args.no_progress,
-                      command="signals " + " ".join(sys.argv[1:]))
+                      command="signals " + " ".join(sys.argv[1:]), split=args.split)
     print(format_report(report))
     return 0
 
@@ -286,6 +286,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--vocoder-model", help="vocoder folder (default models/vocoder)")
     p.add_argument("--sr-model", help="HiFi-SR folder (default models/super_resolution)")
     p.add_argument("--corpus", help="kokoro-teacher folder (default $SIGNALS_DATA/kokoro-teacher)")
+    p.add_argument("--split", choices=["test", "val"], default="test",
+                   help="whose held-out teacher voices: test (default), or val to choose checkpoints and "
+                        "synthesis settings without the test voices (needs --real-speakers 0)")
     p.add_argument("--pack", help="take the test split from this training pack's manifest.json (default: split "
                                   "the corpus with the default split, as `prepare` does)")
     p.add_argument("--data", help="folder holding librispeech-mini, ljspeech-mini, vctk-wideband (default $SIGNALS_DATA)")

@@ -10,7 +10,8 @@ Sentences: the ``test`` split of the kokoro-teacher corpus - the held-out teache
 mixed, American and British) whose utterances were never trained on; every corpus sentence is unique,
 so these sentences are unseen too. The split is the pack's (``pack``: its ``manifest.json``) or, by
 default, the one :func:`signals.speech.tts.data.split_corpus` makes with :class:`SplitConfig` - the
-same function ``prepare`` used.
+same function ``prepare`` used. ``--split val`` evaluates the validation split's held-out voices
+instead (teacher rows only), for choosing checkpoints and synthesis settings without the test voices.
 
 Rows (the same sentences in every row):
 
@@ -58,6 +59,7 @@ CORPUS_FOLDER = "kokoro-teacher"
 REAL_FOLDERS = {"librispeech": "librispeech-mini", "ljspeech": "ljspeech-mini", "vctk": "vctk-wideband"}
 REAL_SOURCES = tuple(REAL_FOLDERS)
 TEST_SPEAKERS_FILE = "splits/test_speakers.txt"  # in the speaker encoder's model folder
+SPLITS = ("test", "val")  # whose held-out teacher voices are evaluated
 
 DEFAULT_SENTENCES = 48
 DEFAULT_REAL_SPEAKERS = 8
@@ -127,11 +129,19 @@ def _spread(items: Sequence[Any], k: int) -> list[Any]:
     return [items[int(i)] for i in np.linspace(0, len(items) - 1, k).round()]
 
 
-def held_out_split(corpus: Path, pack: str | Path | None = None):
-    """``(utterances of the test split, speakers.tsv rows, where the split came from)``."""
+def held_out_split(corpus: Path, pack: str | Path | None = None, split: str = "test"):
+    """``(utterances of the held-out voices of ``split``, speakers.tsv rows, where the split came from)``.
+
+    ``test``: the test split (held-out voices). ``val``: the validation split's held-out voices only (the
+    validation split also holds a few unseen sentences of every training voice; those are left out, so
+    that ``val`` measures what ``test`` does, on other voices: for choosing checkpoints and synthesis
+    settings without looking at the test voices).
+    """
     from signals.speech.tts.config import SplitConfig
     from signals.speech.tts.data import read_corpus, split_corpus
 
+    if split not in SPLITS:
+        raise ConfigError(f"split {split!r}: choose from {', '.join(SPLITS)}")
     utts, speakers = read_corpus(corpus)
     if pack is not None:
         manifest_path = Path(pack) / "manifest.json"
@@ -139,29 +149,30 @@ def held_out_split(corpus: Path, pack: str | Path | None = None):
             raise DataError(f"{pack} is not a TTS training pack (no manifest.json): give the folder "
                             "`signals speech tts prepare` wrote, or leave out the pack to split the corpus")
         manifest = json.loads(manifest_path.read_text())
-        test = {u for u, s in zip(manifest.get("utterances", []), manifest.get("split", [])) if s == "test"}
+        labels_by_id = dict(zip(manifest.get("utterances", []), manifest.get("split", [])))
         by_id = {u.utterance: u for u in utts}
-        missing = sorted(test - set(by_id))
+        missing = sorted(u for u, s in labels_by_id.items() if s == split and u not in by_id)
         if missing:
-            raise DataError(f"{manifest_path}: {len(missing)} test utterances (e.g. {missing[0]}) are not in "
+            raise DataError(f"{manifest_path}: {len(missing)} {split} utterances (e.g. {missing[0]}) are not in "
                             f"{corpus}; the pack was made from another corpus")
-        chosen = [by_id[u] for u in sorted(test)]
+        labelled = [(by_id[u], s) for u, s in labels_by_id.items() if u in by_id]
         source = f"pack {pack} (split_config {manifest.get('split_config')})"
     else:
-        labels = split_corpus(utts, SplitConfig())
-        chosen = sorted((u for u, s in zip(utts, labels) if s == "test"), key=lambda u: u.utterance)
+        labelled = list(zip(utts, split_corpus(utts, SplitConfig())))
         source = "split_corpus(corpus, SplitConfig()) - the split `signals speech tts prepare` records"
+    trained = {u.speaker for u, s in labelled if s == "train"}
+    chosen = sorted((u for u, s in labelled if s == split and u.speaker not in trained), key=lambda u: u.utterance)
     if not chosen:
-        raise DataError(f"no test utterances in {pack or corpus}")
-    return chosen, speakers, source
+        raise DataError(f"no {split} utterances of held-out voices in {pack or corpus}")
+    return chosen, speakers, f"{split}: {source}"
 
 
 def teacher_plan(corpus: Path, pack: str | Path | None, sentences: int,
-                 voices: int | None) -> tuple[list[Voice], list[Target], str]:
+                 voices: int | None, split: str = "test") -> tuple[list[Voice], list[Target], str]:
     """Held-out teacher voices (American and British alternating) with one reference each and their targets."""
     from signals.speech.tts.text import accent_for_group
 
-    utts, speakers, source = held_out_split(corpus, pack)
+    utts, speakers, source = held_out_split(corpus, pack, split)
     by_voice: dict[str, list] = {}
     for u in utts:
         by_voice.setdefault(u.speaker, []).append(u)
@@ -405,7 +416,8 @@ def evaluate(model: str | Path | None = None, *, encoder_model: str | Path | Non
              real_sources: Sequence[str] = REAL_SOURCES, sample_rates: Sequence[int] = (22050, 48000),
              out: str | Path | None = None, wavs: int = 2, alignments: int = 3,
              providers: Sequence[str] | None = None, threads: int | None = None,
-             write_metrics: bool = False, progress: bool = True, command: str | None = None) -> dict[str, Any]:
+             write_metrics: bool = False, progress: bool = True, command: str | None = None,
+             split: str = "test") -> dict[str, Any]:
     """Evaluate the clone chain (``model`` = the synthesizer folder, default ``models/tts``); returns the report.
 
     ``corpus``: the kokoro-teacher folder (default ``$SIGNALS_DATA/kokoro-teacher``); ``pack``: take the
@@ -414,7 +426,9 @@ def evaluate(model: str | Path | None = None, *, encoder_model: str | Path | Non
     spread over ``voices`` held-out teacher voices (default all); ``real_speakers`` real voices each
     speaking ``real_sentences`` of them; ``sample_rates``: 22050 and/or 48000 (HiFi-SR rows).
     ``out``: report.json + PNGs + ``wavs`` example WAVs per voice kind; ``write_metrics``: the headline
-    table into the model folder's ``metrics.json`` (key ``evaluation``).
+    table into the model folder's ``metrics.json`` (key ``evaluation``). ``split="val"``: the validation
+    split's held-out teacher voices instead (no real voices, no ``write_metrics``: the model card's numbers
+    are the test split's), to choose checkpoints and synthesis settings without the test voices.
     """
     from tqdm import tqdm
 
@@ -430,6 +444,13 @@ def evaluate(model: str | Path | None = None, *, encoder_model: str | Path | Non
     _check_positive("real_sentences", real_sentences)
     _check_positive("wavs", wavs, allow_zero=True)
     _check_positive("alignments", alignments, allow_zero=True)
+    if split not in SPLITS:
+        raise ConfigError(f"split {split!r}: choose from {', '.join(SPLITS)}")
+    if split != "test" and real_speakers:
+        raise ConfigError(f"--split {split} evaluates held-out teacher voices only: the real voices are test "
+                          "speakers; add --real-speakers 0")
+    if split != "test" and write_metrics:
+        raise ConfigError(f"--write-metrics stores the test split's table in the model card; not with --split {split}")
     rates = sorted(set(int(r) for r in sample_rates))
     if not rates or any(r not in SAMPLE_RATES for r in rates):
         raise ConfigError(f"sample rates {list(sample_rates)}: choose from {list(SAMPLE_RATES)}")
@@ -445,7 +466,7 @@ def evaluate(model: str | Path | None = None, *, encoder_model: str | Path | Non
     want_22 = 22050 in rates
 
     # plan first: data errors before the models load
-    teacher_voices, targets, split_source = teacher_plan(corpus, pack, sentences, voices)
+    teacher_voices, targets, split_source = teacher_plan(corpus, pack, sentences, voices, split)
     runtime = load(model, encoder_model=encoder_model, vocoder_model=vocoder_model, sr_model=sr_model,
                    providers=providers, threads=threads, sample_rate=48000 if want_sr else 22050)
     real_voices = real_plan(data, real_speakers, list(real_sources), runtime.encoder.folder.path)

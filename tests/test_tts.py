@@ -178,6 +178,37 @@ def test_compiled_decoder_step_matches_eager():
         run(torch.randint(2, len(DEFAULT_SYMBOLS), (2, 27)), torch.tensor([27, 22]))
 
 
+def test_compiled_training_validates_in_eager_mode(pack, tmp_path, monkeypatch, caplog):
+    """Validation never runs the compiled step (no extra compiles, no compile failure mid-run), and training
+    goes back to it afterwards."""
+    from signals.speech.tts import train as train_module
+
+    calls = {"train": 0}
+
+    def fake_compile(fn, **kwargs):
+        def compiled(*args, **kw):
+            assert torch.is_grad_enabled(), "validation used the compiled step"
+            calls["train"] += 1
+            return fn(*args, **kw)
+        return compiled
+
+    at_validation = []
+    validate = train_module.validate
+
+    def counting_validate(*args, **kwargs):
+        at_validation.append(calls["train"])
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module.torch, "compile", fake_compile)
+    monkeypatch.setattr(train_module, "validate", counting_validate)
+    with caplog.at_level("WARNING", logger=train_module.__name__):
+        summary = train_module.train(_cfg(max_steps=4, val_every=2, compile=True), pack.folder, tmp_path / "run",
+                                     progress=False)
+    assert summary["step"] == 4 and "continuing without torch.compile" not in caplog.text
+    # validations after steps 2 and 4; steps 3 and 4 ran the compiled step again after the first one
+    assert len(at_validation) == 2 and 0 < at_validation[0] < at_validation[1]
+
+
 def test_location_features_unfold_equals_conv():
     """The compiled step's location features (one matmul over windows) are the conv + dense of the graphs."""
     torch.manual_seed(0)
@@ -189,12 +220,17 @@ def test_location_features_unfold_equals_conv():
 
 
 def test_compile_failure_falls_back_to_eager(pack, tmp_path, monkeypatch, caplog):
-    """No working compiler (e.g. no triton on a GPU box): the first step says so and the run trains on."""
+    """A compiled step that fails (no working compiler, a failed recompile): the run says so once and trains on."""
     from signals.speech.tts import train as train_module
 
     def broken_compile(fn, **kwargs):
-        def compiled(*args, **kwargs):
-            raise RuntimeError("BackendCompilerFailed: no C++ compiler\nlong traceback")
+        calls = []
+
+        def compiled(*args, **kw):
+            calls.append(1)
+            if len(calls) > 30:  # works for the first batches, then a "recompile" fails mid-run
+                raise RuntimeError("BackendCompilerFailed: no C++ compiler\nlong traceback")
+            return fn(*args, **kw)
         return compiled
 
     monkeypatch.setattr(train_module.torch, "compile", broken_compile)
@@ -202,6 +238,7 @@ def test_compile_failure_falls_back_to_eager(pack, tmp_path, monkeypatch, caplog
         summary = train_module.train(_cfg(max_steps=4, log_every=2, compile=True), pack.folder, tmp_path / "run", progress=False)
     assert summary["step"] == 4
     assert "continuing without torch.compile" in caplog.text and "no C++ compiler" in caplog.text
+    assert "failed at step 0 " not in caplog.text and caplog.text.count("failed at step") == 1
     rows = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "total" in r] == [2, 4] and all(np.isfinite(r["total"]) for r in rows if "total" in r)
 

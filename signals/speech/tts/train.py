@@ -156,9 +156,9 @@ def compile_decoder_step(model: Tacotron2) -> None:
 
     Shapes are dynamic (batch and token count change every batch), which needs the location features
     as one matmul over unfolded windows: inductor's conv-backward lowering would fix the token count and
-    recompile for every new length. So a run compiles three or four times: the first step of the loop
-    (its zero state needs no gradient), the other steps, validation, and a last validation batch of one
-    utterance if there is one (a size of 1 is specialised). Numerics: outputs and gradients agree
+    recompile for every new length. So a run compiles twice: the first step of the loop (its zero state
+    needs no gradient) and the other steps; validation runs eager. If a compiled step ever fails, the
+    training loop warns and goes on in eager mode. Numerics: outputs and gradients agree
     with the eager step to ~1e-5 relative (float32, CPU). The exported graphs never see this: export
     builds a fresh model.
     """
@@ -185,6 +185,21 @@ def model_config_from_dict(d: dict, where: str = "state.json") -> TacotronConfig
 @torch.no_grad()
 def validate(model: torch.nn.Module, pack: Pack, idx: np.ndarray, cfg: TrainConfig, device: torch.device,
              autocast: bool) -> dict[str, float]:
+    """Mean losses over utterances ``idx`` (eval mode, no gradients). Runs the eager decoder step even when
+    training compiled it: a few batches, not worth two more compiles, and no compile failure mid-run."""
+    core = unwrap(model)
+    compiled = vars(core).get("step")
+    if compiled is not None:
+        uncompile_decoder_step(core)
+    try:
+        return _validate(model, pack, idx, cfg, device, autocast)
+    finally:
+        if compiled is not None:
+            core.step, core.attention.location_mode = compiled, "unfold"
+
+
+def _validate(model: torch.nn.Module, pack: Pack, idx: np.ndarray, cfg: TrainConfig, device: torch.device,
+              autocast: bool) -> dict[str, float]:
     model.eval()
     rng = np.random.default_rng(0)
     order = idx[np.argsort([pack.n_frames(i) for i in idx])]
@@ -307,7 +322,6 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
     autocast = cfg.bf16 and ctx.device.type == "cuda"
     if cfg.compile:
         compile_decoder_step(model)
-    compile_checked = not cfg.compile  # set once a compiled forward + backward has run
     if ctx.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -359,15 +373,15 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
                 g["lr"] = lr
             try:
                 losses = forward_backward(batch)
-            except Exception as exc:  # noqa: BLE001 - only the first compiled step is retried
-                if compile_checked:
+            except Exception as exc:  # noqa: BLE001 - retried once in eager mode, where a real error raises again
+                if "step" not in vars(model):
                     raise
-                # No working compiler toolchain (e.g. no triton / C++ compiler): train on, in eager mode.
-                log.warning("--compile: the compiled decoder step failed (%s); continuing without torch.compile",
-                            first_line(exc))
+                # No working compiler toolchain (e.g. no triton / C++ compiler), or a failed recompile for a
+                # new shape: train on, in eager mode, rather than lose the run.
+                log.warning("--compile: the compiled decoder step failed at step %d (%s); continuing without "
+                            "torch.compile", step, first_line(exc))
                 uncompile_decoder_step(model)
                 losses = forward_backward(batch)
-            compile_checked = True
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             if not torch.isfinite(gnorm):
                 opt.zero_grad(set_to_none=True)  # skip a non-finite step rather than poison the weights

@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/bench_tts.py --pipelines piper clone-22k --reference my_voice.wav
 
 Pipelines: ``piper`` (en_US-joe-medium), and our clone pipeline (``signals.speech.tts.infer``) at
-22.05 kHz (``clone-22k``: synthesizer + vocoder) and 48 kHz (``clone-48k``: + HiFi-SR), cloning the
+22.05 kHz (``clone-22k``: synthesizer + vocoder; it runs the int8 decoder step, ``clone-22k-fp32dec``, not
+run by default, the float one) and 48 kHz (``clone-48k``: + HiFi-SR), cloning the
 bundled ``examples/speech/voice_a_*.wav`` (or ``--reference``). The clone pipeline reports its stages:
 ``text`` (normalisation, sentence split, G2P), ``syn.encoder`` / ``syn.decoder`` (the autoregressive
 loop: decoder-step graph + numpy) / ``syn.postnet`` (the three synthesizer graphs), ``vocoder``,
@@ -224,7 +225,7 @@ class _TimedSession:
 
 
 def make_clone(threads: int, sample_rate: int = 22050, reference: Sequence[str] = CLONE_REFERENCE,
-               model: str | None = None) -> tuple[SynthesizeFn, int]:
+               model: str | None = None, int8_decoder: bool | None = None) -> tuple[SynthesizeFn, int]:
     """Our voice-cloning pipeline (:func:`signals.speech.tts.infer.load`) with ``threads`` intra-op threads.
 
     The same steps as ``CloneRuntime.stream`` (one chunk per sentence, no inter-sentence pause),
@@ -239,7 +240,7 @@ def make_clone(threads: int, sample_rate: int = 22050, reference: Sequence[str] 
     from signals.speech.tts.infer import load
 
     t = time.perf_counter()
-    rt = load(model, threads=threads, sample_rate=sample_rate)
+    rt = load(model, threads=threads, sample_rate=sample_rate, int8_decoder=int8_decoder)
     load_s = time.perf_counter() - t
     refs = [p if os.path.isabs(p) else str(REPO_ROOT / p) for p in reference]
     rt.embed(refs)  # warm-up: the encoder session's first run allocates
@@ -288,6 +289,7 @@ def make_clone(threads: int, sample_rate: int = 22050, reference: Sequence[str] 
             yield wav, stages
 
     synthesize.info = {"load_s": load_s, "reference": list(reference), "reference_audio_s": ref_s,
+                       "decoder_graph": rt.synthesizer.decoder_graph,
                        "embedding_s": embed_s, "totals": totals,
                        "frames_per_step": rt.synthesizer.model.reduction,
                        "hop_s": rt.vocoder.hop / rt.vocoder.sample_rate}
@@ -300,7 +302,8 @@ def clone_info_line(info: dict) -> str:
     steps = max(t["decoder_steps"], 1)
     audio_per_step = info["frames_per_step"] * info["hop_s"]
     return (f"  speaker embedding (once): {info['embedding_s']:.3f} s for {info['reference_audio_s']:.1f} s of "
-            f"reference; model load {info['load_s']:.2f} s. Decoder: {t['decoder_steps']} steps in "
+            f"reference; model load {info['load_s']:.2f} s. Decoder ({info.get('decoder_graph', 'decoder')}.onnx): "
+            f"{t['decoder_steps']} steps in "
             f"{t['sentences']} sentence calls, {1000 * t['decoder_loop_s'] / steps:.2f} ms per step "
             f"({1000 * t['decoder_graph_s'] / steps:.2f} ms in the ONNX step graph, the rest numpy), "
             f"one step = {1000 * audio_per_step:.1f} ms of audio -> decoder RTF floor "
@@ -312,6 +315,8 @@ PIPELINES: dict[str, Callable[[int], tuple[SynthesizeFn, int]]] = {
     "piper": make_piper,
     "clone-22k": lambda threads: make_clone(threads, 22050),
     "clone-48k": lambda threads: make_clone(threads, 48000),
+    # the float decoder step instead of the int8 one (what the int8 graph saves); not run by default
+    "clone-22k-fp32dec": lambda threads: make_clone(threads, 22050, int8_decoder=False),
 }
 
 
@@ -456,7 +461,8 @@ def run_wer(pipelines: dict[str, tuple[SynthesizeFn, int]], per_voice: int, roun
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=list(PIPELINES))
+    p.add_argument("--pipelines", nargs="+", default=[k for k in PIPELINES if not k.endswith("fp32dec")],
+                   choices=list(PIPELINES))
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="onnxruntime intra-op threads")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per sentence (median)")
     p.add_argument("--no-speed", action="store_true", help="skip the timing runs")
@@ -471,6 +477,7 @@ def main() -> None:
     args = p.parse_args()
     for rate in (22050, 48000):
         PIPELINES[f"clone-{rate // 1000}k"] = lambda threads, rate=rate: make_clone(threads, rate, args.reference)
+    PIPELINES["clone-22k-fp32dec"] = lambda threads: make_clone(threads, 22050, args.reference, int8_decoder=False)
 
     import onnxruntime
 

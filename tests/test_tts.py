@@ -296,11 +296,39 @@ def tiny_folder(tmp_path_factory) -> Path:
 
 def test_export_parity_and_folder(tiny_folder):
     cfg = json.loads((tiny_folder / "config.json").read_text())
-    assert cfg["kind"] == "tts" and set(cfg["graphs"]) == {"encoder", "decoder", "postnet"}
-    for g in cfg["graphs"].values():
-        assert g["parity_max_abs_diff"] <= 1e-4
+    assert cfg["kind"] == "tts" and set(cfg["graphs"]) == {"encoder", "decoder", "decoder_int8", "postnet"}
+    for name, g in cfg["graphs"].items():
         assert (tiny_folder / g["file"]).is_file()
+        if name == "decoder_int8":  # quantisation error, recorded: not rounding, not a broken graph
+            assert 1e-4 < g["parity_max_abs_diff"] <= 1.0 and g["inputs"] == cfg["graphs"]["decoder"]["inputs"]
+        else:
+            assert g["parity_max_abs_diff"] <= 1e-4
     assert cfg["frontend"]["symbols"] == list(DEFAULT_SYMBOLS)
+
+
+def test_int8_decoder_is_the_default_and_optional(tiny_folder, tmp_path):
+    import shutil
+
+    from signals.speech.tts.infer import SynthesizerRuntime
+
+    assert SynthesizerRuntime.load(tiny_folder, threads=1).decoder_graph == "decoder_int8"
+    rt32 = SynthesizerRuntime.load(tiny_folder, threads=1, int8=False)
+    assert rt32.decoder_graph == "decoder"
+    rt8 = SynthesizerRuntime.load(tiny_folder, threads=1, int8=True)
+    ids, emb = rt8.ids("ðə kˈæt sˈæt."), np.random.default_rng(3).standard_normal(256).astype(np.float32)
+    a, b = rt32.synthesize(ids, emb).mel, rt8.synthesize(ids, emb).mel
+    n = min(a.shape[1], b.shape[1])
+    assert n > 0 and 0 < np.mean(np.abs(a[:, :n] - b[:, :n])) < 0.5  # int8 rounding, not another model
+    # a folder exported before the int8 graph existed: float decoder by default, a clear error when asked
+    old = tmp_path / "old"
+    shutil.copytree(tiny_folder, old)
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg["graphs"]["decoder_int8"]
+    (old / "config.json").write_text(json.dumps(cfg))
+    (old / "decoder_int8.onnx").unlink()
+    assert SynthesizerRuntime.load(old, threads=1).decoder_graph == "decoder"
+    with pytest.raises(ModelError, match="no int8 decoder"):
+        SynthesizerRuntime.load(old, threads=1, int8=True)
 
 
 def test_numpy_decoder_loop_matches_torch(tiny_folder):
@@ -309,7 +337,7 @@ def test_numpy_decoder_loop_matches_torch(tiny_folder):
     from signals.speech.tts.export import fold_batchnorm
     from signals.speech.tts.infer import SynthesizerRuntime
 
-    rt = SynthesizerRuntime.load(tiny_folder, threads=1)
+    rt = SynthesizerRuntime.load(tiny_folder, threads=1, int8=False)
     model = Tacotron2(rt.model)
     model.load_state_dict({k: v.float() for k, v in load_file(str(tiny_folder / "model.safetensors")).items()})
     model = fold_batchnorm(model.eval())

@@ -138,7 +138,8 @@ def _clone(args) -> int:
               *([args.text_file] if args.text_file else [])]
     check_output_path(args.output, inputs, args.sample_rate, args.float, args.overwrite)
     clone = load(args.model, encoder_model=args.encoder_model, vocoder_model=args.vocoder_model,
-                 sr_model=args.sr_model, threads=args.threads, sample_rate=args.sample_rate)
+                 sr_model=args.sr_model, threads=args.threads, sample_rate=args.sample_rate,
+                 int8_decoder=False if args.fp32_decoder else None)
     if args.embedding:
         emb = load_embedding(args.embedding, clone.embedding_dim)
     else:
@@ -185,6 +186,9 @@ def _add_clone(group: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder-model", help="speaker-encoder folder (default: models/speaker_encoder)")
     p.add_argument("--vocoder-model", help="vocoder folder (default: models/vocoder)")
     p.add_argument("--sr-model", help="HiFi-SR folder for 48 kHz (default: models/super_resolution)")
+    p.add_argument("--fp32-decoder", action="store_true", help="run the synthesizer's float decoder step instead of "
+                                                               "its int8 one (several times slower; same quality "
+                                                               "on the validation voices)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="onnxruntime intra-op threads, >= 1 (default: "
                                                                      "all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -273,7 +277,8 @@ def _evaluate(args) -> int:
                       real_sentences=args.real_sentences, real_sources=args.real_sources,
                       sample_rates=args.sample_rates, out=args.out, wavs=args.wavs, alignments=args.alignments,
                       threads=args.threads, write_metrics=args.write_metrics, progress=not args.no_progress,
-                      command="signals " + " ".join(sys.argv[1:]), split=args.split)
+                      command="signals " + " ".join(sys.argv[1:]), split=args.split,
+                      int8_decoder=False if args.fp32_decoder else None)
     print(format_report(report))
     return 0
 
@@ -308,6 +313,8 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
                                                                    "voices, >= 0")
     p.add_argument("--alignments", type=nonnegative_int, default=3, help="sentences in alignment.png, >= 0 (default 3)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="onnxruntime threads, >= 1")
+    p.add_argument("--fp32-decoder", action="store_true", help="the synthesizer's float decoder step instead of its "
+                                                               "int8 one (the default when the folder has one)")
     p.add_argument("--write-metrics", action="store_true",
                    help="write the headline table to the model folder's metrics.json (key 'evaluation')")
     p.add_argument("--no-progress", action="store_true")

@@ -417,7 +417,7 @@ def evaluate(model: str | Path | None = None, *, encoder_model: str | Path | Non
              out: str | Path | None = None, wavs: int = 2, alignments: int = 3,
              providers: Sequence[str] | None = None, threads: int | None = None,
              write_metrics: bool = False, progress: bool = True, command: str | None = None,
-             split: str = "test") -> dict[str, Any]:
+             split: str = "test", int8_decoder: bool | None = None) -> dict[str, Any]:
     """Evaluate the clone chain (``model`` = the synthesizer folder, default ``models/tts``); returns the report.
 
     ``corpus``: the kokoro-teacher folder (default ``$SIGNALS_DATA/kokoro-teacher``); ``pack``: take the
@@ -429,6 +429,7 @@ def evaluate(model: str | Path | None = None, *, encoder_model: str | Path | Non
     table into the model folder's ``metrics.json`` (key ``evaluation``). ``split="val"``: the validation
     split's held-out teacher voices instead (no real voices, no ``write_metrics``: the model card's numbers
     are the test split's), to choose checkpoints and synthesis settings without the test voices.
+    ``int8_decoder``: as :func:`signals.speech.tts.infer.load` (default: the int8 decoder step when present).
     """
     from tqdm import tqdm
 
@@ -468,7 +469,8 @@ def evaluate(model: str | Path | None = None, *, encoder_model: str | Path | Non
     # plan first: data errors before the models load
     teacher_voices, targets, split_source = teacher_plan(corpus, pack, sentences, voices, split)
     runtime = load(model, encoder_model=encoder_model, vocoder_model=vocoder_model, sr_model=sr_model,
-                   providers=providers, threads=threads, sample_rate=48000 if want_sr else 22050)
+                   providers=providers, threads=threads, sample_rate=48000 if want_sr else 22050,
+                   int8_decoder=int8_decoder)
     real_voices = real_plan(data, real_speakers, list(real_sources), runtime.encoder.folder.path)
     real = real_targets(real_voices, targets, real_sentences)
     asr = PocketSphinxASR()
@@ -636,6 +638,7 @@ def evaluate(model: str | Path | None = None, *, encoder_model: str | Path | Non
     report: dict[str, Any] = {
         "model": str(synth_folder.path),
         "model_step": synth_folder.config.source.get("step"),
+        "decoder_graph": runtime.synthesizer.decoder_graph,
         "command": command,
         "asr": f"pocketsphinx {asr.version} (bundled US-English model); corpus WER over normalize_text()",
         "similarity": "cosine of the speaker encoder's embeddings of the audio and of the voice's reference utterance",
@@ -708,7 +711,8 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         }
     data = report["data"]
     return _jsonable({
-        "command": report.get("command"), "model_step": report.get("model_step"), "asr": report["asr"],
+        "command": report.get("command"), "model_step": report.get("model_step"),
+        "decoder_graph": report.get("decoder_graph"), "asr": report["asr"],
         "sentences": data["sentences"], "teacher_voices": data["teacher_voices"], "real_voices": data["real_voices"],
         "real_sentences_per_voice": data["real_sentences_per_voice"], "split": data["split"],
         "rows": rows, "length_guard": {k: report["length_guard"][k] for k in ("sentences", "hits")},
@@ -733,7 +737,8 @@ def format_report(report: dict[str, Any]) -> str:
     teacher_groups = [g for g in ("american", "british") if g in groups]
     real_groups = [g for g in groups if g not in teacher_groups]
     lines = [
-        f"TTS evaluation of {report['model']} (training step {report.get('model_step')}): "
+        f"TTS evaluation of {report['model']} (training step {report.get('model_step')}, "
+        f"{report.get('decoder_graph', 'decoder')}.onnx): "
         f"{data['sentences']} held-out sentences of {len(data['teacher_voices'])} held-out teacher voices; "
         f"{len(data['real_voices'])} real unseen voices x {data['real_sentences_per_voice']} sentences",
         f"WER: {report['asr']}",

@@ -57,10 +57,12 @@ class SynthesizerRuntime:
     encoder: Any
     decoder: Any
     postnet: Any
+    decoder_graph: str = "decoder"  # the step graph the loop runs: "decoder" (float) or "decoder_int8"
 
     @classmethod
     def load(cls, model: str | Path | None = None, providers: Sequence[str] | None = None,
-             threads: int | None = None) -> SynthesizerRuntime:
+             threads: int | None = None, int8: bool | None = None) -> SynthesizerRuntime:
+        """``int8``: run the int8 decoder step (``decoder_int8.onnx``; default: when the folder has one)."""
         folder = ModelFolder.find(KIND, model)
         cfg = folder.section("model", TacotronConfig)
         synthesis = folder.section("runtime", SynthesisConfig)
@@ -71,12 +73,19 @@ class SynthesizerRuntime:
                              f"{list(symbols[:2])}; the model has {cfg.n_symbols} and expects {[PAD, BOUNDARY]} first")
         if front.mel.n_mels != cfg.n_mels:
             raise ModelError(f"{folder.config_path}: frontend.mel has {front.mel.n_mels} bands, the model {cfg.n_mels}")
+        has_int8 = "decoder_int8" in folder.config.graphs
+        if int8 and not has_int8:
+            raise ModelError(f"{folder.path} has no int8 decoder (decoder_int8.onnx in config.json graphs): "
+                             "re-export it with `signals speech tts export`, or use the float decoder")
+        step_graph = "decoder_int8" if (has_int8 if int8 is None else int8) else "decoder"
         folder.graph("encoder", ["tokens", "speaker"], ["memory", "processed_memory"])
-        folder.graph("decoder", ["frame", *MASK_NAMES, *STATE_NAMES, "memory", "processed_memory"],
+        folder.graph(step_graph, ["frame", *MASK_NAMES, *STATE_NAMES, "memory", "processed_memory"],
                      ["frames", "stop", *(f"{n}_out" for n in STATE_NAMES)])
         folder.graph("postnet", ["mel"], ["logmel"])
-        sessions = {g: folder.session(g, providers=providers, threads=threads) for g in ("encoder", "decoder", "postnet")}
-        return cls(folder=folder, model=cfg, synthesis=synthesis, symbols=symbols, mel=front.mel, **sessions)
+        sessions = {role: folder.session(graph, providers=providers, threads=threads)
+                    for role, graph in (("encoder", "encoder"), ("decoder", step_graph), ("postnet", "postnet"))}
+        return cls(folder=folder, model=cfg, synthesis=synthesis, symbols=symbols, mel=front.mel,
+                   decoder_graph=step_graph, **sessions)
 
     @property
     def sample_rate(self) -> int:
@@ -311,15 +320,16 @@ class CloneRuntime:
 def load(model: str | Path | None = None, encoder_model: str | Path | None = None,
          vocoder_model: str | Path | None = None, sr_model: str | Path | None = None,
          providers: Sequence[str] | None = None, threads: int | None = None,
-         sample_rate: int = 22050) -> CloneRuntime:
+         sample_rate: int = 22050, int8_decoder: bool | None = None) -> CloneRuntime:
     """The clone pipeline from its model folders (each ``--model``, else ``$SIGNALS_MODELS/<name>``, else
-    the checkout's ``models/<name>``); HiFi-SR is loaded now for ``sample_rate=48000``, else on first use."""
+    the checkout's ``models/<name>``); HiFi-SR is loaded now for ``sample_rate=48000``, else on first use.
+    ``int8_decoder``: the synthesizer's int8 decoder step (default: when its folder has one), False for the float one."""
     from signals.speech.encoder.infer import load as load_encoder
     from signals.speech.vocoder.infer import load as load_vocoder
 
     if sample_rate not in SAMPLE_RATES:
         raise DataError(f"sample rate {sample_rate} Hz is not offered: choose {' or '.join(map(str, SAMPLE_RATES))}")
-    synth = SynthesizerRuntime.load(model, providers=providers, threads=threads)
+    synth = SynthesizerRuntime.load(model, providers=providers, threads=threads, int8=int8_decoder)
     encoder = load_encoder(encoder_model, providers=providers, threads=threads)
     vocoder = load_vocoder(vocoder_model, providers=providers, threads=threads)
     if vocoder.sample_rate != synth.sample_rate or vocoder.n_mels != synth.model.n_mels:

@@ -234,7 +234,10 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     except Exception as exc:  # safetensors' own error types: a truncated or foreign file
         raise ModelError(f"{weights} is damaged (not a safetensors file): {first_line(exc)}") from None
     source = folder.config.source
-    return tensors, {"step": int(source.get("step", 0)), "model": folder.config.model}
+    # what export_checkpoint records from a checkpoint's state, so re-exporting a folder keeps it
+    return tensors, {"step": int(source.get("step", 0)), "model": folder.config.model,
+                     **{k: source[s] for k, s in (("val", "validation"), ("train", "training"),
+                                                   ("checkpoint", "checkpoint")) if s in source}}
 
 
 def inherit_log(init: str | Path, log_file: Path, step: int) -> None:

@@ -312,6 +312,8 @@ def test_int8_decoder_is_the_default_and_optional(tiny_folder, tmp_path):
     from signals.speech.tts.infer import SynthesizerRuntime
 
     assert SynthesizerRuntime.load(tiny_folder, threads=1).decoder_graph == "decoder_int8"
+    assert SynthesizerRuntime.load(tiny_folder, threads=1, providers=["CPUExecutionProvider"]).decoder_graph \
+        == "decoder_int8"
     rt32 = SynthesizerRuntime.load(tiny_folder, threads=1, int8=False)
     assert rt32.decoder_graph == "decoder"
     rt8 = SynthesizerRuntime.load(tiny_folder, threads=1, int8=True)

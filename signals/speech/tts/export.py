@@ -13,6 +13,9 @@ graph          inputs                                                      outpu
 ``postnet``    ``mel [1, T, 80]`` (normalised decoder output)              ``logmel [1, T, 80]`` (the vocoder's)
 =============  ==========================================================  =====================================
 
+``decoder_int8`` is ``decoder`` with int8 weights (onnxruntime dynamic quantisation): the step the CPU
+runtime loops by default, several times faster since the step is bound by reading its weights.
+
 The weights are rounded to float16 once (stored as float16 initializers read through ``Cast``; the
 arithmetic stays float32): the decoder graph alone would be 52 MB in float32, over the repository's
 50 MB per file. ``model.safetensors`` (float16) is kept beside the graphs because it is the point later

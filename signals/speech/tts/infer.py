@@ -62,7 +62,9 @@ class SynthesizerRuntime:
     @classmethod
     def load(cls, model: str | Path | None = None, providers: Sequence[str] | None = None,
              threads: int | None = None, int8: bool | None = None) -> SynthesizerRuntime:
-        """``int8``: run the int8 decoder step (``decoder_int8.onnx``; default: when the folder has one)."""
+        """``int8``: run the int8 decoder step (``decoder_int8.onnx``; default: when the folder has one and the
+        providers are CPU only: a GPU provider runs the float step, since onnxruntime's integer matmuls
+        would fall back to the CPU)."""
         folder = ModelFolder.find(KIND, model)
         cfg = folder.section("model", TacotronConfig)
         synthesis = folder.section("runtime", SynthesisConfig)
@@ -77,7 +79,8 @@ class SynthesizerRuntime:
         if int8 and not has_int8:
             raise ModelError(f"{folder.path} has no int8 decoder (decoder_int8.onnx in config.json graphs): "
                              "re-export it with `signals speech tts export`, or use the float decoder")
-        step_graph = "decoder_int8" if (has_int8 if int8 is None else int8) else "decoder"
+        cpu_only = all((p[0] if isinstance(p, tuple) else p) == "CPUExecutionProvider" for p in (providers or []))
+        step_graph = "decoder_int8" if (has_int8 and cpu_only if int8 is None else int8) else "decoder"
         folder.graph("encoder", ["tokens", "speaker"], ["memory", "processed_memory"])
         folder.graph(step_graph, ["frame", *MASK_NAMES, *STATE_NAMES, "memory", "processed_memory"],
                      ["frames", "stop", *(f"{n}_out" for n in STATE_NAMES)])

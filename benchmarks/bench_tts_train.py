@@ -25,7 +25,13 @@ import torch
 from signals.speech.tts.config import TrainConfig
 from signals.speech.tts.data import Pack, length_buckets
 from signals.speech.tts.model import Tacotron2
-from signals.speech.tts.train import collate, compile_decoder_step, compute_losses, load_weights
+from signals.speech.tts.train import (
+    collate,
+    compile_decoder_step,
+    compute_losses,
+    load_weights,
+    model_weights,
+)
 from signals.torchutils import first_line, pick_device
 
 
@@ -35,7 +41,7 @@ def bench(pack: Pack, batches: list[np.ndarray], cfg: TrainConfig, device: torch
     model = Tacotron2(cfg.model)
     if init:
         tensors, _ = load_weights(init)
-        model.load_state_dict({k: v.float() for k, v in tensors.items() if not k.startswith("optim.")})
+        model.load_state_dict(model_weights(tensors))
     else:
         mean, std = pack.mel_stats("train")
         model.mel_mean.copy_(torch.from_numpy(mean))

@@ -30,11 +30,7 @@ mkdir -p "$out"
 case "${1:-}" in
   prepare)
     shift
-    if [ -f "$data/mels.u8.xz" ]; then
-      "$py" -c "import lzma, numpy as np, sys; f = sys.argv[1]; n = int(np.load(f + '/mel_offsets.npy')[-1]); \
-np.save(f + '/mels.npy', np.frombuffer(lzma.decompress(open(f + '/mels.u8.xz', 'rb').read()), np.uint8).reshape(n, -1))" "$data"
-      rm "$data/mels.u8.xz"
-    fi
+    "$py" -c "import sys; from signals.speech.tts.data import unpack_pack; unpack_pack(sys.argv[1])" "$data"
     [ -f "$data/mels.npy" ] || { echo "no $data/mels.npy: carry the compressed pack (data/tts_gpu)" >&2; exit 1; }
     # a failed or killed benchmark leaves no bench.json: train then runs eager
     timeout "${TTS_BENCH_SECONDS:-200}" "$py" benchmarks/bench_tts_train.py --data "$data" --batch-size "$batch" \

@@ -129,6 +129,21 @@ def test_training_lowers_the_loss_and_resumes(pack, tmp_path):
     assert 0.7 < train_rows[42] / train_rows[40] < 1.4 and 0.7 < train_rows[45] / train_rows[40] < 1.4, train_rows
 
 
+def test_compressed_pack_loads_and_unpacks(pack, tmp_path):
+    """The device's transport form: Pack.load reads mels.u8.xz as is, and unpack_pack turns it back into
+    mels.npy once (the same array), leaving a pack that loads without decompressing."""
+    from signals.speech.tts.data import compress_pack, unpack_pack
+
+    packed = compress_pack(pack.folder, tmp_path / "gpu")
+    assert (packed / "mels.u8.xz").is_file() and not (packed / "mels.npy").exists()
+    assert np.array_equal(Pack.load(packed).mels, pack.mels)
+    unpack_pack(packed)
+    assert (packed / "mels.npy").is_file() and not (packed / "mels.u8.xz").exists()
+    assert np.array_equal(Pack.load(packed).mels, pack.mels)
+    unpack_pack(packed)  # a second call (call 1 run again) changes nothing
+    assert np.array_equal(Pack.load(packed).mels, pack.mels)
+
+
 def test_prefetched_keeps_order_and_errors():
     from signals.speech.tts.train import prefetched
 

@@ -228,6 +228,18 @@ def compress_pack(folder: str | Path, out: str | Path) -> Path:
     return out
 
 
+def unpack_pack(folder: str | Path) -> Path:
+    """Undo :func:`compress_pack` in place (``mels.u8.xz`` -> ``mels.npy``), once on the training machine, so
+    that every later :meth:`Pack.load` there reads the array in seconds instead of decompressing again."""
+    folder = Path(folder)
+    if (folder / "mels.u8.xz").is_file():
+        tmp = folder / "mels.npy.tmp.npy"
+        np.save(tmp, Pack.load(folder).mels)
+        tmp.replace(folder / "mels.npy")
+        (folder / "mels.u8.xz").unlink()
+    return folder
+
+
 @dataclass
 class Pack:
     """A prepared pack in memory (numpy; see :func:`prepare`)."""

@@ -129,6 +129,12 @@ def _spread(items: Sequence[Any], k: int) -> list[Any]:
     return [items[int(i)] for i in np.linspace(0, len(items) - 1, k).round()]
 
 
+def check_split(split: str) -> None:
+    """A clear error for a split name this evaluation does not know."""
+    if split not in SPLITS:
+        raise ConfigError(f"split {split!r}: choose from {', '.join(SPLITS)}")
+
+
 def held_out_split(corpus: Path, pack: str | Path | None = None, split: str = "test"):
     """``(utterances of the held-out voices of ``split``, speakers.tsv rows, where the split came from)``.
 
@@ -140,8 +146,7 @@ def held_out_split(corpus: Path, pack: str | Path | None = None, split: str = "t
     from signals.speech.tts.config import SplitConfig
     from signals.speech.tts.data import read_corpus, split_corpus
 
-    if split not in SPLITS:
-        raise ConfigError(f"split {split!r}: choose from {', '.join(SPLITS)}")
+    check_split(split)
     utts, speakers = read_corpus(corpus)
     if pack is not None:
         manifest_path = Path(pack) / "manifest.json"
@@ -429,7 +434,7 @@ def evaluate(model: str | Path | None = None, *, encoder_model: str | Path | Non
     table into the model folder's ``metrics.json`` (key ``evaluation``). ``split="val"``: the validation
     split's held-out teacher voices instead (no real voices, no ``write_metrics``: the model card's numbers
     are the test split's), to choose checkpoints and synthesis settings without the test voices.
-    ``int8_decoder``: as :func:`signals.speech.tts.infer.load` (default: the int8 decoder step when present).
+    ``int8_decoder``: as :func:`signals.speech.tts.infer.load` (default: the int8 decoder step on CPU providers).
     """
     from tqdm import tqdm
 
@@ -445,8 +450,7 @@ def evaluate(model: str | Path | None = None, *, encoder_model: str | Path | Non
     _check_positive("real_sentences", real_sentences)
     _check_positive("wavs", wavs, allow_zero=True)
     _check_positive("alignments", alignments, allow_zero=True)
-    if split not in SPLITS:
-        raise ConfigError(f"split {split!r}: choose from {', '.join(SPLITS)}")
+    check_split(split)
     if split != "test" and real_speakers:
         raise ConfigError(f"--split {split} evaluates held-out teacher voices only: the real voices are test "
                           "speakers; add --real-speakers 0")

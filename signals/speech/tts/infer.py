@@ -80,7 +80,9 @@ class SynthesizerRuntime:
             raise ModelError(f"{folder.path} has no int8 decoder (decoder_int8.onnx in config.json graphs): "
                              "re-export it with `signals speech tts export`, or use the float decoder")
         cpu_only = all((p[0] if isinstance(p, tuple) else p) == "CPUExecutionProvider" for p in (providers or []))
-        step_graph = "decoder_int8" if (has_int8 and cpu_only if int8 is None else int8) else "decoder"
+        if int8 is None:
+            int8 = has_int8 and cpu_only
+        step_graph = "decoder_int8" if int8 else "decoder"
         folder.graph("encoder", ["tokens", "speaker"], ["memory", "processed_memory"])
         folder.graph(step_graph, ["frame", *MASK_NAMES, *STATE_NAMES, "memory", "processed_memory"],
                      ["frames", "stop", *(f"{n}_out" for n in STATE_NAMES)])
@@ -326,7 +328,8 @@ def load(model: str | Path | None = None, encoder_model: str | Path | None = Non
          sample_rate: int = 22050, int8_decoder: bool | None = None) -> CloneRuntime:
     """The clone pipeline from its model folders (each ``--model``, else ``$SIGNALS_MODELS/<name>``, else
     the checkout's ``models/<name>``); HiFi-SR is loaded now for ``sample_rate=48000``, else on first use.
-    ``int8_decoder``: the synthesizer's int8 decoder step (default: when its folder has one), False for the float one."""
+    ``int8_decoder``: the synthesizer's int8 decoder step, False for the float one (default: as
+    :meth:`SynthesizerRuntime.load`, int8 when the folder has it and the providers are CPU only)."""
     from signals.speech.encoder.infer import load as load_encoder
     from signals.speech.vocoder.infer import load as load_vocoder
 

@@ -28,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
@@ -175,6 +176,20 @@ def uncompile_decoder_step(model: Tacotron2) -> None:
     model.attention.location_mode = "conv"
 
 
+@contextmanager
+def eager_decoder_step(model: Tacotron2) -> Iterator[None]:
+    """Within: the model's eager decoder step, even if :func:`compile_decoder_step` compiled it; after: as before."""
+    compiled, mode = vars(model).get("step"), model.attention.location_mode
+    if compiled is None:
+        yield
+        return
+    uncompile_decoder_step(model)
+    try:
+        yield
+    finally:
+        model.step, model.attention.location_mode = compiled, mode
+
+
 def model_config_from_dict(d: dict, where: str = "state.json") -> TacotronConfig:
     return from_dict(TacotronConfig, d, where=where, path="model")
 
@@ -187,15 +202,8 @@ def validate(model: torch.nn.Module, pack: Pack, idx: np.ndarray, cfg: TrainConf
              autocast: bool) -> dict[str, float]:
     """Mean losses over utterances ``idx`` (eval mode, no gradients). Runs the eager decoder step even when
     training compiled it: a few batches, not worth two more compiles, and no compile failure mid-run."""
-    core = unwrap(model)
-    compiled = vars(core).get("step")
-    if compiled is not None:
-        uncompile_decoder_step(core)
-    try:
+    with eager_decoder_step(unwrap(model)):
         return _validate(model, pack, idx, cfg, device, autocast)
-    finally:
-        if compiled is not None:
-            core.step, core.attention.location_mode = compiled, "unfold"
 
 
 def _validate(model: torch.nn.Module, pack: Pack, idx: np.ndarray, cfg: TrainConfig, device: torch.device,
@@ -214,6 +222,11 @@ def _validate(model: torch.nn.Module, pack: Pack, idx: np.ndarray, cfg: TrainCon
         n += len(part)
     model.train()
     return {k: v / n for k, v in sums.items()}
+
+
+def model_weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors as the model's state dict: float32, without Adam's moments (``optim.*``)."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items() if not k.startswith("optim.")}
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -293,8 +306,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
     if resume is not None:
         tensors, state = resume
         try:
-            model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                   for k, v in tensors.items() if not k.startswith("optim.")})
+            model.load_state_dict(model_weights(tensors))
         except RuntimeError as exc:
             raise ModelError(f"{where} cannot be resumed: its weights do not fit its model config "
                              f"({first_line(exc)})") from None

@@ -64,6 +64,13 @@ def test_g2p_accents():
         ("Mail bob@example.org today.", ["bˈɑb æt ɪɡzˈæmpəl dˈɑt ˈɔɹɡ"]),
         ("It rose 10-15% and fell -$5.", ["tˈɛn tə fˌɪftˈin pəɹsˈɛnt", "mˈInəs fˈIv dˈɑləɹz"]),
         ("It is 20 ℃ today 😀.", ["twˈɛnti dəɡɹˈiz sˈɛlsiəs tədˈA."]),
+        # hibari reads every lowercase "no." as "number"; only a following digit makes it one
+        ("I said no. Room no. 12 and No. 5, not nos. 3.", ["sˈɛd nˈO.", "ɹˈum nˈʌmbəɹ twˈɛlv", "nˈʌmbəɹ fˈIv",
+                                                          "nˈʌmbəɹz θɹˈi"]),
+        # hibari keeps a currency across punctuation ("forty dollars people"): such amounts are spelled first
+        ("It cost $30.50, 40 people paid £1, €0.05; 2 did not.", ["θˈɜɹTi dˈɑləɹz ænd fˈɪfti sˈɛnts, fˈɔɹTi pˈipᵊl",
+                                                                 "wˈʌn pˈWnd, fˈIv sˈɛnts; tˈu dˈɪd"]),
+        ("Tag it #cats, not #1.", ["tˈæɡ ɪt kˈæts", "nˈʌmbəɹ wˈʌn"]),
     ],
 )
 def test_normalisation(text, expect):

@@ -118,6 +118,15 @@ _RE_URL = re.compile(r"(?<!\w)(?:https?://|www\.)[^\s<>\"”]*[^\s<>\"”.,;:!?)
 _RE_NEG_MONEY = re.compile(r"(?<![\w.\-])-(?=[$£€]\d)")
 _RE_PCT_RANGE = re.compile(r"(?<![\w.\-])(\d+(?:\.\d+)?)\s?[-–]\s?(\d+(?:\.\d+)?)\s?%")
 _RE_WS = re.compile(r"\s+")
+# hibari's abbreviation table reads every lowercase "no." as "number" ("I said no." -> "I said number."),
+# and drops the sentence's full stop with it; "No. 5" / "no. 5" (a digit follows) keep that reading
+_RE_NO_WORD = re.compile(r"(?<![\w.])(no|nos)\.(?!\s?\d)")
+# hibari (as misaki) keeps a currency across punctuation: "$30, 40 people" -> "thirty dollars, forty dollars
+# people". An amount that punctuation follows is spelled here, so no currency is left to carry.
+_RE_MONEY_PUNCT = re.compile(r"(?<![\w.])([$£€])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d\d))?(?=[,;:]\s)")
+_MONEY_UNITS = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
+                "€": ("euro", "euros", "cent", "cents")}
+_RE_HASHTAG = re.compile(r"(?<![\w&#])#(?=[A-Za-z])")  # "#topic": the lexicon reads "#" as "hashtag" before it
 
 
 @functools.lru_cache(maxsize=1)
@@ -158,6 +167,15 @@ def _spell_address(address: str) -> str:
     return _RE_WS.sub(" ", address).strip()
 
 
+def _spell_money(m: re.Match) -> str:
+    one, many, sub_one, sub_many = _MONEY_UNITS[m.group(1)]
+    whole, cents = m.group(2), int(m.group(3) or 0)
+    words = [] if whole == "0" and cents else [f"{whole} {one if whole == '1' else many}"]
+    if cents:
+        words.append(f"{cents} {sub_one if cents == 1 else sub_many}")
+    return " and ".join(words)
+
+
 def _prenormalize(text: str) -> str:
     """What hibari's own pass misreads; each rule is a no-op on ordinary prose."""
     text = text.translate(_BRACKETS)
@@ -170,6 +188,11 @@ def _prenormalize(text: str) -> str:
     if "www." in text or "://" in text:
         text = _RE_URL.sub(lambda m: _spell_address(m.group(0)), text)
     text = _RE_NEG_MONEY.sub("minus ", text)
+    text = _RE_MONEY_PUNCT.sub(_spell_money, text)
+    if "no" in text:
+        text = _RE_NO_WORD.sub(r"\1 .", text)  # the G2P reads "no ." as the word and the full stop
+    if "#" in text:
+        text = _RE_HASHTAG.sub("", text)
     return _RE_PCT_RANGE.sub(r"\1 to \2%", text)
 
 

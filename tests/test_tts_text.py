@@ -70,6 +70,8 @@ def test_g2p_accents():
         # hibari keeps a currency across punctuation ("forty dollars people"): such amounts are spelled first
         ("It cost $30.50, 40 people paid £1, €0.05; 2 did not.", ["θˈɜɹTi dˈɑləɹz ænd fˈɪfti sˈɛnts, fˈɔɹTi pˈipᵊl",
                                                                  "wˈʌn pˈWnd, fˈIv sˈɛnts; tˈu dˈɪd"]),
+        ("Approx. 30 min. later it weighs 5 lbs. and 3 oz. more.", ["əpɹˈɑksəmətli θˈɜɹTi mˈɪnəts lˈATəɹ",
+                                                                    "fˈIv pˈWndz ænd θɹˈi ˈWnsᵻz mˈɔɹ."]),
         ("Tag it #cats, not #1.", ["tˈæɡ ɪt kˈæts", "nˈʌmbəɹ wˈʌn"]),
     ],
 )

@@ -126,6 +126,9 @@ _RE_NO_WORD = re.compile(r"(?<![\w.])(no|nos)\.(?!\s?\d)")
 _RE_MONEY_PUNCT = re.compile(r"(?<![\w.])([$£€])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d\d))?(?=[,;:]\s)")
 _MONEY_UNITS = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
                 "€": ("euro", "euros", "cent", "cents")}
+# a unit's full stop inside a sentence ("5 lbs. and 3 oz.") would be read as the sentence's end (a pause)
+_RE_UNIT_DOT = re.compile(r"(?<=\d )(lbs?|oz|mins?|secs?|hrs?|ft|km|kg|cm|mm|mi|yds?)\.(?=\s+[a-z0-9])")
+_RE_APPROX = re.compile(r"(?<![\w.])approx\.(?=\s)", re.IGNORECASE)  # hibari knows only the lowercase one
 _RE_HASHTAG = re.compile(r"(?<![\w&#])#(?=[A-Za-z])")  # "#topic": the lexicon reads "#" as "hashtag" before it
 
 
@@ -183,6 +186,8 @@ def _prenormalize(text: str) -> str:
         text = _RE_EG.sub("for example", text)
         text = _RE_IE.sub("that is", text)
         text = _RE_AKA.sub("also known as", text)
+        text = _RE_UNIT_DOT.sub(r"\1", text)
+        text = _RE_APPROX.sub("approximately", text)
     if "@" in text:
         text = _RE_EMAIL.sub(lambda m: _spell_address(m.group(0)), text)
     if "www." in text or "://" in text:

@@ -154,6 +154,10 @@ def test_evaluate_tiny_model(tiny_tts, tmp_path, corpus):
         assert math.isfinite(r["wer"]["wer"]) and r["wer"]["ref_words"] > 0
         assert r["similarity"]["n"] == 2 and r["embedding_failures"] == 0
         assert all(-1.0 <= r["similarity"][s] <= 1.0 for s in ("mean", "min", "max"))
+        lo, hi = r["similarity"]["ci95"]
+        assert r["similarity"]["min"] <= lo <= r["similarity"]["mean"] <= hi <= r["similarity"]["max"]
+        lo, hi = r["wer"]["ci95"]
+        assert 0.0 <= lo <= hi and lo <= r["wer"]["wer"] <= hi
         assert r["sv_eer"]["n_target"] == 2 and r["sv_eer"]["n_nontarget"] == 2
         assert 0.0 <= r["sv_eer"]["eer"] <= 1.0 and math.isfinite(r["sv_eer"]["threshold"])
     assert set(rows["teacher"]["wer_by_group"]) == {"american", "british"}
@@ -172,6 +176,7 @@ def test_evaluate_tiny_model(tiny_tts, tmp_path, corpus):
     # metrics.json, never config.json
     metrics = json.loads((tiny_tts / "metrics.json").read_text())["evaluation"]
     assert metrics["command"] == "test" and set(metrics["rows"]) == set(names)
+    assert metrics["rows"]["clone_teacher"]["wer_ci95"] == rows["clone_teacher"]["wer"]["ci95"]
     assert "evaluation" not in json.loads((tiny_tts / "config.json").read_text())
     # the printed table
     text = E.format_report(report)

@@ -14,6 +14,7 @@ from signals.speech.tts.metrics import (
     EvalDependencyError,
     PocketSphinxASR,
     WordErrors,
+    bootstrap_ci,
     clone_similarity,
     clone_sv_eer,
     corpus_wer,
@@ -143,6 +144,24 @@ def test_corpus_wer_is_total_errors_over_total_words():
 # --------------------------------------------------------------------------------------------------
 # Speaker similarity and SV-EER
 # --------------------------------------------------------------------------------------------------
+
+
+def test_bootstrap_ci():
+    # a ratio of sums, not a mean of ratios: one long sentence with no errors weighs more than a short one
+    errors, words = [0, 4, 1, 0, 2, 3, 0, 1], [20, 5, 10, 8, 6, 9, 12, 7]
+    lo, hi = bootstrap_ci(errors, words)
+    assert lo < sum(errors) / sum(words) < hi and 0.0 <= lo and hi < 0.5
+    assert bootstrap_ci(errors, words) == (lo, hi)  # seeded: a report reproduces
+    wide, narrow = bootstrap_ci([0.6, 0.9] * 4), bootstrap_ci([0.6, 0.9] * 64)
+    assert wide[0] < narrow[0] < 0.75 < narrow[1] < wide[1]  # more sentences, a tighter interval
+    assert bootstrap_ci([0.7, 0.7, 0.7]) == pytest.approx((0.7, 0.7))
+    lo90, hi90 = bootstrap_ci(errors, words, level=0.9)
+    assert lo <= lo90 and hi90 <= hi
+    assert bootstrap_ci([0.5]) is None  # one sentence has no spread to resample
+    with pytest.raises(ValueError, match="same length"):
+        bootstrap_ci([1, 2], [1, 2, 3])
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_ci([1, 2], level=95)
 
 
 def test_cosine_and_clone_similarity():

@@ -332,21 +332,27 @@ def _stats(x: Sequence[float]) -> dict[str, float | int]:
             "n": int(a.size)}
 
 
+def _listed(ci: tuple[float, float] | None) -> list[float] | None:
+    return None if ci is None else list(ci)  # as report.json reads back
+
+
 def summarize_row(row: _Row, references: dict[str, np.ndarray]) -> dict[str, Any]:
     """WER (all and by group), similarity to the reference, SV-EER and length-guard count of one row."""
-    from signals.speech.tts.metrics import clone_sv_eer, corpus_wer, cosine
+    from signals.speech.tts.metrics import WordErrors, bootstrap_ci, clone_sv_eer, cosine, word_errors
 
     out: dict[str, Any] = {"name": row.name, "label": ROW_LABELS.get(row.name, row.name),
                            "sample_rate": row.sample_rate, "utterances": len(row.refs),
                            "speakers": len(set(row.speakers)), "audio_seconds": float(sum(row.seconds))}
-    out["wer"] = corpus_wer(row.refs, row.hyps).as_dict()
+    per_utt = [word_errors(r, h) for r, h in zip(row.refs, row.hyps, strict=True)]
+    out["wer"] = sum(per_utt, WordErrors()).as_dict()
+    out["wer"]["ci95"] = _listed(bootstrap_ci([e.errors for e in per_utt], [e.ref_words for e in per_utt]))
     out["wer_by_group"] = {
-        g: corpus_wer([r for r, gg in zip(row.refs, row.groups) if gg == g],
-                      [h for h, gg in zip(row.hyps, row.groups) if gg == g]).as_dict()
+        g: sum((e for e, gg in zip(per_utt, row.groups) if gg == g), WordErrors()).as_dict()
         for g in sorted(set(row.groups))}
     ok = [i for i, e in enumerate(row.embeds) if e is not None]
     sims = [cosine(row.embeds[i], references[row.speakers[i]]) for i in ok]
     out["similarity"] = _stats(sims)
+    out["similarity"]["ci95"] = _listed(bootstrap_ci(sims))
     out["similarity_by_group"] = {g: _stats([c for i, c in zip(ok, sims) if row.groups[i] == g])
                                   for g in sorted(set(row.groups))}
     out["embedding_failures"] = len(row.embeds) - len(ok)
@@ -707,9 +713,9 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     for r in report["rows"]:
         rows[r["name"]] = {
             "label": r["label"], "sample_rate": r["sample_rate"], "utterances": r["utterances"],
-            "speakers": r["speakers"], "wer": r["wer"]["wer"],
+            "speakers": r["speakers"], "wer": r["wer"]["wer"], "wer_ci95": r["wer"].get("ci95"),
             "wer_by_group": {g: w["wer"] for g, w in r["wer_by_group"].items()},
-            "similarity_mean": r["similarity"].get("mean"),
+            "similarity_mean": r["similarity"].get("mean"), "similarity_ci95": r["similarity"].get("ci95"),
             "sv_eer": r["sv_eer"]["eer"] if r["sv_eer"] else None,
             **({"length_guard_hits": r["length_guard_hits"]} if "length_guard_hits" in r else {}),
         }
@@ -734,6 +740,10 @@ def _fmt(x: float | None, pct: bool = False) -> str:
     return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
 
 
+def _fmt_ci(ci: Sequence[float] | None) -> str:
+    return "-" if not ci else f"{ci[0]:.2f}-{ci[1]:.2f}"
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The report as a plain-text table (what the ``evaluate`` command prints)."""
     data = report["data"]
@@ -748,19 +758,22 @@ def format_report(report: dict[str, Any]) -> str:
         f"WER: {report['asr']}",
         "",
     ]
-    head = f"{'row':<42} {'kHz':>6} {'utts':>5} {'WER':>7} " + " ".join(f"{g[:8]:>8}" for g in teacher_groups + real_groups)
-    head += f" {'cos(ref)':>9} {'SV-EER':>7} {'guard':>6}"
+    head = f"{'row':<42} {'kHz':>6} {'utts':>5} {'WER':>7} {'(95%)':>9} "
+    head += " ".join(f"{g[:8]:>8}" for g in teacher_groups + real_groups)
+    head += f" {'cos(ref)':>9} {'(95%)':>9} {'SV-EER':>7} {'guard':>6}"
     lines += [head, "-" * len(head)]
     for r in report["rows"]:
         by = r["wer_by_group"]
         cells = " ".join(f"{_fmt(by[g]['wer']) if g in by else '':>8}" for g in teacher_groups + real_groups)
         guard = f"{r['length_guard_hits']}/{r['utterances']}" if "length_guard_hits" in r else ""
         lines.append(f"{r['label']:<42} {r['sample_rate'] / 1000:>6g} {r['utterances']:>5} {_fmt(r['wer']['wer']):>7} "
-                     f"{cells} {_fmt(r['similarity'].get('mean')):>9} "
+                     f"{_fmt_ci(r['wer'].get('ci95')):>9} {cells} {_fmt(r['similarity'].get('mean')):>9} "
+                     f"{_fmt_ci(r['similarity'].get('ci95')):>9} "
                      f"{_fmt(r['sv_eer']['eer'] if r['sv_eer'] else None, pct=True):>7} {guard:>6}")
     lines.append("")
     lines.append("WER columns: corpus WER of all sentences, then by group (teacher voices: american / british "
                  "accent; real voices: by source). cos(ref): mean cosine to the voice's reference utterance. "
+                 "(95%): bootstrap interval over the sentences (2,000 resamples; the voices and the model fixed). "
                  "guard: sentences whose decoder hit the length guard (no stop predicted).")
     by_name = {r["name"]: r for r in report["rows"]}
     checks = []

@@ -31,6 +31,7 @@ from signals.speech.encoder.metrics import EER, equal_error_rate
 __all__ = [
     "ASR_VERSION",
     "ClonePairs",
+    "bootstrap_ci",
     "EvalDependencyError",
     "PocketSphinxASR",
     "WordErrors",
@@ -378,6 +379,30 @@ def corpus_wer(references: Sequence[str], hypotheses: Sequence[str], normalize: 
     for ref, hyp in zip(references, hypotheses):
         total = total + word_errors(ref, hyp, normalize)
     return total
+
+
+def bootstrap_ci(values: Sequence[float], weights: Sequence[float] | None = None, resamples: int = 2000,
+                 level: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
+    """Percentile-bootstrap interval of ``sum(values) / sum(weights)`` (``weights`` None: the mean of
+    ``values``) with the items resampled with replacement.
+
+    For a corpus WER, ``values`` are each utterance's word errors and ``weights`` its reference words;
+    for a mean similarity, the cosines alone. The interval says how far the figure would move with
+    another draw of the same number of sentences (voices and model fixed). None with fewer than 2 items.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    w = np.ones_like(v) if weights is None else np.asarray(weights, dtype=np.float64)
+    if v.shape != w.shape or v.ndim != 1:
+        raise ValueError(f"values {v.shape} and weights {w.shape} must be two 1-D arrays of the same length")
+    if v.size < 2:
+        return None
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    idx = np.random.default_rng(seed).integers(0, v.size, size=(resamples, v.size))
+    den = w[idx].sum(1)
+    stats = v[idx].sum(1) / np.where(den > 0, den, np.nan)
+    lo, hi = np.nanpercentile(stats, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
 
 
 # --------------------------------------------------------------------------------------------------

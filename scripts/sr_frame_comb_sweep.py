@@ -1,11 +1,14 @@
-"""Choose a HiFi-SR model folder's ``frontend.frame_comb_radius`` on validation audio only.
+"""Choose a HiFi-SR model folder's post-processing (``frontend.frame_comb_radius`` and
+``frontend.generated_gain_db``) on validation audio only.
 
     python scripts/sr_frame_comb_sweep.py --model models/super_resolution --out runs/sr_comb
+    python scripts/sr_frame_comb_sweep.py --radii 6 8 12 --gains 0 2 4 6 8 --out runs/sr_gain
 
-Scores the model with the frame comb at each radius (0 = off) on two validation sets, never a test set:
+Scores the model with the frame comb at each radius (0 = off) times each gain on the generated band
+(dB, after the comb) on two validation sets, never a test set:
 the VCTK utterances the shipped model was selected on (``--vctk-files``) and ``--limit`` clips of a
 training pack's ``val`` split (held-out languages / voices, each clip scored up to its bandwidth). The
-rule, fixed before the sweep: the lowest LSD averaged over both sets and all input rates; among radii
+rule, fixed before the sweep: the lowest LSD averaged over both sets and all input rates; among settings
 within ``--tolerance`` of it, the one whose generated band is least tonal. Writes ``sweep.json`` and
 prints one row per radius. Same metrics as ``signals speech sr evaluate`` (it calls the same code).
 """
@@ -24,10 +27,12 @@ from signals.speech.sr.evaluate import RATES, evaluate_items, reference_items
 from signals.speech.sr.infer import load
 
 
-def score(model: str, threads: int, sets: dict[str, list], radius: int) -> dict:
-    """Mean HiFi-SR metrics over all input rates of each validation set, with the comb at ``radius``."""
-    runtime = load(model, threads=threads, frame_comb_radius=radius)
-    row: dict = {"radius": radius}
+def score(model: str, threads: int, sets: dict[str, list], setting: tuple[int, float]) -> dict:
+    """Mean HiFi-SR metrics over all input rates of each validation set, with the comb at ``radius`` and the
+    generated band's gain at ``gain_db``."""
+    radius, gain_db = setting
+    runtime = load(model, threads=threads, frame_comb_radius=radius, generated_gain_db=gain_db)
+    row: dict = {"radius": radius, "gain_db": gain_db}
     for name, items in sets.items():
         hifi = evaluate_items(items, runtime, RATES)["summary"]["hifi_sr"]["mean"]
         row[name] = {k: round(hifi[k], 4) for k in ("lsd", "lsd_hf", "tonal_excess_db")}
@@ -44,9 +49,10 @@ def main() -> None:
     ap.add_argument("--pack", default="data/sr_debian/full")
     ap.add_argument("--limit", type=int, default=24)
     ap.add_argument("--radii", type=int, nargs="+", default=[0, 2, 3, 4, 6, 8, 12, 16])
+    ap.add_argument("--gains", type=float, nargs="+", default=[0.0], help="generated-band gains to try, dB")
     ap.add_argument("--tolerance", type=float, default=0.005)
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads per job")
-    ap.add_argument("--jobs", type=int, default=2, help="radii scored in parallel processes")
+    ap.add_argument("--jobs", type=int, default=2, help="settings scored in parallel processes")
     ap.add_argument("--out", default="runs/sr_comb")
     args = ap.parse_args()
 
@@ -54,7 +60,8 @@ def main() -> None:
     if args.pack and Path(args.pack).is_dir():
         sets["pack_val"] = reference_items(args.pack, split="val", limit=args.limit)[0]
     with ProcessPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(partial(score, args.model, args.threads, sets), args.radii))
+        settings = [(r, g) for r in args.radii for g in args.gains]
+        rows = list(pool.map(partial(score, args.model, args.threads, sets), settings))
     for row in rows:
         print(json.dumps(row))
     best_lsd = min(r["lsd"] for r in rows)
@@ -62,9 +69,10 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = {"model": args.model, "sets": {k: [n for n, _, _ in v] for k, v in sets.items()}, "rows": rows,
-              "rule": f"lowest mean LSD; within {args.tolerance} of it, least tonal", "chosen": chosen["radius"]}
+              "rule": f"lowest mean LSD; within {args.tolerance} of it, least tonal",
+              "chosen": {"frame_comb_radius": chosen["radius"], "generated_gain_db": chosen["gain_db"]}}
     (out / "sweep.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(f"chosen frame_comb_radius: {chosen['radius']}")
+    print(f"chosen frame_comb_radius: {chosen['radius']}, generated_gain_db: {chosen['gain_db']:g}")
 
 
 if __name__ == "__main__":

@@ -208,14 +208,15 @@ def test_one_training_step_updates_weights(tmp_path, monkeypatch, model_folder):
     assert run_provenance(tmp_path / "run" / "generator.safetensors")[0]["data"]["test_utterances"] == ["b_1"]
     assert json.loads((tmp_path / "run" / "train_config.json").read_text())["init_weights"] is None
     assert run_provenance(model_folder / "model.safetensors") == ({}, "unknown")  # not a run folder
-    # the CLI writes them into the folder, with the frame comb chosen for it
+    # the CLI writes them into the folder, with the post-processing chosen for it
     from signals.cli import main
     from signals.modelfolder import ModelFolder
 
     assert main(["speech", "sr", "export", "--weights", str(tmp_path / "ft" / "generator.safetensors"),
-                 "--out", str(tmp_path / "folder"), "--frame-comb", "2"]) == 0
+                 "--out", str(tmp_path / "folder"), "--frame-comb", "2", "--generated-gain", "4.5"]) == 0
     written = ModelFolder.load(tmp_path / "folder").config
     assert written.source == source and written.licence == licence and written.frontend["frame_comb_radius"] == 2
+    assert written.frontend["generated_gain_db"] == 4.5
     # a damaged training record is one clear error naming it, and the folder is not written
     (tmp_path / "ft" / "train_config.json").write_text("{not json")
     from signals.errors import ModelError
@@ -354,6 +355,54 @@ def test_frame_comb_removes_a_frame_locked_pattern_and_keeps_the_rest(model_fold
         load(model_folder, threads=1, frame_comb_radius=10**6)
 
 
+def test_generated_gain_scales_only_the_generated_band(model, model_folder):
+    """frontend.generated_gain_db multiplies what the crossover keeps of the generator (above the input's
+    band) and leaves the input's band, the raw output (no postprocessing) and chunking alone."""
+    from signals.errors import ModelError
+    from signals.speech.audio import resample
+    from signals.speech.sr.infer import load
+
+    x8 = resample(wideband(1.5), SR, 8000)
+    louder = replace(model, front=replace(model.front, generated_gain_db=6.0))
+    a, b = model.upsample(x8, 8000), louder.upsample(x8, 8000)
+    f = np.fft.rfftfreq(len(a), 1 / SR)
+
+    def energy(x, lo, hi):
+        return float((np.abs(np.fft.rfft(x)) ** 2)[(f >= lo) & (f < hi)].sum())
+
+    assert energy(b, 0, 3000) == pytest.approx(energy(a, 0, 3000), rel=1e-3)  # the input's band
+    assert energy(b, 4500, 20000) == pytest.approx(10 ** 0.6 * energy(a, 4500, 20000), rel=1e-3)  # +6 dB
+    np.testing.assert_array_equal(louder.upsample(x8, 8000, postprocess=False), model.upsample(x8, 8000, postprocess=False))
+    np.testing.assert_allclose(louder.upsample(x8, 8000, chunk_frames=23), b, atol=1e-5)
+    assert load(model_folder, threads=1, generated_gain_db=-3.0).front.generated_gain_db == -3.0
+    for bad in (100.0, float("nan")):
+        with pytest.raises(ModelError, match="generated_gain_db must be a finite gain"):
+            load(model_folder, threads=1, generated_gain_db=bad)
+
+
+def test_edge_fade_only_touches_the_generated_band_at_the_edges(model):
+    from signals.speech.audio import resample
+    from signals.speech.sr.postprocess import edge_fade
+
+    w = edge_fade(np.ones(1000), 0, 1000, 100)
+    assert w[0] == 0 and w[-1] == 0 and 0 < w[50] < 1 and np.all(w[100:900] == 1)
+    np.testing.assert_allclose(w, w[::-1], atol=1e-6)  # the same ramp in and out
+    x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    parts = [edge_fade(x[a:b], a, 1000, 100) for a, b in ((0, 130), (130, 700), (700, 1000))]
+    np.testing.assert_array_equal(np.concatenate(parts), edge_fade(x, 0, 1000, 100))  # pieces = whole
+    np.testing.assert_array_equal(edge_fade(x[:300], 0, None, 100)[100:], x[100:300])  # end unknown: no fade-out
+    np.testing.assert_array_equal(edge_fade(x, 0, 1000, 0), x)
+    # in the runtime: the output differs from the unfaded one only within the fade (+ the crossover's FIR)
+    x8 = resample(wideband(1.5), SR, 8000)
+    plain = replace(model, front=replace(model.front, edge_fade_frames=0))
+    assert model.front.edge_fade_frames == 4
+    d = np.abs(model.upsample(x8, 8000) - plain.upsample(x8, 8000))
+    hop = model.hop
+    assert d[: 4 * hop].max() > 1e-4 and d[-4 * hop:].max() > 1e-4
+    assert d[6 * hop: -6 * hop].max() == 0.0
+    np.testing.assert_allclose(model.upsample(x8, 8000, chunk_frames=19), model.upsample(x8, 8000), atol=1e-5)
+
+
 def test_streamed_file_equals_in_memory_upsample(model, tmp_path):
     """upsample_file streams (blocked reads, soxr.ResampleStream, chunked generator, incremental writes):
     its output must equal the in-memory ``upsample`` of the whole signal, over many chunks and blocks."""
@@ -445,6 +494,20 @@ def test_evaluate_on_real_vctk(vctk_root, model_folder, tmp_path):
     assert (tmp_path / "spectrogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # reference / input / output
     # the unprocessed input leaves the generated band empty: its tonal excess is minus the reference's value
     assert s["unprocessed"]["8000"]["tonal_excess_db"] == pytest.approx(-s["unprocessed"]["8000"]["tonal_ref_db"], abs=0.5)
+    # --record: the summary into the evaluated folder's metrics.json, beside other records
+    import shutil
+
+    from signals.errors import ConfigError
+
+    folder = shutil.copytree(model_folder, tmp_path / "folder")
+    for name in ("vctk_held_out", "again"):
+        rec = evaluate(vctk_root / "wav", folder, held_out=True, rates=(8000,), threads=1, record=name, command="t")
+    saved = json.loads((folder / "metrics.json").read_text())["evaluations"]
+    assert set(saved) == {"vctk_held_out", "again"} and saved["again"]["command"] == "t"
+    assert saved["again"]["summary"]["hifi_sr"]["8000"]["lsd"] == pytest.approx(rec["summary"]["hifi_sr"]["8000"]["lsd"])
+    assert saved["again"]["postprocess"] == {"frame_comb_radius": 0, "generated_gain_db": 0.0, "edge_fade_frames": 4}
+    with pytest.raises(ConfigError, match="--record stores what the model folder does as it is"):
+        evaluate(vctk_root / "wav", folder, held_out=True, rates=(8000,), threads=1, record="x", generated_gain_db=3.0)
 
 
 def test_evaluate_on_a_pack_split_up_to_each_clip_bandwidth(model_folder, tmp_path):

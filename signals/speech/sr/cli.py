@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from signals.cliutil import (
     add_command,
@@ -80,6 +81,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frame-comb", type=nonnegative_int, metavar="R", dest="frame_comb",
                    help="override the model's frame_comb_radius: remove the generator's frame-locked lines by "
                         "subtracting each frame phase's mean over 2R+1 frames (0: off; default: the model's)")
+    p.add_argument("--generated-gain", type=float, metavar="DB", dest="generated_gain",
+                   help="override the model's generated_gain_db: gain on the generated band, after the frame "
+                        "comb (default: the model's)")
 
 
 def _upsample(args) -> int:
@@ -89,7 +93,7 @@ def _upsample(args) -> int:
 
     # the output is checked before the model loads (upsample_file checks it again, with the channel count)
     check_audio_output(args.output, SAMPLE_RATE, float32=args.float, inputs=[args.input], overwrite=args.overwrite)
-    sr = load(args.model, threads=args.threads, frame_comb_radius=args.frame_comb)
+    sr = load(args.model, threads=args.threads, frame_comb_radius=args.frame_comb, generated_gain_db=args.generated_gain)
     info = sr.upsample_file(args.input, args.output, subtype="FLOAT" if args.float else "PCM_16",
                             postprocess=not args.no_postprocess, overwrite=args.overwrite)
     for message in info["warnings"]:
@@ -195,7 +199,8 @@ def _evaluate(args) -> int:
 
     result = evaluate(args.dir, args.model, out=args.out, held_out=args.held_out, files=args.files,
                       rates=tuple(args.rates), threads=args.threads, split=args.split, vocoder=args.vocoder,
-                      limit=args.limit, frame_comb_radius=args.frame_comb)
+                      limit=args.limit, frame_comb_radius=args.frame_comb, generated_gain_db=args.generated_gain,
+                      record=args.record, command="signals " + " ".join(sys.argv[1:]))
     print(format_table(result))
     return 0
 
@@ -206,7 +211,8 @@ def _export(args) -> int:
     from signals.speech.sr.export import export, run_provenance
 
     source, licence = run_provenance(args.weights)
-    cfg = export(args.weights, args.out, source=source, licence=licence, frame_comb_radius=args.frame_comb)
+    cfg = export(args.weights, args.out, source=source, licence=licence, frame_comb_radius=args.frame_comb,
+                 generated_gain_db=args.generated_gain)
     graph = cfg.graphs["generator"]
     params = sum(v.size for v in load_file(f"{args.out}/{cfg.weights}").values())
     print(json.dumps({"onnx": f"{args.out}/{graph.file}", "parity_max_abs": graph.parity_max_abs_diff,
@@ -256,6 +262,8 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("--rates", nargs="+", type=int_range(4000, 48000), default=[4000, 8000, 16000, 24000],
                    help="input rates (Hz, 4000-48000)")
     p.add_argument("--out", help="folder for results.json and results.txt")
+    p.add_argument("--record", metavar="NAME", help="also store the summary in the model folder's metrics.json "
+                                                    "under evaluations.NAME (the folder as it is: no overrides)")
     _model_args(p)
 
     p = add_command(sr, "export", "export generator weights to an ONNX model folder (with parity check)", _export)
@@ -264,3 +272,6 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("--frame-comb", type=nonnegative_int, default=0, metavar="R", dest="frame_comb",
                    help="frontend.frame_comb_radius of the folder (choose it on validation audio with "
                         "`sr evaluate --frame-comb R`; 0: off) (default: 0)")
+    p.add_argument("--generated-gain", type=float, default=0.0, metavar="DB", dest="generated_gain",
+                   help="frontend.generated_gain_db of the folder: gain on the generated band after the frame comb "
+                        "(choose it on validation audio with scripts/sr_frame_comb_sweep.py) (default: 0)")

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from scipy import signal as sps
 
-from signals.errors import DataError
+from signals.errors import ConfigError, DataError
 from signals.speech.audio import load_audio, resample
 from signals.speech.sr.frontend import SAMPLE_RATE as SR
 from signals.speech.sr.metrics import lsd, si_sdr, tonal_peak_db
@@ -63,6 +63,7 @@ def spectral_replication(wav48: np.ndarray, cutoff_hz: float, sr: int = SR, n_ff
 
 
 KEYS = ("lsd", "lsd_hf", "si_sdr", "tonal_excess_db", "tonal_ref_db")
+POSTPROCESS = ("frame_comb_radius", "generated_gain_db", "edge_fade_frames")  # recorded with an evaluation
 
 
 def vocoder_input(ref48: np.ndarray, vocoder) -> np.ndarray:
@@ -185,14 +186,21 @@ def reference_items(data: str | Path, wanted: set[str] | None = None, split: str
 def evaluate(data: str | Path, model_dir: str | Path | None = None, out: str | Path | None = None,
              held_out: bool = False, files: list[str] | None = None, rates: tuple[int, ...] = RATES,
              threads: int | None = None, split: str = "test", vocoder: bool = False,
-             limit: int | None = None, frame_comb_radius: int | None = None) -> dict[str, Any]:
+             limit: int | None = None, frame_comb_radius: int | None = None,
+             generated_gain_db: float | None = None, record: str | None = None,
+             command: str | None = None) -> dict[str, Any]:
     """Evaluate the model folder on ``data`` (audio folder or training pack); writes ``results.json`` /
     ``results.txt`` / ``spectrogram.png`` into ``out`` if given. ``limit``: at most that many files (evenly
-    spaced); ``frame_comb_radius``: overrides the model's (None: keep it)."""
+    spaced); ``frame_comb_radius``, ``generated_gain_db``: override the model's (None: keep them).
+    ``record``: also store the summary in the model folder's ``metrics.json["evaluations"][record]`` (with
+    ``command``), only for the folder as it is (no overrides)."""
     from signals.speech.sr.data import is_pack
     from signals.speech.sr.infer import load
 
-    model = load(model_dir, threads=threads, frame_comb_radius=frame_comb_radius)
+    if record is not None and (frame_comb_radius is not None or generated_gain_db is not None):
+        raise ConfigError("--record stores what the model folder does as it is: leave out --frame-comb and "
+                          "--generated-gain (or evaluate them without --record)")
+    model = load(model_dir, threads=threads, frame_comb_radius=frame_comb_radius, generated_gain_db=generated_gain_db)
     voc = None
     if vocoder:
         from signals.speech.vocoder.infer import load as load_vocoder
@@ -217,6 +225,14 @@ def evaluate(data: str | Path, model_dir: str | Path | None = None, out: str | P
         (folder / "results.json").write_text(json.dumps(result, indent=2) + "\n")
         (folder / "results.txt").write_text(format_table(result) + "\n")
         plot_example(items, model, rates, folder / "spectrogram.png")
+    if record is not None:
+        from signals.modelfolder import read_metrics, update_metrics
+
+        evaluations = read_metrics(model.folder.path).get("evaluations", {})
+        evaluations[record] = {"command": command, "label": label, "files": result["files"], "rates": result["rates"],
+                               "postprocess": {k: getattr(model.front, k) for k in POSTPROCESS},
+                               "summary": result["summary"]}
+        update_metrics(model.folder.path, evaluations=evaluations)
     return result
 
 

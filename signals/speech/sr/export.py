@@ -129,12 +129,13 @@ def load_model(model_dir: str | Path | ModelFolder) -> Generator:
 
 def export(weights: str | Path, out: str | Path, gcfg: GeneratorConfig | None = None,
            source: dict[str, Any] | None = None, licence: str = "unknown",
-           frame_comb_radius: int = 0) -> ModelConfig:
+           frame_comb_radius: int = 0, generated_gain_db: float = 0.0) -> ModelConfig:
     """Load generator weights, write ``out/{config.json, model.safetensors, generator.onnx}``; returns the config.
 
     ``source``: provenance for config.json (data split, training recipe); ``data.test_utterances`` is what
     ``signals speech sr evaluate --held-out`` evaluates on. ``frame_comb_radius``: the front end's
-    frame-locked-line removal (:func:`signals.speech.sr.postprocess.remove_frame_periodic`; 0: off).
+    frame-locked-line removal (:func:`signals.speech.sr.postprocess.remove_frame_periodic`; 0: off);
+    ``generated_gain_db``: its gain on the generated band (0: as generated).
     """
     weights = Path(weights)
     if not weights.is_file():
@@ -145,7 +146,7 @@ def export(weights: str | Path, out: str | Path, gcfg: GeneratorConfig | None = 
     graph = export_graph(Exported(gen), out / ONNX_FILE, inputs={"mel": ("batch", gcfg.n_mels, "frames")},
                          outputs={"audio": ("batch", "samples")}, example=[torch.randn(1, gcfg.n_mels, 64)],
                          cases=parity_cases(gcfg.n_mels))
-    front = FrontEnd(frame_comb_radius=frame_comb_radius)
+    front = FrontEnd(frame_comb_radius=frame_comb_radius, generated_gain_db=generated_gain_db)
     config = ModelConfig(kind=KIND, description=DESCRIPTION, model=to_dict(gcfg), frontend=to_dict(front),
                          graphs={"generator": graph}, runtime=to_dict(Chunking(context_frames=gcfg.context_frames)),
                          source=source or {}, licence=licence)

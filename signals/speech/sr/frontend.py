@@ -30,6 +30,14 @@ class FrontEnd:
     # by subtracting each frame-grid phase's mean over 2 r + 1 frames (postprocess.remove_frame_periodic);
     # r = 0 keeps the generated band as the generator wrote it. Chosen per model on validation audio.
     frame_comb_radius: int = 0
+    # With the crossover: gain (dB) on the generated band, after the frame comb. An under-trained generator
+    # writes that band too quietly, and the comb takes the lines' energy with it; 0 keeps it as generated.
+    # Chosen per model on validation audio (scripts/sr_frame_comb_sweep.py).
+    generated_gain_db: float = 0.0
+    # With the crossover: the generated band fades in over the first and out over the last this many frames
+    # of a signal, where the generator's padding leaves a transient (a faint tick at every file's or, in
+    # voice cloning, every sentence's edges). 0: no fade.
+    edge_fade_frames: int = 4
 
     @property
     def sample_rate(self) -> int:

@@ -38,11 +38,13 @@ from signals.speech.sr.postprocess import (
     crossover_cutoff,
     crossover_filter,
     detect_bandwidth,
+    edge_fade,
     remove_frame_periodic,
 )
 
 KIND = "super_resolution"
 ONNX_FILE = "generator.onnx"
+MAX_GAIN_DB = 24.0  # frontend.generated_gain_db beyond this is a mistake, not a calibration
 # Input frames per read in the streaming pass (any value gives the same output).
 STREAM_BLOCK = 1 << 16
 
@@ -69,6 +71,8 @@ class _ChunkStream:
         inf = sr.chunking
         self.run, self.h = sr._run, h
         self.comb = sr.front.frame_comb_radius  # part of the postprocessing: only with a crossover (h)
+        self.gain = 10.0 ** (sr.front.generated_gain_db / 20.0)  # likewise
+        self.fade = sr.front.edge_fade_frames * sr.hop  # likewise, in samples
         self.chunk = int(chunk_frames or inf.chunk_frames)
         self.ctx, self.xf = inf.context_frames, inf.crossfade_frames
         self.mc, self.hop = sr.front.mel, sr.hop
@@ -107,7 +111,8 @@ class _ChunkStream:
         w0, w1 = max(0, a - self.ctx), min(n_frames, keep_end + self.ctx)
         y = self.run(mel_numpy(self._window(w0 * hop, (w1 - 1) * hop + self.mc.n_fft), self.frame_cfg))
         if self.h is not None:  # samples w0*hop ... w1*hop
-            y = remove_frame_periodic(y, hop, self.comb)
+            y = remove_frame_periodic(y, hop, self.comb) * np.float32(self.gain)  # the crossover keeps its high band
+            y = edge_fade(y, w0 * hop, self.n, self.fade)
             x_win = np.zeros(len(y), dtype=np.float32)
             end = w1 * hop if self.n is None else min(self.n, w1 * hop)
             src = self.buf[w0 * hop - self.base : end - self.base]
@@ -169,8 +174,10 @@ class SRRuntime:
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, providers: Sequence[str] | None = None,
-             threads: int | None = None, frame_comb_radius: int | None = None) -> SRRuntime:
-        """``frame_comb_radius``: overrides the folder's ``frontend.frame_comb_radius`` (None: keep it)."""
+             threads: int | None = None, frame_comb_radius: int | None = None,
+             generated_gain_db: float | None = None) -> SRRuntime:
+        """``frame_comb_radius``, ``generated_gain_db``: override the folder's ``frontend`` settings (None: keep
+        them)."""
         folder = ModelFolder.find(KIND, model_dir)
         front = folder.section("frontend", FrontEnd)
         chunking = folder.section("runtime", Chunking)
@@ -183,6 +190,14 @@ class SRRuntime:
                              f"hop {model.hop}) or the graph's input {spec.inputs['mel']}")
         if frame_comb_radius is not None:
             front = replace(front, frame_comb_radius=frame_comb_radius)
+        if generated_gain_db is not None:
+            front = replace(front, generated_gain_db=float(generated_gain_db))
+        if not (np.isfinite(front.generated_gain_db) and abs(front.generated_gain_db) <= MAX_GAIN_DB):
+            raise ModelError(f"generated_gain_db must be a finite gain within +-{MAX_GAIN_DB:g} dB, got "
+                             f"{front.generated_gain_db}")
+        if not 0 <= front.edge_fade_frames <= chunking.context_frames:
+            raise ModelError(f"edge_fade_frames must be within 0 ... {chunking.context_frames} frames (the chunk "
+                             f"context of {folder.config_path}), got {front.edge_fade_frames}")
         if not 0 <= front.frame_comb_radius <= chunking.context_frames:
             raise ModelError(f"frame_comb_radius must be within 0 ... {chunking.context_frames} frames (the chunk "
                              f"context of {folder.config_path}), got {front.frame_comb_radius}")
@@ -327,5 +342,7 @@ class SRRuntime:
 
 
 def load(model_dir: str | Path | None = None, providers: Sequence[str] | None = None,
-         threads: int | None = None, frame_comb_radius: int | None = None) -> SRRuntime:
-    return SRRuntime.load(model_dir, providers=providers, threads=threads, frame_comb_radius=frame_comb_radius)
+         threads: int | None = None, frame_comb_radius: int | None = None,
+         generated_gain_db: float | None = None) -> SRRuntime:
+    return SRRuntime.load(model_dir, providers=providers, threads=threads, frame_comb_radius=frame_comb_radius,
+                          generated_gain_db=generated_gain_db)

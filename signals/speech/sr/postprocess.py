@@ -111,6 +111,18 @@ def remove_frame_periodic(gen: np.ndarray, hop: int, radius: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def edge_fade(gen: np.ndarray, start: int, total: int | None, length: int) -> np.ndarray:
+    """``gen: [T]`` holding samples ``start ... start + T`` of a signal of ``total`` samples (None: its end is
+    not known yet), with a raised-cosine fade over the signal's first and last ``length`` samples. float32."""
+    gen = np.asarray(gen, dtype=np.float32)
+    if length <= 0:
+        return gen
+    idx = np.arange(start, start + len(gen), dtype=np.float64)
+    dist = idx if total is None else np.minimum(idx, total - 1 - idx)
+    w = np.where(dist < length, 0.5 - 0.5 * np.cos(np.pi * np.clip(dist, 0, None) / length), 1.0)
+    return (gen * w).astype(np.float32)
+
+
 def crossover(inp: np.ndarray, gen: np.ndarray, h: np.ndarray) -> np.ndarray:
     """``inp`` below the filter's cutoff, ``gen`` above it. ``inp, gen: [T]`` at the same rate."""
     diff = np.asarray(inp, dtype=np.float64) - np.asarray(gen, dtype=np.float64)

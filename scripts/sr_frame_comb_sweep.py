@@ -10,7 +10,7 @@ the VCTK utterances the shipped model was selected on (``--vctk-files``) and ``-
 training pack's ``val`` split (held-out languages / voices, each clip scored up to its bandwidth). The
 rule, fixed before the sweep: the lowest LSD averaged over both sets and all input rates; among settings
 within ``--tolerance`` of it, the one whose generated band is least tonal. Writes ``sweep.json`` and
-prints one row per radius. Same metrics as ``signals speech sr evaluate`` (it calls the same code).
+prints one row per setting. Same metrics as ``signals speech sr evaluate`` (it calls the same code).
 """
 
 from __future__ import annotations

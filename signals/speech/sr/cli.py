@@ -271,7 +271,7 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="models/super_resolution", help="model folder to write")
     p.add_argument("--frame-comb", type=nonnegative_int, default=0, metavar="R", dest="frame_comb",
                    help="frontend.frame_comb_radius of the folder (choose it on validation audio with "
-                        "`sr evaluate --frame-comb R`; 0: off) (default: 0)")
+                        "scripts/sr_frame_comb_sweep.py; 0: off) (default: 0)")
     p.add_argument("--generated-gain", type=float, default=0.0, metavar="DB", dest="generated_gain",
                    help="frontend.generated_gain_db of the folder: gain on the generated band after the frame comb "
                         "(choose it on validation audio with scripts/sr_frame_comb_sweep.py) (default: 0)")

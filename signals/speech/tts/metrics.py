@@ -31,10 +31,10 @@ from signals.speech.encoder.metrics import EER, equal_error_rate
 __all__ = [
     "ASR_VERSION",
     "ClonePairs",
-    "bootstrap_ci",
     "EvalDependencyError",
     "PocketSphinxASR",
     "WordErrors",
+    "bootstrap_ci",
     "clone_similarity",
     "clone_sv_eer",
     "corpus_wer",

@@ -22,6 +22,7 @@ Torch and onnx are imported here; runtime code never imports this module.
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -201,6 +202,20 @@ def store_initializers_fp16(path: str | Path, min_size: int = 16) -> int:
     return n
 
 
+@contextlib.contextmanager
+def quiet_quantizer() -> Iterator[None]:
+    """onnxruntime's quantisers log through the *root* logger (one INFO line per unquantised tensor, ~40 for
+    the TTS decoder step, and a pre-processing hint as a WARNING): under a CLI that logs at INFO they bury
+    the export's own report. Raise the root level to ERROR while they run; errors still show."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def quantize_dynamic_int8(src: str | Path, dst: str | Path, op_types: Sequence[str] = ("MatMul", "Gemm")) -> Path:
     """``dst``: ``src`` with the weights of its ``op_types`` nodes in int8 (per output channel) and their
     activations quantised on the fly (onnxruntime dynamic quantisation: no calibration data).
@@ -234,8 +249,9 @@ def quantize_dynamic_int8(src: str | Path, dst: str | Path, op_types: Sequence[s
     try:
         onnx.save(m, str(fp32))
         with atomic_file(writable(dst.parent, dst.name)) as tmp:
-            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                             op_types_to_quantize=list(op_types))
+            with quiet_quantizer():
+                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                                 op_types_to_quantize=list(op_types))
     finally:
         fp32.unlink(missing_ok=True)
     return dst

@@ -519,3 +519,55 @@ def test_torchrun_ddp_two_processes(pack, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     state = json.loads((out / "last" / "state.json").read_text())
     assert state["step"] == 4
+
+
+def test_device_script_brings_back_best_and_last_in_eight_files(pack, tmp_path):
+    """scripts/device_tts.sh train: what a lent GPU call returns (at most 8 files) - best/ and, when it is a
+    different step, last/ (weight shards, byte for byte), with both state.json files, the log and the console
+    output in one logs.tar.gz; the package is found without being installed (PYTHONPATH)."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    from signals.speech.tts.train import train
+
+    run = tmp_path / "run"
+    train(_cfg(max_steps=4, val_every=4), pack.folder, run, progress=False)  # best = last = step 4
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {
+        "OUT": str(out), "TTS_DATA": str(pack.folder), "TTS_RUN": str(run), "TTS_BATCH": "4",
+        "PYTHON": sys.executable}
+    # two steps at a learning rate of 5 make the validation loss worse: best stays at 4, last moves to 6
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "device_tts.sh"), "train", "60", "--tiny", "--max-steps",
+                           "6", "--val-every", "1000", "--lr", "5", "--device", "cpu"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert len(files) <= 8 and "logs.tar.gz" in files, files
+    with tarfile.open(out / "logs.tar.gz") as tar:
+        tar.extractall(out, filter="data")
+    assert {"train.out", "train_log.jsonl", "best/state.json"} <= {
+        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    steps = {ck: json.loads((run / ck / "state.json").read_text())["step"] for ck in ("best", "last")}
+    assert steps["last"] == 6
+    returned = ["best", "last"] if steps["best"] != steps["last"] else ["best"]
+    assert sorted({f.split("/")[0] for f in files if "/" in f}) == returned
+    for ck in returned:
+        assert json.loads((out / ck / "state.json").read_text())["step"] == steps[ck]
+        for shard in (run / ck).glob("*.safetensors"):
+            assert (out / ck / shard.name).read_bytes() == shard.read_bytes()
+
+
+def test_int8_export_keeps_the_quantiser_quiet(tiny_folder, tmp_path, caplog):
+    """onnxruntime's quantiser logs one root-logger INFO line per unquantised tensor (~40 for the real
+    decoder step); under a CLI logging at INFO they buried the export's report. Errors would still show."""
+    import logging
+
+    from signals.export import quantize_dynamic_int8
+
+    caplog.set_level(logging.INFO)
+    quantize_dynamic_int8(tiny_folder / "decoder.onnx", tmp_path / "decoder_int8.onnx")
+    assert (tmp_path / "decoder_int8.onnx").stat().st_size > 0
+    assert not [r for r in caplog.records if r.name == "root"], [r.getMessage() for r in caplog.records][:3]
+    assert logging.getLogger().level == logging.INFO  # restored

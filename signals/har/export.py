@@ -24,7 +24,7 @@ import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from signals.errors import ModelError
-from signals.export import atomic_file, compare, export_graph, write_folder
+from signals.export import atomic_file, compare, export_graph, quiet_quantizer, write_folder
 from signals.har.model import FusionActNetConfig, FusionActNetEnsemble, time_mean
 from signals.modelfolder import Graph, ModelConfig, ModelFolder, sha256, writable
 from signals.torchutils import load_safetensors
@@ -266,7 +266,8 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calib: np.ndarra
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     pre = int8_path.with_suffix(".pre.onnx")
     try:
-        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        with quiet_quantizer():
+            quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         src = pre
     except Exception:  # pre-processing is an optimisation only; quantise the raw graph if it fails
         src = fp32_path
@@ -274,16 +275,17 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calib: np.ndarra
         raise ModelError(f"unknown int8 calibration method {method!r} ({' | '.join(CALIBRATION)})")
     exclude = input_convs(src, float_blocks)  # names as in the graph being quantised
     try:
-        quantize_static(
-            str(src), str(int8_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            # the fused softmax / log-space arithmetic stays float: quantising it would cost accuracy
-            op_types_to_quantize=["Conv", "MatMul", "Gemm"],
-            nodes_to_exclude=exclude,
-            calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-                              "entropy": CalibrationMethod.Entropy}[method],
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-        )
+        with quiet_quantizer():
+            quantize_static(
+                str(src), str(int8_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                # the fused softmax / log-space arithmetic stays float: quantising it would cost accuracy
+                op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+                nodes_to_exclude=exclude,
+                calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                                  "entropy": CalibrationMethod.Entropy}[method],
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
     finally:
         pre.unlink(missing_ok=True)
     return int8_path

@@ -34,8 +34,11 @@ def score(model: str, threads: int, sets: dict[str, list], setting: tuple[int, f
     runtime = load(model, threads=threads, frame_comb_radius=radius, generated_gain_db=gain_db)
     row: dict = {"radius": radius, "gain_db": gain_db}
     for name, items in sets.items():
-        hifi = evaluate_items(items, runtime, RATES)["summary"]["hifi_sr"]["mean"]
-        row[name] = {k: round(hifi[k], 4) for k in ("lsd", "lsd_hf", "tonal_excess_db")}
+        per_rate = evaluate_items(items, runtime, RATES)["summary"]["hifi_sr"]
+        row[name] = {k: round(per_rate["mean"][k], 4) for k in ("lsd", "lsd_hf", "tonal_excess_db")}
+        # each input rate too: whether one setting suits every rate (the shipped post-processing is one setting)
+        row[name]["by_rate"] = {rate: {k: round(v[k], 4) for k in ("lsd", "tonal_excess_db")}
+                                for rate, v in per_rate.items() if rate != "mean"}
     row["lsd"] = round(float(np.mean([row[n]["lsd"] for n in sets])), 4)
     row["tonal_excess_db"] = round(float(np.mean([row[n]["tonal_excess_db"] for n in sets])), 2)
     return row
@@ -63,7 +66,14 @@ def main() -> None:
         settings = [(r, g) for r in args.radii for g in args.gains]
         rows = list(pool.map(partial(score, args.model, args.threads, sets), settings))
     for row in rows:
-        print(json.dumps(row))
+        print(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "by_rate"} if isinstance(v, dict) else v)
+                          for k, v in row.items()}))
+    rates = sorted({rate for r in rows for n in sets for rate in r[n]["by_rate"]}, key=int)
+    for rate in rates:  # the best setting for each input rate alone, by the same LSD averaged over both sets
+        per = [(float(np.mean([r[n]["by_rate"][rate]["lsd"] for n in sets if rate in r[n]["by_rate"]])), r)
+               for r in rows]
+        lsd, r = min(per, key=lambda x: x[0])
+        print(f"{rate} Hz alone: best radius {r['radius']}, gain {r['gain_db']:g} dB (LSD {lsd:.4f})")
     best_lsd = min(r["lsd"] for r in rows)
     chosen = min((r for r in rows if r["lsd"] <= best_lsd + args.tolerance), key=lambda r: r["tonal_excess_db"])
     out = Path(args.out)

@@ -4,6 +4,7 @@
 #
 #   here:    signals speech tts prepare ../shared/data/kokoro-teacher --out data/tts_pack --compressed data/tts_gpu
 #            mkdir -p .gpu/tts && cp models/tts/{config.json,model.safetensors,train_log.jsonl} .gpu/tts/
+#            mkdir -p .gpu/speaker_encoder && cp models/speaker_encoder/{config.json,model.safetensors} .gpu/speaker_encoder/
 #            scripts/device_tree.sh hide
 #   call 1 (carry data/tts_gpu):  scripts/device_tts.sh prepare
 #   call 2 (carry .gpu):          scripts/device_tts.sh train 515
@@ -21,7 +22,10 @@
 # The machine's image does not install this package: the script puts the checkout on PYTHONPATH.
 # TTS_BENCH=0 skips the timing (session 5 on an H200: compiled 0.380 s/step vs eager 0.391, 1.03x, so eager;
 # the timing cost 48 s of the call, 21 s of it the compile).
-# Settings: TTS_DATA (data/tts_gpu), TTS_BATCH (192), TTS_RUN (.gpu/run), TTS_INIT (.gpu/tts), PYTHON (python3).
+# The speaker encoder (.gpu/speaker_encoder, 5.5 MB, travels with .gpu) gives validation its speaker metric and
+# is what `train SECONDS --speaker-weight W` trains against (signals/speech/tts/speaker_loss.py).
+# Settings: TTS_DATA (data/tts_gpu), TTS_BATCH (192), TTS_RUN (.gpu/run), TTS_INIT (.gpu/tts),
+# TTS_ENCODER (.gpu/speaker_encoder), PYTHON (python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # benchmarks/ import signals from the checkout
@@ -29,6 +33,7 @@ data=${TTS_DATA:-data/tts_gpu}
 batch=${TTS_BATCH:-192}
 run=${TTS_RUN:-.gpu/run}
 init=${TTS_INIT:-.gpu/tts}
+encoder=${TTS_ENCODER:-.gpu/speaker_encoder}
 py=${PYTHON:-python3}
 out=${OUT:-runs/device_out}
 mkdir -p "$out"
@@ -51,6 +56,7 @@ case "${1:-}" in
     shift 2
     args=(--data "$data" --out "$run" --batch-size "$batch" --max-seconds "$seconds" --quiet)
     [ -d "$run/last" ] || args+=(--init "$init")
+    [ -f "$encoder/model.safetensors" ] && args+=(--speaker-encoder "$encoder")
     if [ -f "$data/bench.json" ] && "$py" -c "import json, sys; r = {x['mode']: x['s_per_step'] for x in \
 json.load(open(sys.argv[1]))['rows']}; sys.exit(0 if 'compiled' in r and 'eager' in r and r['eager'] >= 1.1 * r['compiled'] else 1)" \
       "$data/bench.json"; then

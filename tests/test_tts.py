@@ -571,3 +571,67 @@ def test_int8_export_keeps_the_quantiser_quiet(tiny_folder, tmp_path, caplog):
     assert (tmp_path / "decoder_int8.onnx").stat().st_size > 0
     assert not [r for r in caplog.records if r.name == "root"], [r.getMessage() for r in caplog.records][:3]
     assert logging.getLogger().level == logging.INFO  # restored
+
+
+def test_speaker_consistency_loss_tells_voices_apart_and_has_gradients():
+    """The frozen GE2E encoder reads the synthesizer's mel through a fixed conversion: the same mel scores ~0,
+    another voice's mel scores higher, and the prediction gets a gradient (the encoder's weights none)."""
+    from signals.speech.audio import load_audio
+    from signals.speech.features import VOCODER_MEL, mel_numpy
+    from signals.speech.tts.speaker_loss import load_speaker_loss
+
+    loss = load_speaker_loss(str(MODELS / "speaker_encoder"), torch.device("cpu"))
+    examples = REPO / "examples" / "speech"
+    mels = [mel_numpy(load_audio(examples / f"{name}.wav", sample_rate=22050)[0], VOCODER_MEL).T
+            for name in ("voice_a_1", "voice_a_2", "voice_b_1", "voice_b_2")]
+    t = max(len(m) for m in mels)
+    batch = torch.full((4, t, 80), float(np.log(1e-5)))
+    for i, m in enumerate(mels):
+        batch[i, : len(m)] = torch.from_numpy(m)
+    lengths = torch.tensor([len(m) for m in mels])
+    assert float(loss(batch, batch, lengths)) < 1e-4
+    swapped = [2, 3, 0, 1]  # each prediction in the other voice
+    other = float(loss(batch[swapped], batch, torch.minimum(lengths, lengths[swapped])))
+    same_voice = float(loss(batch[[1, 0, 3, 2]], batch, torch.minimum(lengths, lengths[[1, 0, 3, 2]])))
+    assert other > same_voice + 0.05, (other, same_voice)
+    pred = batch.clone().requires_grad_(True)
+    loss(pred + 0.3 * torch.randn_like(pred), batch, lengths).backward()
+    assert pred.grad is not None and float(pred.grad.norm()) > 0
+    assert all(p.grad is None for p in loss.encoder.parameters())
+    # the encoder input the conversion makes: 40 bands at 10 ms, from 80 bands at 11.6 ms
+    conv = loss.convert(batch[:1, :100])
+    assert conv.shape == (1, int(loss.convert.n_frames(torch.tensor(100))), 40) and conv.shape[1] == 115  # 99 hops of 11.6 ms = 114.9 hops of 10 ms
+    assert float(conv.min()) >= 0
+
+
+def test_training_with_the_speaker_loss_logs_it(pack, tmp_path):
+    from signals.speech.tts.train import train
+
+    out = tmp_path / "run"
+    cfg = _cfg(max_steps=4, val_every=4, log_every=2, speaker_weight=0.5,
+               speaker_encoder=str(MODELS / "speaker_encoder"))
+    train(cfg, pack.folder, out, progress=False)
+    rows = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if "total" in r]
+    val_rows = [r["val"] for r in rows if "val" in r]
+    assert train_rows and all(0 <= r["speaker"] <= 2 for r in train_rows)
+    assert val_rows and "speaker" in val_rows[-1]
+    state = json.loads((out / "last" / "state.json").read_text())
+    assert state["train"]["speaker_weight"] == 0.5
+    # a missing encoder folder is a clear error when the loss is asked for, and no error when it is not
+    with pytest.raises(ModelError, match="not found"):
+        train(replace(cfg, speaker_encoder=str(tmp_path / "nowhere")), pack.folder, tmp_path / "run2", progress=False)
+    assert not (tmp_path / "run2" / "last").exists()
+
+
+def test_validation_reports_the_speaker_metric_without_training_on_it(pack, tmp_path, monkeypatch):
+    from signals.speech.tts.train import train
+
+    train(_cfg(max_steps=2, val_every=2), pack.folder, tmp_path / "run", progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert "speaker" in rows[-1]["val"] and not any("speaker" in r for r in rows if "total" in r)
+    monkeypatch.setenv("SIGNALS_MODELS", str(tmp_path / "none"))
+    monkeypatch.setattr("signals.modelfolder.REPO_MODELS", tmp_path / "none")
+    train(_cfg(max_steps=2, val_every=2), pack.folder, tmp_path / "run2", progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "run2" / "train_log.jsonl").read_text().splitlines()]
+    assert "speaker" not in rows[-1]["val"]

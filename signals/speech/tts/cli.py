@@ -37,6 +37,7 @@ TRAIN_TYPES = {
     "grad_clip": float_range(0, 1e9, lo_open=True),
     "guided_sigma": float_range(0, 1e3, lo_open=True),
     "embed_swap_prob": PROBABILITY,
+    "speaker_weight": float_range(0, 1e3),
     "max_steps": positive_int,
     "max_seconds": float_range(0, 1e9),
     "val_every": positive_int,
@@ -214,6 +215,11 @@ TRAIN_HELP = {
     "save_optimizer": "keep Adam's moments in checkpoints (3x larger)",
     "embed_swap_prob": "condition on another utterance of the same voice this often",
     "guided_weight": "weight of the alignment-prior (guided attention) loss",
+    "speaker_weight": "weight of the speaker-consistency loss: 1 - cosine of the frozen speaker encoder's embeddings "
+                      "of the predicted and the target mel (0: off). The evaluation's similarity uses the same "
+                      "encoder: judge such a model on WER and an independent speaker model too",
+    "speaker_encoder": "speaker-encoder folder (config.json + model.safetensors) for --speaker-weight and the "
+                       "validation speaker metric (default: $SIGNALS_MODELS/speaker_encoder, else models/speaker_encoder)",
     "compile": "torch.compile the decoder step: fewer, fused kernels in the step-by-step loop (for GPUs; "
                "compiling takes a minute or two; falls back to eager mode if no compiler works)",
 }

@@ -86,6 +86,8 @@ class TrainConfig:
     guided_sigma: float = 1.5  # width of the alignment prior, in tokens
     stop_pos_weight: float = 5.0  # BCE weight of the rare "stop" frames
     embed_swap_prob: float = 0.5  # condition on another utterance of the same voice this often (cloning is cross-utterance)
+    speaker_weight: float = 0.0  # speaker-consistency loss (speaker_loss.py): 1 - cos of the frozen encoder's embeddings
+    speaker_encoder: str = ""  # the encoder folder that loss reads ("": $SIGNALS_MODELS or the checkout's models/)
     max_steps: int = 100_000
     max_seconds: float = 0.0  # stop after this wall time (0: no limit)
     val_every: int = 250

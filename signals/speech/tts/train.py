@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from signals.configio import from_dict, to_dict
 from signals.errors import ModelError
-from signals.modelfolder import ModelFolder, append_log, read_log
+from signals.modelfolder import ModelFolder, append_log, find_model, read_log
 from signals.speech.tts.config import TacotronConfig, TrainConfig
 from signals.speech.tts.data import Pack, length_buckets
 from signals.speech.tts.model import (
@@ -99,7 +99,7 @@ def collate(pack: Pack, idx: np.ndarray, model_cfg: TacotronConfig, rng: np.rand
 
 
 def compute_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig,
-                   autocast: bool) -> dict[str, torch.Tensor]:
+                   autocast: bool, speaker_loss: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
     core = unwrap(model)
     r = core.cfg.reduction
     mel = core.normalize(batch["mel"])
@@ -123,6 +123,12 @@ def compute_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: 
     }
     losses["total"] = (cfg.mel_weight * losses["mel"] + cfg.post_weight * losses["post"]
                        + cfg.stop_weight * losses["stop"] + cfg.guided_weight * losses["guided"])
+    if speaker_loss is not None:
+        # the post-net mel in the vocoder's units (what is spoken), against the target mel of the same utterance
+        losses["speaker"] = speaker_loss(core.denormalize(out["mel_post"].float()), batch["mel"],
+                                         batch["frame_lengths"])
+        if cfg.speaker_weight > 0:  # else a validation metric only
+            losses["total"] = losses["total"] + cfg.speaker_weight * losses["speaker"]
     # how sharp the attention is (mean max weight per valid step): a convergence signal for the log
     focus = (out["alignments"].float().max(-1).values * step_mask).sum() / step_mask.sum()
     losses["focus"] = focus.detach()
@@ -199,15 +205,15 @@ def model_config_from_dict(d: dict, where: str = "state.json") -> TacotronConfig
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, pack: Pack, idx: np.ndarray, cfg: TrainConfig, device: torch.device,
-             autocast: bool) -> dict[str, float]:
+             autocast: bool, speaker_loss: torch.nn.Module | None = None) -> dict[str, float]:
     """Mean losses over utterances ``idx`` (eval mode, no gradients). Runs the eager decoder step even when
     training compiled it: a few batches, not worth two more compiles, and no compile failure mid-run."""
     with eager_decoder_step(unwrap(model)):
-        return _validate(model, pack, idx, cfg, device, autocast)
+        return _validate(model, pack, idx, cfg, device, autocast, speaker_loss)
 
 
 def _validate(model: torch.nn.Module, pack: Pack, idx: np.ndarray, cfg: TrainConfig, device: torch.device,
-              autocast: bool) -> dict[str, float]:
+              autocast: bool, speaker_loss: torch.nn.Module | None = None) -> dict[str, float]:
     model.eval()
     rng = np.random.default_rng(0)
     order = idx[np.argsort([pack.n_frames(i) for i in idx])]
@@ -216,7 +222,7 @@ def _validate(model: torch.nn.Module, pack: Pack, idx: np.ndarray, cfg: TrainCon
     for s in range(0, len(order), cfg.batch_size):
         part = order[s: s + cfg.batch_size]
         batch = {k: v.to(device) for k, v in collate(pack, part, unwrap(model).cfg, rng).items()}
-        losses = compute_losses(model, batch, cfg, autocast)
+        losses = compute_losses(model, batch, cfg, autocast, speaker_loss)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(part)
         n += len(part)
@@ -335,6 +341,21 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
     autocast = cfg.bf16 and ctx.device.type == "cuda"
+    # The speaker-consistency term: trained on with --speaker-weight > 0; otherwise, when the encoder folder
+    # is there, still measured at validation (it tracks what cloning needs better than the mel loss does).
+    speaker_loss = None
+    try:
+        encoder_dir = find_model("speaker_encoder", cfg.speaker_encoder or None)
+    except ModelError:
+        if cfg.speaker_weight > 0:
+            raise
+        encoder_dir = None
+        log.info("no speaker-encoder folder: validation runs without the speaker metric")
+    if encoder_dir is not None:
+        from signals.speech.tts.speaker_loss import load_speaker_loss
+
+        speaker_loss = load_speaker_loss(str(encoder_dir), ctx.device)
+    train_speaker_loss = speaker_loss if cfg.speaker_weight > 0 else None
     if cfg.compile:
         compile_decoder_step(model)
     if ctx.device.type == "cuda":
@@ -366,7 +387,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
         return {k: v.pin_memory() for k, v in batch.items()} if ctx.device.type == "cuda" else batch
 
     def forward_backward(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        losses = compute_losses(train_model, batch, cfg, autocast)
+        losses = compute_losses(train_model, batch, cfg, autocast, train_speaker_loss)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         return losses
@@ -420,7 +441,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
                 bar.set_postfix(loss=row["total"], post=row["post"], guided=row["guided"], focus=row["focus"])
                 running, n_running = {}, 0
             if (step % cfg.val_every == 0 or done) and ctx.is_main:
-                val = validate(model, pack, val_idx, cfg, ctx.device, autocast)
+                val = validate(model, pack, val_idx, cfg, ctx.device, autocast, speaker_loss)
                 row = {"step": step, "val": {k: round(v, 4) for k, v in val.items()}}
                 append_log(out / "train_log.jsonl", row)
                 log.info(json.dumps(row))

@@ -635,3 +635,35 @@ def test_validation_reports_the_speaker_metric_without_training_on_it(pack, tmp_
     train(_cfg(max_steps=2, val_every=2), pack.folder, tmp_path / "run2", progress=False)
     rows = [json.loads(x) for x in (tmp_path / "run2" / "train_log.jsonl").read_text().splitlines()]
     assert "speaker" not in rows[-1]["val"]
+
+
+def test_streamed_audio_is_the_same_signal_and_starts_early(clone):
+    """stream_audio vocodes decoder frames as they arrive (postnet and vocoder each with their receptive field
+    of context): the chunks join into synthesize()'s signal, and the first one comes before the decoder is done."""
+    import dataclasses
+
+    class Counting:
+        def __init__(self, session):
+            self.session, self.calls = session, 0
+
+        def run(self, *args, **kwargs):
+            self.calls += 1
+            return self.session.run(*args, **kwargs)
+
+    emb = clone.embed([EXAMPLE_VOICE])
+    text = "Hello world, this is a test. Good morning."
+    whole = clone.synthesize(text, emb)
+    chunks = list(clone.stream_audio(text, emb, first_chunk_frames=4))
+    assert len(chunks) > 3 and all(c.dtype == np.float32 for c in chunks)
+    joined = np.concatenate(chunks)
+    assert joined.shape == whole.wav.shape and float(np.max(np.abs(joined - whole.wav))) < 1e-4
+    counting = Counting(clone.synthesizer.decoder)
+    rt = dataclasses.replace(clone, synthesizer=dataclasses.replace(clone.synthesizer, decoder=counting))
+    stream = rt.stream_audio(text, emb, first_chunk_frames=4)
+    first = next(stream)
+    steps_before_first = counting.calls
+    rest = list(stream)
+    assert len(first) == 4 * clone.vocoder.hop and steps_before_first < counting.calls, (steps_before_first, counting.calls)
+    assert np.array_equal(np.concatenate([first, *rest]), joined)
+    with pytest.raises(ValueError, match="first_chunk_frames"):
+        next(clone.stream_audio(text, emb, first_chunk_frames=0))

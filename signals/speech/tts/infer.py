@@ -6,6 +6,7 @@
     result = clone.synthesize("Any English text.", emb)     # CloneResult: wav float32 at 22.05 kHz, mels, alignments
     result = clone.synthesize(text, emb, sample_rate=48000) # ... through HiFi-SR to 48 kHz
     clone.write(long_text, emb, "out.wav")                  # sentence by sentence, constant memory, atomic
+    for chunk in clone.stream_audio(text, emb): play(chunk) # 22.05 kHz audio as the decoder makes it
 
 The chain (SV2TTS): the GE2E encoder turns the reference into a d-vector; the text front end
 (:mod:`.text`) turns text into phonemes, sentence by sentence; the synthesizer's three graphs run a
@@ -43,6 +44,15 @@ class Synthesis:
     mel: np.ndarray  # float32 [n_mels, frames]: the vocoder's log-mel
     alignment: np.ndarray  # float32 [decoder steps, tokens]
     stopped: bool  # False when the length guard ended the loop (the stop token never fired)
+
+
+@dataclass(frozen=True)
+class DecoderStep:
+    """One step of the decoder loop."""
+
+    frames: np.ndarray  # float32 [reduction, n_mels]: the decoder's mel frames (normalised, before the postnet)
+    alignment: np.ndarray  # float32 [tokens]: this step's attention weights
+    stopped: bool  # the stop token fired here (the loop's last step)
 
 
 @dataclass(frozen=True)
@@ -99,8 +109,26 @@ class SynthesizerRuntime:
     def ids(self, phonemes: str) -> list[int]:
         return phonemes_to_ids(phonemes, self.symbols)
 
+    @property
+    def postnet_context(self) -> int:
+        """Frames each side that change a postnet output frame (its receptive field): with this much context a
+        window of decoder frames gives the same log-mel as the whole sentence."""
+        return self.model.postnet_layers * (self.model.postnet_kernel // 2)
+
+    def postnet_mel(self, frames: np.ndarray) -> np.ndarray:
+        """Decoder frames ``float32 [T, n_mels]`` (normalised) -> the vocoder's log-mel ``float32 [n_mels, T]``."""
+        logmel = self.postnet.run(["logmel"], {"mel": np.asarray(frames, np.float32)[None]})[0][0]
+        return np.ascontiguousarray(logmel.T)
+
     def synthesize(self, ids: Sequence[int], embedding: np.ndarray, seed: int | None = None) -> Synthesis:
         """Token IDs of one sentence + a speaker embedding ``float [S]`` -> :class:`Synthesis`."""
+        steps = list(self.decode(ids, embedding, seed))
+        frames = np.concatenate([s.frames for s in steps])
+        return Synthesis(mel=self.postnet_mel(frames), alignment=np.stack([s.alignment for s in steps]),
+                         stopped=steps[-1].stopped)
+
+    def decode(self, ids: Sequence[int], embedding: np.ndarray, seed: int | None = None) -> Iterator[DecoderStep]:
+        """The decoder loop of one sentence, step by step, until the stop token fires or the length guard."""
         cfg, syn = self.model, self.synthesis
         tokens = np.asarray(ids, dtype=np.int64)[None]
         if tokens.shape[1] < 3:
@@ -121,7 +149,7 @@ class SynthesizerRuntime:
         keep = 1.0 - cfg.prenet_dropout
         frame = np.zeros((1, cfg.n_mels), np.float32)
         max_steps = syn.min_steps + int(syn.max_steps_per_token * n)
-        frames, aligns, stopped = [], [], False
+        stopped = False
         out_names = ["frames", "stop", *(f"{s}_out" for s in STATE_NAMES)]
         for step in range(max_steps):
             masks = {m: ((rng.random((1, d)) < keep) / keep).astype(np.float32)
@@ -130,19 +158,15 @@ class SynthesizerRuntime:
                                                "processed_memory": processed})
             step_frames, stop = out[0], out[1]
             state = dict(zip(STATE_NAMES, out[2:]))
-            frames.append(step_frames[0])
-            aligns.append(state["attention_weights"][0])
             frame = step_frames[:, -1]
             # no stop before min_steps: a premature stop would give a clip too short to vocode
-            if step + 1 >= syn.min_steps and 1.0 / (1.0 + np.exp(-float(stop[0]))) > syn.stop_threshold:
-                stopped = True
-                break
-        if not stopped:
-            log.warning("the decoder reached its length guard (%d steps for %d tokens) without predicting a stop",
-                        max_steps, n)
-        mel = np.concatenate(frames)[None].astype(np.float32)
-        logmel = self.postnet.run(["logmel"], {"mel": mel})[0][0]
-        return Synthesis(mel=np.ascontiguousarray(logmel.T), alignment=np.stack(aligns), stopped=stopped)
+            stopped = step + 1 >= syn.min_steps and 1.0 / (1.0 + np.exp(-float(stop[0]))) > syn.stop_threshold
+            yield DecoderStep(frames=step_frames[0].astype(np.float32, copy=False),
+                              alignment=state["attention_weights"][0], stopped=stopped)
+            if stopped:
+                return
+        log.warning("the decoder reached its length guard (%d steps for %d tokens) without predicting a stop",
+                    max_steps, n)
 
 
 @dataclass(frozen=True)
@@ -280,6 +304,63 @@ class CloneRuntime:
                 wav = sr.upsample(wav, self.vocoder.sample_rate, name=f"sentence {i + 1}")
             yield Piece(text=sentence, phonemes=phonemes, wav=wav.astype(np.float32), mel=syn.mel,
                         alignment=syn.alignment, stopped=syn.stopped)
+
+    def stream_audio(self, text: str, embedding: np.ndarray, sample_rate: int = 22050, accent: str = "us",
+                     seed: int | None = None, first_chunk_frames: int = 32,
+                     plan: list[tuple[str, str]] | None = None,
+                     pause_seconds: float | None = None) -> Iterator[np.ndarray]:
+        """The clone's audio as it is made, ``float32`` chunks (pauses between sentences included): concatenated,
+        the same signal as :meth:`synthesize` up to float rounding.
+
+        At 22.05 kHz the vocoder runs on the decoder's frames as they arrive: a chunk of frames is vocoded as
+        soon as the decoder is ``postnet_context`` + the vocoder's ``context_frames`` frames past it (enough for
+        both networks' receptive fields), the first chunk ``first_chunk_frames`` long (~0.37 s) and each next one
+        twice as long, up to the vocoder's ``chunk_frames`` (small chunks cost the vocoder its context twice
+        over; doubling keeps production ahead of playback at any real-time factor below 0.5). So the first audio
+        comes after a few dozen decoder steps, however long the first sentence. At
+        48 kHz a sentence goes through HiFi-SR whole (it measures the input's bandwidth first): one chunk per
+        sentence. ``pause_seconds``: silence between sentences (default: the model's ``pause_seconds``).
+        """
+        if first_chunk_frames <= 0:
+            raise ValueError(f"first_chunk_frames must be positive, got {first_chunk_frames}")
+        plan = self.plan(text, accent) if plan is None else plan
+        if pause_seconds is None:
+            pause_seconds = self.synthesizer.synthesis.pause_seconds
+        pause = np.zeros(int(pause_seconds * sample_rate), np.float32)
+        if sample_rate != self.vocoder.sample_rate:
+            for i, piece in enumerate(self.stream(text, embedding, sample_rate, accent, seed, plan=plan)):
+                if i and pause.size:
+                    yield pause
+                yield piece.wav
+            return
+        emb = check_embedding(embedding, self.embedding_dim)
+        syn, voc = self.synthesizer, self.vocoder
+        lead = syn.postnet_context + voc.synthesis.context_frames  # decoder frames needed past a chunk's end
+        largest = max(first_chunk_frames, voc.synthesis.chunk_frames)
+        chunk = first_chunk_frames  # grows across sentences too: the audio already out covers the next one's start
+        for i, (_, phonemes) in enumerate(plan):
+            if i and pause.size:
+                yield pause
+            frames: list[np.ndarray] = []
+            a = 0
+            for step in syn.decode(syn.ids(phonemes), emb, None if seed is None else seed + i):
+                frames.extend(step.frames)
+                while len(frames) >= a + chunk + lead:
+                    yield self._vocode(frames, a, a + chunk, len(frames))
+                    a, chunk = a + chunk, min(2 * chunk, largest)
+            while a < len(frames):  # the sentence has ended: the rest, against its true end
+                b = min(len(frames), a + chunk)
+                yield self._vocode(frames, a, b, len(frames))
+                a, chunk = b, min(2 * chunk, largest)
+
+    def _vocode(self, frames: list[np.ndarray], a: int, b: int, known: int) -> np.ndarray:
+        """Audio of decoder frames ``[a, b)`` from the first ``known`` frames: the postnet and the vocoder each
+        see their receptive field of true neighbours (or the sentence's edge), so the samples are final."""
+        syn, voc = self.synthesizer, self.vocoder
+        lo, hi = max(0, a - voc.synthesis.context_frames), min(known, b + voc.synthesis.context_frames)
+        plo, phi = max(0, lo - syn.postnet_context), min(known, hi + syn.postnet_context)
+        logmel = syn.postnet_mel(np.stack(frames[plo:phi]))[:, lo - plo:hi - plo]
+        return voc.run(np.ascontiguousarray(logmel))[(a - lo) * voc.hop:(b - lo) * voc.hop].astype(np.float32)
 
     def synthesize(self, text: str, embedding: np.ndarray, sample_rate: int = 22050, accent: str = "us",
                    seed: int | None = None) -> CloneResult:

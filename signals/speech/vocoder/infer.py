@@ -79,7 +79,9 @@ class VocoderRuntime:
             raise MelInputError(f"{name} contains {bad} NaN or infinite values")
         return np.ascontiguousarray(mel)
 
-    def _run(self, mel: np.ndarray) -> np.ndarray:
+    def run(self, mel: np.ndarray) -> np.ndarray:
+        """One generator call on ``mel: float32 [n_mels, frames]``, unchecked and unchunked (callers that cut
+        their own windows with enough context, like the clone's stream): ``float32 [frames * hop]``."""
         return self.session.run(["audio"], {"mel": mel[None]})[0][0]
 
     def stream(self, mel: np.ndarray, chunk_frames: int | None = None) -> Iterator[np.ndarray]:
@@ -92,7 +94,7 @@ class VocoderRuntime:
         for a in range(0, n, chunk):
             b = min(n, a + chunk)
             lo, hi = max(0, a - ctx), min(n, b + ctx)
-            yield self._run(mel[:, lo:hi])[(a - lo) * hop:(b - lo) * hop]
+            yield self.run(mel[:, lo:hi])[(a - lo) * hop:(b - lo) * hop]
 
     def __call__(self, mel: np.ndarray, chunk_frames: int | None = None) -> np.ndarray:
         """``mel: float32 [n_mels, frames]`` (natural-log VOCODER_MEL) -> ``float32 [frames * hop]`` in [-1, 1]."""

@@ -149,7 +149,6 @@ class SynthesizerRuntime:
         keep = 1.0 - cfg.prenet_dropout
         frame = np.zeros((1, cfg.n_mels), np.float32)
         max_steps = syn.min_steps + int(syn.max_steps_per_token * n)
-        stopped = False
         out_names = ["frames", "stop", *(f"{s}_out" for s in STATE_NAMES)]
         for step in range(max_steps):
             masks = {m: ((rng.random((1, d)) < keep) / keep).astype(np.float32)

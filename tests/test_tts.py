@@ -667,3 +667,24 @@ def test_streamed_audio_is_the_same_signal_and_starts_early(clone):
     assert np.array_equal(np.concatenate([first, *rest]), joined)
     with pytest.raises(ValueError, match="first_chunk_frames"):
         next(clone.stream_audio(text, emb, first_chunk_frames=0))
+
+
+def test_clone_output_raw_streams_pcm_to_stdout(clone, tiny_folder, capsysbinary):
+    """--output-raw: headerless 16-bit PCM on stdout (what a player reads), the same samples as synthesize;
+    the summary on stderr; without a destination, or with both, a clear error."""
+    from signals.cli import main
+
+    text = "Hello world. Good morning."
+    rc = main(["speech", "clone", "--model", str(tiny_folder), "--reference", str(EXAMPLE_VOICE), "--text", text,
+               "--output-raw", "--threads", "1", "--quiet"])
+    out, err = capsysbinary.readouterr()
+    assert rc == 0 and b"streamed" in err and b"16-bit PCM" in err
+    got = np.frombuffer(out, dtype="<i2")
+    want = clone.synthesize(text, clone.embed([EXAMPLE_VOICE])).wav
+    assert len(got) == len(want)
+    assert np.max(np.abs(got.astype(np.int32) - np.round(np.clip(want, -1, 1) * 32767).astype(np.int32))) <= 1
+    for extra in ([], ["--output-raw", "--output", "x.wav"]):
+        rc = main(["speech", "clone", "--model", str(tiny_folder), "--reference", str(EXAMPLE_VOICE), "--text", text,
+                   "--quiet", *extra])
+        _, err = capsysbinary.readouterr()
+        assert rc != 0 and b"exactly one of --output FILE or --output-raw" in err

@@ -2,6 +2,7 @@
 that parses or prints.
 
     signals speech clone --reference A.wav [--reference B.wav] --text "..." --output out.wav [--sample-rate 48000]
+    signals speech clone --reference A.wav --text "..." --output-raw | aplay -r 22050 -f S16_LE -c 1
     signals speech tts corpus --out DIR [--utterances N | --per-speaker N] [--voices ...] [--mixes ...]
     signals speech tts corpus --verify ../shared/data/kokoro-teacher [--verify-n 5]
     signals speech tts prepare ../shared/data/kokoro-teacher --out data/tts_pack [--compressed data/tts_gpu]
@@ -135,9 +136,24 @@ def _clone(args) -> int:
             raise DataError(f"{path} is not UTF-8 text: {exc}") from exc
         except OSError as exc:  # unreadable (permissions), a vanished file
             raise DataError(f"text file {path} cannot be read: {exc.strerror or exc}") from exc
+    if (args.output is None) == (not args.output_raw):
+        raise DataError("give exactly one of --output FILE or --output-raw (audio to stdout, for a player)")
+    raw_out = None
+    if args.output_raw:
+        import sys
+
+        if sys.stdout.isatty():
+            raise DataError("--output-raw writes binary audio to stdout: pipe it into a player, e.g. "
+                            f"`... --output-raw | aplay -r {args.sample_rate} -f S16_LE -c 1`, or use --output FILE")
+        raw_out = sys.stdout.buffer
+        import logging
+
+        # stdout is the audio now: progress and warnings (the CLI logs to stdout) go to stderr
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
     inputs = [*(args.reference or []), *([args.embedding] if args.embedding else []),
               *([args.text_file] if args.text_file else [])]
-    check_output_path(args.output, inputs, args.sample_rate, args.float, args.overwrite)
+    if raw_out is None:
+        check_output_path(args.output, inputs, args.sample_rate, args.float, args.overwrite)
     clone = load(args.model, encoder_model=args.encoder_model, vocoder_model=args.vocoder_model,
                  sr_model=args.sr_model, threads=args.threads, sample_rate=args.sample_rate,
                  int8_decoder=False if args.fp32_decoder else None)
@@ -150,6 +166,8 @@ def _clone(args) -> int:
     from tqdm import tqdm
 
     plan = clone.plan(text, args.accent)
+    if raw_out is not None:
+        return _clone_raw(clone, text, emb, plan, args, raw_out)
     bar = tqdm(total=len(plan), desc="clone", unit="sentence", disable=args.quiet or len(plan) < 2)
     info = clone.write(text, emb, args.output, sample_rate=args.sample_rate, accent=args.accent,
                        subtype="FLOAT" if args.float else "PCM_16", inputs=inputs, seed=args.seed,
@@ -158,6 +176,32 @@ def _clone(args) -> int:
     note = f"; {info['length_guard_hits']} sentence(s) hit the length guard" if info["length_guard_hits"] else ""
     print(f"wrote {info['output']}: {info['seconds']:.2f} s at {info['sample_rate']} Hz, "
           f"{info['sentences']} sentence(s){note}")
+    return 0
+
+
+def _clone_raw(clone, text: str, emb, plan, args, out) -> int:
+    """``--output-raw``: headerless mono samples to ``out`` as they are made (16-bit little-endian PCM, or
+    32-bit float with ``--float``); at 22.05 kHz the first audio leaves after a few dozen decoder steps
+    (``CloneRuntime.stream_audio``). The summary goes to stderr; a player that quits early ends the run."""
+    import sys
+
+    import numpy as np
+
+    samples = 0
+    try:
+        for chunk in clone.stream_audio(text, emb, sample_rate=args.sample_rate, accent=args.accent, seed=args.seed,
+                                        plan=plan):
+            chunk = np.clip(chunk, -1.0, 1.0)
+            data = chunk.astype("<f4") if args.float else np.round(chunk * 32767.0).astype("<i2")
+            out.write(data.tobytes())
+            out.flush()
+            samples += len(chunk)
+    except BrokenPipeError:  # the player went away: nothing left to do
+        print(f"clone: stdout closed after {samples / args.sample_rate:.2f} s of audio", file=sys.stderr)
+        return 0
+    fmt = "32-bit float" if args.float else "16-bit PCM"
+    print(f"streamed {samples / args.sample_rate:.2f} s of raw {fmt} mono at {args.sample_rate} Hz "
+          f"({len(plan)} sentence(s)) to stdout", file=sys.stderr)
     return 0
 
 
@@ -171,16 +215,19 @@ def _add_clone(group: argparse._SubParsersAction) -> None:
     p.add_argument("--text", help="the words to speak (English)")
     p.add_argument("--text-file", metavar="FILE", help="instead of --text: a UTF-8 text file (any length: spoken "
                                                        "sentence by sentence, memory stays flat)")
-    p.add_argument("--output", "-o", required=True, help="audio file to write (.wav, .flac, .aiff, .ogg, .mp3; "
-                                                          ".opus at 48000 only); written to a temporary file and "
-                                                          "renamed when complete")
+    p.add_argument("--output", "-o", help="audio file to write (.wav, .flac, .aiff, .ogg, .mp3; .opus at 48000 "
+                                           "only); written to a temporary file and renamed when complete")
+    p.add_argument("--output-raw", action="store_true",
+                   help="instead of --output: headerless mono 16-bit little-endian PCM (32-bit float with --float) "
+                        "on stdout as it is made, for a player: `| aplay -r 22050 -f S16_LE -c 1` (at 22.05 kHz "
+                        "the first audio comes after ~0.3 s, whatever the sentence's length)")
     p.add_argument("--overwrite", action="store_true", help="allow --output to be one of the inputs (replaced only "
                                                             "once the new file is complete)")
     p.add_argument("--sample-rate", type=int, choices=(22050, 48000), default=22050,
                    help="22050: the vocoder's output; 48000: extended by HiFi-SR (default 22050)")
     p.add_argument("--accent", default="us", choices=("us", "gb"), help="G2P pronunciation (default us)")
-    p.add_argument("--float", action="store_true", help="write 32-bit float samples, .wav/.aiff only (default 16-bit "
-                                                        "PCM)")
+    p.add_argument("--float", action="store_true", help="write 32-bit float samples, .wav/.aiff or --output-raw only "
+                                                        "(default 16-bit PCM)")
     p.add_argument("--seed", type=nonnegative_int, help="prenet dropout seed, >= 0 (default: the model's; same seed, "
                                                         "same audio)")
     p.add_argument("--model", help="synthesizer folder (default: $SIGNALS_MODELS/tts, else models/tts)")

@@ -254,7 +254,10 @@ def make_clone(threads: int, sample_rate: int = 22050, reference: Sequence[str] 
     syn = rt.synthesizer
     syn = dataclasses.replace(syn, encoder=_TimedSession(syn.encoder, clock, "encoder"),
                               decoder=_TimedSession(syn.decoder, clock, "decoder"),
-                              postnet=_TimedSession(syn.postnet, clock, "postnet"))
+                              postnet=_TimedSession(syn.postnet, clock, "postnet"),
+                              # the post-filter (when the folder has one) counts as part of the post-net stage
+                              postfilter=None if syn.postfilter is None else _TimedSession(syn.postfilter, clock,
+                                                                                           "postfilter"))
     sr = rt.sr if sample_rate != rt.vocoder.sample_rate else None
     totals = {"sentences": 0, "decoder_steps": 0, "decoder_graph_s": 0.0, "decoder_loop_s": 0.0,
               "length_guard_hits": 0}
@@ -274,7 +277,7 @@ def make_clone(threads: int, sample_rate: int = 22050, reference: Sequence[str] 
             t = time.perf_counter()
             wav = rt.vocoder(out.mel)
             stages = {"text": front, "syn.encoder": clock["encoder"],
-                      "syn.decoder": syn_s - clock["encoder"] - clock["postnet"], "syn.postnet": clock["postnet"],
+                      "syn.decoder": syn_s - clock["encoder"] - clock["postnet"] - clock.get("postfilter", 0.0), "syn.postnet": clock["postnet"] + clock.get("postfilter", 0.0),
                       "vocoder": time.perf_counter() - t}
             if sr is not None:
                 t = time.perf_counter()

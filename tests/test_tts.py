@@ -688,3 +688,46 @@ def test_clone_output_raw_streams_pcm_to_stdout(clone, tiny_folder, capsysbinary
                    "--quiet", *extra])
         _, err = capsysbinary.readouterr()
         assert rc != 0 and b"exactly one of --output FILE or --output-raw" in err
+
+
+def test_postfilter_trains_exports_and_runs_in_the_loop_and_the_stream(tiny_folder, pack, tmp_path):
+    """The speaker-conditioned post-filter: trained on the frozen synthesizer's teacher-forced output, exported
+    into (a copy of) the folder, applied by the runtime after the post-net (also when streaming: the chunks
+    still join into synthesize()'s signal), skippable, and a clear error when asked for and absent."""
+    import shutil
+
+    from signals.speech.tts.infer import SynthesizerRuntime, load
+    from signals.speech.tts.postfilter import PostFilterTrainConfig, export_postfilter, train_postfilter
+
+    for name in ("speaker_encoder", "vocoder"):
+        if not (MODELS / name / "config.json").is_file():
+            pytest.skip(f"models/{name} is not in this checkout")
+    folder = tmp_path / "tts"
+    shutil.copytree(tiny_folder, folder)
+    pf, info = train_postfilter(folder, pack.folder, PostFilterTrainConfig(utterances=8, seconds=3, batch_size=4,
+                                                                           crop_frames=16), progress=False)
+    assert info["steps"] > 5 and info["loss_last_200"] < info["unfiltered_last_200"]  # it fits the target better
+    graph = export_postfilter(pf, folder, info)
+    assert graph.parity_max_abs_diff is not None and graph.parity_max_abs_diff < 1e-4
+    cfg = json.loads((folder / "config.json").read_text())
+    assert "postfilter" in cfg["graphs"] and cfg["source"]["postfilter"]["receptive_field"] == pf.receptive_field
+
+    with_pf = SynthesizerRuntime.load(folder, threads=1, int8=False)
+    without = SynthesizerRuntime.load(folder, threads=1, int8=False, postfilter=False)
+    assert with_pf.postnet_context == without.postnet_context + pf.receptive_field
+    ids = with_pf.ids("ðə kˈæt sˈæt.")
+    emb = np.random.default_rng(3).standard_normal(256).astype(np.float32)
+    a, b = with_pf.synthesize(ids, emb), without.synthesize(ids, emb)
+    assert a.mel.shape == b.mel.shape and float(np.max(np.abs(a.mel - b.mel))) > 1e-4
+    with torch.no_grad():
+        want = pf(torch.from_numpy(b.mel.T)[None], torch.from_numpy(emb)[None])[0].numpy().T
+    assert float(np.max(np.abs(a.mel - want))) < 1e-3
+    with pytest.raises(ModelError, match="no post-filter"):
+        SynthesizerRuntime.load(tiny_folder, threads=1, postfilter=True)
+
+    clone = load(folder, threads=1)
+    voice = clone.embed([EXAMPLE_VOICE])
+    text = "Hello world, this is a test. Good morning."
+    whole = clone.synthesize(text, voice).wav
+    joined = np.concatenate(list(clone.stream_audio(text, voice, first_chunk_frames=4)))
+    assert joined.shape == whole.shape and float(np.max(np.abs(joined - whole))) < 1e-4

@@ -156,7 +156,7 @@ def _clone(args) -> int:
         check_output_path(args.output, inputs, args.sample_rate, args.float, args.overwrite)
     clone = load(args.model, encoder_model=args.encoder_model, vocoder_model=args.vocoder_model,
                  sr_model=args.sr_model, threads=args.threads, sample_rate=args.sample_rate,
-                 int8_decoder=False if args.fp32_decoder else None)
+                 int8_decoder=False if args.fp32_decoder else None, postfilter=False if args.no_postfilter else None)
     if args.embedding:
         emb = load_embedding(args.embedding, clone.embedding_dim)
     else:
@@ -237,6 +237,8 @@ def _add_clone(group: argparse._SubParsersAction) -> None:
     p.add_argument("--fp32-decoder", action="store_true", help="run the synthesizer's float decoder step instead of "
                                                                "its int8 one (several times slower; same quality "
                                                                "on the validation voices)")
+    p.add_argument("--no-postfilter", action="store_true", help="skip the synthesizer folder's speaker-conditioned "
+                                                                "post-filter (postfilter.onnx), if it has one")
     p.add_argument("--threads", type=positive_int, metavar="N", help="onnxruntime intra-op threads, >= 1 (default: "
                                                                      "all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -316,6 +318,17 @@ def _export(args) -> int:
     config = export_checkpoint(args.checkpoint, args.out, fp16_weights=not args.fp32)
     for name, g in config.graphs.items():
         print(f"{name}: {args.out}/{g.file} (max |onnx - torch| {g.parity_max_abs_diff:.1e})")
+    return 0
+
+
+def _postfilter(args) -> int:
+    from signals.speech.tts.postfilter import PostFilterTrainConfig, export_postfilter, train_postfilter
+
+    cfg = PostFilterTrainConfig(utterances=args.utterances, seconds=args.seconds, seed=args.seed)
+    pf, info = train_postfilter(args.model, args.data, cfg, progress=not args.quiet)
+    graph = export_postfilter(pf, args.model, info)
+    print(f"postfilter: {args.model}/{graph.file} (max |onnx - torch| {graph.parity_max_abs_diff:.1e}); "
+          f"{info['steps']} steps, loss {info['loss_last_200']} (unfiltered {info['unfiltered_last_200']})")
     return 0
 
 
@@ -432,3 +445,14 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="checkpoint folder (runs/tts/best) or a model folder with model.safetensors")
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--fp32", action="store_true", help="float32 weights (the decoder graph is then over 50 MB)")
+
+    p = add_command(commands, "postfilter", "train the speaker-conditioned post-filter of a synthesizer folder (CPU: "
+                    "minutes) and add it to the folder (postfilter.onnx)", _postfilter)
+    p.add_argument("--model", required=True, help="the synthesizer's model folder (with model.safetensors); "
+                                                  "postfilter.onnx is written into it")
+    p.add_argument("--data", required=True, help="the training pack it was trained on (signals speech tts prepare)")
+    p.add_argument("--utterances", type=positive_int, default=640, help="training utterances whose teacher-forced "
+                                                                        "output is computed first (default 640)")
+    p.add_argument("--seconds", type=float_range(1, 1e6), default=600.0, help="training time (default 600)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")

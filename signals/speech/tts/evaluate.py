@@ -649,6 +649,7 @@ def evaluate(model: str | Path | None = None, *, encoder_model: str | Path | Non
         "model": str(synth_folder.path),
         "model_step": synth_folder.config.source.get("step"),
         "decoder_graph": runtime.synthesizer.decoder_graph,
+        "postfilter": runtime.synthesizer.postfilter is not None,
         "command": command,
         "asr": f"pocketsphinx {asr.version} (bundled US-English model); corpus WER over normalize_text()",
         "similarity": "cosine of the speaker encoder's embeddings of the audio and of the voice's reference utterance",
@@ -722,7 +723,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     data = report["data"]
     return _jsonable({
         "command": report.get("command"), "model_step": report.get("model_step"),
-        "decoder_graph": report.get("decoder_graph"), "asr": report["asr"],
+        "decoder_graph": report.get("decoder_graph"), "postfilter": report.get("postfilter"), "asr": report["asr"],
         "sentences": data["sentences"], "teacher_voices": data["teacher_voices"], "real_voices": data["real_voices"],
         "real_sentences_per_voice": data["real_sentences_per_voice"], "split": data["split"],
         "rows": rows, "length_guard": {k: report["length_guard"][k] for k in ("sentences", "hits")},

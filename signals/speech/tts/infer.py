@@ -68,13 +68,17 @@ class SynthesizerRuntime:
     decoder: Any
     postnet: Any
     decoder_graph: str = "decoder"  # the step graph the loop runs: "decoder" (float) or "decoder_int8"
+    postfilter: Any = None  # the speaker-conditioned post-filter's session, when the folder has one (postfilter.py)
+    postfilter_context: int = 0  # its receptive field, frames each side
 
     @classmethod
     def load(cls, model: str | Path | None = None, providers: Sequence[str] | None = None,
-             threads: int | None = None, int8: bool | None = None) -> SynthesizerRuntime:
+             threads: int | None = None, int8: bool | None = None,
+             postfilter: bool | None = None) -> SynthesizerRuntime:
         """``int8``: run the int8 decoder step (``decoder_int8.onnx``; default: when the folder has one and the
         providers are CPU only: a GPU provider runs the float step, since onnxruntime's integer matmuls
-        would fall back to the CPU)."""
+        would fall back to the CPU). ``postfilter``: apply the folder's speaker-conditioned post-filter
+        (``postfilter.onnx``; default: when it has one)."""
         folder = ModelFolder.find(KIND, model)
         cfg = folder.section("model", TacotronConfig)
         synthesis = folder.section("runtime", SynthesisConfig)
@@ -99,8 +103,21 @@ class SynthesizerRuntime:
         folder.graph("postnet", ["mel"], ["logmel"])
         sessions = {role: folder.session(graph, providers=providers, threads=threads)
                     for role, graph in (("encoder", "encoder"), ("decoder", step_graph), ("postnet", "postnet"))}
+        has_filter = "postfilter" in folder.config.graphs
+        if postfilter and not has_filter:
+            raise ModelError(f"{folder.path} has no post-filter (postfilter.onnx in config.json graphs): train one with "
+                             "`signals speech tts postfilter`")
+        filter_context = 0
+        if has_filter and postfilter is not False:
+            folder.graph("postfilter", ["mel", "speaker"], ["mel_out"])
+            sessions["postfilter"] = folder.session("postfilter", providers=providers, threads=threads)
+            try:
+                filter_context = int(folder.config.source["postfilter"]["receptive_field"])
+            except (KeyError, TypeError, ValueError):
+                raise ModelError(f"{folder.config_path}: source.postfilter.receptive_field is missing; re-run "
+                                 "`signals speech tts postfilter`") from None
         return cls(folder=folder, model=cfg, synthesis=synthesis, symbols=symbols, mel=front.mel,
-                   decoder_graph=step_graph, **sessions)
+                   decoder_graph=step_graph, postfilter_context=filter_context, **sessions)
 
     @property
     def sample_rate(self) -> int:
@@ -111,20 +128,25 @@ class SynthesizerRuntime:
 
     @property
     def postnet_context(self) -> int:
-        """Frames each side that change a postnet output frame (its receptive field): with this much context a
-        window of decoder frames gives the same log-mel as the whole sentence."""
-        return self.model.postnet_layers * (self.model.postnet_kernel // 2)
+        """Frames each side that change an output frame of :meth:`postnet_mel` (the postnet's receptive field
+        plus the post-filter's): with this much context a window of decoder frames gives the same log-mel as
+        the whole sentence."""
+        return self.model.postnet_layers * (self.model.postnet_kernel // 2) + self.postfilter_context
 
-    def postnet_mel(self, frames: np.ndarray) -> np.ndarray:
-        """Decoder frames ``float32 [T, n_mels]`` (normalised) -> the vocoder's log-mel ``float32 [n_mels, T]``."""
-        logmel = self.postnet.run(["logmel"], {"mel": np.asarray(frames, np.float32)[None]})[0][0]
-        return np.ascontiguousarray(logmel.T)
+    def postnet_mel(self, frames: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        """Decoder frames ``float32 [T, n_mels]`` (normalised) -> the vocoder's log-mel ``float32 [n_mels, T]``
+        (through the post-filter, conditioned on ``embedding``, when there is one)."""
+        logmel = self.postnet.run(["logmel"], {"mel": np.asarray(frames, np.float32)[None]})[0]
+        if self.postfilter is not None:
+            spk = np.asarray(embedding, np.float32).reshape(1, -1)
+            logmel = self.postfilter.run(["mel_out"], {"mel": logmel, "speaker": spk})[0]
+        return np.ascontiguousarray(logmel[0].T)
 
     def synthesize(self, ids: Sequence[int], embedding: np.ndarray, seed: int | None = None) -> Synthesis:
         """Token IDs of one sentence + a speaker embedding ``float [S]`` -> :class:`Synthesis`."""
         steps = list(self.decode(ids, embedding, seed))
         frames = np.concatenate([s.frames for s in steps])
-        return Synthesis(mel=self.postnet_mel(frames), alignment=np.stack([s.alignment for s in steps]),
+        return Synthesis(mel=self.postnet_mel(frames, embedding), alignment=np.stack([s.alignment for s in steps]),
                          stopped=steps[-1].stopped)
 
     def decode(self, ids: Sequence[int], embedding: np.ndarray, seed: int | None = None) -> Iterator[DecoderStep]:
@@ -345,20 +367,20 @@ class CloneRuntime:
             for step in syn.decode(syn.ids(phonemes), emb, None if seed is None else seed + i):
                 frames.extend(step.frames)
                 while len(frames) >= a + chunk + lead:
-                    yield self._vocode(frames, a, a + chunk, len(frames))
+                    yield self._vocode(frames, a, a + chunk, len(frames), emb)
                     a, chunk = a + chunk, min(2 * chunk, largest)
             while a < len(frames):  # the sentence has ended: the rest, against its true end
                 b = min(len(frames), a + chunk)
-                yield self._vocode(frames, a, b, len(frames))
+                yield self._vocode(frames, a, b, len(frames), emb)
                 a, chunk = b, min(2 * chunk, largest)
 
-    def _vocode(self, frames: list[np.ndarray], a: int, b: int, known: int) -> np.ndarray:
+    def _vocode(self, frames: list[np.ndarray], a: int, b: int, known: int, emb: np.ndarray) -> np.ndarray:
         """Audio of decoder frames ``[a, b)`` from the first ``known`` frames: the postnet and the vocoder each
         see their receptive field of true neighbours (or the sentence's edge), so the samples are final."""
         syn, voc = self.synthesizer, self.vocoder
         lo, hi = max(0, a - voc.synthesis.context_frames), min(known, b + voc.synthesis.context_frames)
         plo, phi = max(0, lo - syn.postnet_context), min(known, hi + syn.postnet_context)
-        logmel = syn.postnet_mel(np.stack(frames[plo:phi]))[:, lo - plo:hi - plo]
+        logmel = syn.postnet_mel(np.stack(frames[plo:phi]), emb)[:, lo - plo:hi - plo]
         return voc.run(np.ascontiguousarray(logmel))[(a - lo) * voc.hop:(b - lo) * voc.hop].astype(np.float32)
 
     def synthesize(self, text: str, embedding: np.ndarray, sample_rate: int = 22050, accent: str = "us",
@@ -405,17 +427,19 @@ class CloneRuntime:
 def load(model: str | Path | None = None, encoder_model: str | Path | None = None,
          vocoder_model: str | Path | None = None, sr_model: str | Path | None = None,
          providers: Sequence[str] | None = None, threads: int | None = None,
-         sample_rate: int = 22050, int8_decoder: bool | None = None) -> CloneRuntime:
+         sample_rate: int = 22050, int8_decoder: bool | None = None, postfilter: bool | None = None) -> CloneRuntime:
     """The clone pipeline from its model folders (each ``--model``, else ``$SIGNALS_MODELS/<name>``, else
     the checkout's ``models/<name>``); HiFi-SR is loaded now for ``sample_rate=48000``, else on first use.
     ``int8_decoder``: the synthesizer's int8 decoder step, False for the float one (default: as
-    :meth:`SynthesizerRuntime.load`, int8 when the folder has it and the providers are CPU only)."""
+    :meth:`SynthesizerRuntime.load`, int8 when the folder has it and the providers are CPU only).
+    ``postfilter``: the synthesizer folder's speaker-conditioned post-filter (default: when it has one)."""
     from signals.speech.encoder.infer import load as load_encoder
     from signals.speech.vocoder.infer import load as load_vocoder
 
     if sample_rate not in SAMPLE_RATES:
         raise DataError(f"sample rate {sample_rate} Hz is not offered: choose {' or '.join(map(str, SAMPLE_RATES))}")
-    synth = SynthesizerRuntime.load(model, providers=providers, threads=threads, int8=int8_decoder)
+    synth = SynthesizerRuntime.load(model, providers=providers, threads=threads, int8=int8_decoder,
+                                    postfilter=postfilter)
     encoder = load_encoder(encoder_model, providers=providers, threads=threads)
     vocoder = load_vocoder(vocoder_model, providers=providers, threads=threads)
     if vocoder.sample_rate != synth.sample_rate or vocoder.n_mels != synth.model.n_mels:

@@ -224,6 +224,25 @@ class _TimedSession:
         return getattr(self._session, name)
 
 
+def _clone_and_voice(threads: int, reference: Sequence[str], model: str | None = None, **load_kw):
+    """The clone runtime, the reference voice's embedding (after a warm-up run) and what they cost:
+    ``(runtime, embedding, {load_s, embedding_s, reference_audio_s})``."""
+    import soundfile as sf
+
+    from signals.paths import REPO_ROOT
+    from signals.speech.tts.infer import load
+
+    t = time.perf_counter()
+    rt = load(model, threads=threads, **load_kw)
+    load_s = time.perf_counter() - t
+    refs = [p if os.path.isabs(p) else str(REPO_ROOT / p) for p in reference]
+    rt.embed(refs)  # warm-up: the encoder session's first run allocates
+    t = time.perf_counter()
+    emb = rt.embed(refs)
+    return rt, emb, {"load_s": load_s, "embedding_s": time.perf_counter() - t,
+                     "reference_audio_s": sum(sf.info(p).duration for p in refs)}
+
+
 def make_clone(threads: int, sample_rate: int = 22050, reference: Sequence[str] = CLONE_REFERENCE,
                model: str | None = None, int8_decoder: bool | None = None) -> tuple[SynthesizeFn, int]:
     """Our voice-cloning pipeline (:func:`signals.speech.tts.infer.load`) with ``threads`` intra-op threads.
@@ -236,20 +255,7 @@ def make_clone(threads: int, sample_rate: int = 22050, reference: Sequence[str] 
     """
     import dataclasses
 
-    from signals.paths import REPO_ROOT
-    from signals.speech.tts.infer import load
-
-    t = time.perf_counter()
-    rt = load(model, threads=threads, sample_rate=sample_rate, int8_decoder=int8_decoder)
-    load_s = time.perf_counter() - t
-    refs = [p if os.path.isabs(p) else str(REPO_ROOT / p) for p in reference]
-    rt.embed(refs)  # warm-up: the encoder session's first run allocates
-    t = time.perf_counter()
-    emb = rt.embed(refs)
-    embed_s = time.perf_counter() - t
-    import soundfile as sf
-
-    ref_s = sum(sf.info(p).duration for p in refs)
+    rt, emb, cost = _clone_and_voice(threads, reference, model, sample_rate=sample_rate, int8_decoder=int8_decoder)
     clock: dict[str, float] = {}
     syn = rt.synthesizer
     syn = dataclasses.replace(syn, encoder=_TimedSession(syn.encoder, clock, "encoder"),
@@ -291,9 +297,8 @@ def make_clone(threads: int, sample_rate: int = 22050, reference: Sequence[str] 
             front = 0.0
             yield wav, stages
 
-    synthesize.info = {"load_s": load_s, "reference": list(reference), "reference_audio_s": ref_s,
-                       "decoder_graph": rt.synthesizer.decoder_graph,
-                       "embedding_s": embed_s, "totals": totals,
+    synthesize.info = {**cost, "reference": list(reference), "decoder_graph": rt.synthesizer.decoder_graph,
+                       "totals": totals,
                        "frames_per_step": rt.synthesizer.model.reduction,
                        "hop_s": rt.vocoder.hop / rt.vocoder.sample_rate}
     return synthesize, sample_rate
@@ -304,13 +309,7 @@ def make_clone_stream(threads: int, reference: Sequence[str] = CLONE_REFERENCE,
     """The clone pipeline through ``CloneRuntime.stream_audio`` at 22.05 kHz: the vocoder runs on decoder
     frames as they arrive, so its time to first audio no longer waits for the first sentence. No pause
     between sentences (like ``clone-22k``); one stage, ``stream``."""
-    from signals.paths import REPO_ROOT
-    from signals.speech.tts.infer import load
-
-    rt = load(model, threads=threads)
-    refs = [p if os.path.isabs(p) else str(REPO_ROOT / p) for p in reference]
-    rt.embed(refs)
-    emb = rt.embed(refs)
+    rt, emb, _ = _clone_and_voice(threads, reference, model)
 
     def synthesize(text: str):
         t = time.perf_counter()

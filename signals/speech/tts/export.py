@@ -195,18 +195,13 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, fp16_weights: boo
     validation losses and recipe go into ``source``, the run's ``train_log.jsonl`` beside the graphs."""
     import shutil
 
-    from signals.configio import from_dict
     from signals.export import atomic_file
     from signals.modelfolder import writable
-    from signals.speech.tts.config import TacotronConfig
     from signals.speech.tts.text import DEFAULT_SYMBOLS
-    from signals.speech.tts.train import load_weights, model_weights
+    from signals.speech.tts.train import load_model
 
     checkpoint, out = Path(checkpoint), Path(out)
-    tensors, state = load_weights(checkpoint)
-    cfg = from_dict(TacotronConfig, state["model"], where=str(checkpoint), path="model")
-    model = Tacotron2(cfg)
-    model.load_state_dict(model_weights(tensors))
+    model, state = load_model(checkpoint)
     source = {
         "synthesizer": "Tacotron 2 (Shen et al. 2018) conditioned on GE2E d-vectors as in SV2TTS (Jia et al. 2018)",
         "data": "kokoro-teacher: 2.93 h of 24 kHz speech, 100 synthetic voices of Kokoro-82M (Apache-2.0), "

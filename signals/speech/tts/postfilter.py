@@ -86,24 +86,27 @@ class PostFilter(nn.Module):
         return mel + self.out(h).transpose(1, 2)
 
 
+def teacher_forced_mel(model: nn.Module, pack: Any, i: int, embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(predicted log-mel [T, n_mels], true log-mel [T, n_mels])`` of pack utterance ``i``, the synthesizer
+    teacher-forced (true previous frames) and conditioned on ``embedding``; eval mode, its prenet dropout on
+    as at inference. ``T``: the utterance's frames rounded down to the reduction factor."""
+    mel = pack.mel(int(i)).astype(np.float32)
+    t = (len(mel) // model.cfg.reduction) * model.cfg.reduction
+    tokens = torch.from_numpy(pack.token_ids(int(i)))[None]
+    with torch.no_grad():
+        res = model(tokens, torch.tensor([tokens.shape[1]]), torch.from_numpy(np.asarray(embedding, np.float32))[None],
+                    model.normalize(torch.from_numpy(mel[:t])[None]))
+        pred = model.denormalize(res["mel_post"])[0].numpy()
+    return pred.astype(np.float32), mel[:t]
+
+
 def teacher_forced_outputs(model: nn.Module, pack: Any, idx: np.ndarray,
                            progress: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(predicted log-mel [T, n_mels], true log-mel [T, n_mels])`` of utterances ``idx``, the synthesizer
-    teacher-forced on each utterance's own d-vector (eval mode; its prenet dropout stays on, as at inference)."""
+    """:func:`teacher_forced_mel` of utterances ``idx``, each on its own d-vector."""
     from tqdm import tqdm
 
-    r = model.cfg.reduction
-    out = []
-    for i in tqdm(idx, desc="teacher-forced outputs", unit="utt", leave=False, disable=not progress):
-        mel = pack.mel(int(i)).astype(np.float32)
-        t = (len(mel) // r) * r
-        tokens = torch.from_numpy(pack.token_ids(int(i)))[None]
-        with torch.no_grad():
-            res = model(tokens, torch.tensor([tokens.shape[1]]), torch.from_numpy(pack.embeddings[int(i)].astype(np.float32))[None],
-                        model.normalize(torch.from_numpy(mel[:t])[None]))
-            pred = model.denormalize(res["mel_post"])[0].numpy()
-        out.append((pred.astype(np.float32), mel[:t]))
-    return out
+    return [teacher_forced_mel(model, pack, int(i), pack.embeddings[int(i)])
+            for i in tqdm(idx, desc="teacher-forced outputs", unit="utt", leave=False, disable=not progress)]
 
 
 def _batch(cache, idx, pack, by_speaker, cfg: PostFilterTrainConfig, rng: np.random.Generator, floor: float):
@@ -131,14 +134,11 @@ def train_postfilter(model_dir: str | Path, data: str | Path, cfg: PostFilterTra
     from tqdm import tqdm
 
     from signals.speech.tts.data import Pack
-    from signals.speech.tts.model import Tacotron2
-    from signals.speech.tts.train import load_weights, model_config_from_dict, model_weights
+    from signals.speech.tts.train import check_pack_fits, load_model
 
     pack = Pack.load(data)
-    tensors, state = load_weights(model_dir)
-    model = Tacotron2(model_config_from_dict(state["model"], where=str(model_dir)))
-    model.load_state_dict({k: v.float() for k, v in model_weights(tensors).items()})
-    model.eval()
+    model, state = load_model(model_dir)
+    check_pack_fits(model.cfg, pack)
     if pack.embeddings.shape[1] != pf_cfg.speaker_dim or model.cfg.n_mels != pf_cfg.n_mels:
         raise ModelError(f"post-filter sizes ({pf_cfg.n_mels} mels, {pf_cfg.speaker_dim}-d speaker) do not fit the "
                          f"synthesizer ({model.cfg.n_mels}) or the pack ({pack.embeddings.shape[1]})")

@@ -259,6 +259,20 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
                                                    ("checkpoint", "checkpoint")) if s in source}}
 
 
+def load_model(path: str | Path) -> tuple[Tacotron2, dict]:
+    """``(model in eval mode, float32; state)`` of a compact checkpoint folder or a TTS model folder."""
+    tensors, state = load_weights(path)
+    model = Tacotron2(model_config_from_dict(state["model"], where=str(path)))
+    model.load_state_dict(model_weights(tensors))  # float16 weights are copied into the float32 parameters
+    return model.eval(), state
+
+
+def check_pack_fits(cfg: TacotronConfig, pack: Pack) -> None:
+    """The pack's symbol table must be the model's (token IDs index its embedding)."""
+    if cfg.n_symbols != len(pack.manifest["symbols"]):
+        raise ValueError(f"pack has {len(pack.manifest['symbols'])} symbols, model {cfg.n_symbols}")
+
+
 def inherit_log(init: str | Path, log_file: Path, step: int) -> None:
     """Start a new run's ``train_log.jsonl`` with the history of the weights it starts from (rows up to
     their ``step``), so the exported folder's log and curve cover every run. The history is the folder's
@@ -306,8 +320,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | 
         model_cfg = model_config_from_dict(resume[1]["model"], where=str(started_from))
         log.info("resuming from %s at step %d", started_from, resume[1]["step"])
     model = Tacotron2(model_cfg)
-    if model_cfg.n_symbols != len(pack.manifest["symbols"]):
-        raise ValueError(f"pack has {len(pack.manifest['symbols'])} symbols, model {model_cfg.n_symbols}")
+    check_pack_fits(model_cfg, pack)
     step, best, warmup_from = 0, math.inf, 0
     if resume is not None:
         tensors, state = resume

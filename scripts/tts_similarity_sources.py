@@ -9,7 +9,7 @@ cos(x, reference) of our speaker encoder for:
 - the teacher's audio;
 - copy-synthesis (the teacher's mel through our vocoder);
 - the synthesizer teacher-forced: true previous frames, its post-net mel through the vocoder;
-- the free-running clone (the shipped runtime's loop, ``--model``).
+- the free-running clone (the shipped runtime's loop, ``--model``, without its post-filter, like the row above).
 
 If teacher-forced scores no better than free-running, the loop (exposure bias, attention) is not what
 costs the similarity: the predicted mel itself lacks the voice. Validation voices only; never the test split.
@@ -26,8 +26,8 @@ import torch
 from signals.paths import data_root
 from signals.speech.tts.data import Pack
 from signals.speech.tts.infer import load
-from signals.speech.tts.model import Tacotron2
-from signals.speech.tts.train import load_weights, model_config_from_dict, model_weights
+from signals.speech.tts.postfilter import teacher_forced_mel
+from signals.speech.tts.train import load_model
 
 ROWS = ("teacher", "copy_synthesis", "teacher_forced", "free_running")
 
@@ -48,12 +48,8 @@ def main() -> None:
     pack = Pack.load(args.pack)
     utts, speakers = pack.manifest["utterances"], pack.manifest["speakers"]
     val = set(pack.indices("val").tolist())
-    rt = load(args.model, threads=args.threads)
-    tensors, state = load_weights(args.checkpoint)
-    model = Tacotron2(model_config_from_dict(state["model"]))
-    model.load_state_dict({k: v.float() for k, v in model_weights(tensors).items()})
-    model.eval()
-    r = model.cfg.reduction
+    rt = load(args.model, threads=args.threads, postfilter=False)  # both synthesizer rows without the post-filter
+    model, _ = load_model(args.checkpoint)
 
     def score(wav: np.ndarray, sr: int, ref: np.ndarray) -> float:
         return float(rt.embed_audio(wav, sr) @ ref)
@@ -70,12 +66,7 @@ def main() -> None:
             mine["teacher"].append(score(*sf.read(f"{args.corpus}/wav/{voice}/{utts[i]}.ogg"), ref))
             mel = pack.mel(i).astype(np.float32)  # [T, 80] the vocoder's log-mel
             mine["copy_synthesis"].append(score(rt.vocoder(mel.T), rt.vocoder.sample_rate, ref))
-            tokens = torch.from_numpy(pack.token_ids(i))[None]
-            t = (len(mel) // r) * r
-            with torch.no_grad():
-                out = model(tokens, torch.tensor([tokens.shape[1]]), torch.from_numpy(ref)[None],
-                            model.normalize(torch.from_numpy(mel[:t])[None]))
-                forced = model.denormalize(out["mel_post"])[0].numpy()
+            forced, _ = teacher_forced_mel(model, pack, i, ref)
             mine["teacher_forced"].append(score(rt.vocoder(forced.T), rt.vocoder.sample_rate, ref))
             clone = rt.synthesizer.synthesize(pack.token_ids(i).tolist(), ref)
             mine["free_running"].append(score(rt.vocoder(clone.mel), rt.vocoder.sample_rate, ref))

@@ -669,7 +669,7 @@ def test_streamed_audio_is_the_same_signal_and_starts_early(clone):
         next(clone.stream_audio(text, emb, first_chunk_frames=0))
 
 
-def test_clone_output_raw_streams_pcm_to_stdout(clone, tiny_folder, capsysbinary):
+def test_clone_output_raw_streams_pcm_to_stdout(clone, tiny_folder, capsysbinary, monkeypatch):
     """--output-raw: headerless 16-bit PCM on stdout (what a player reads), the same samples as synthesize;
     the summary on stderr; without a destination, or with both, a clear error."""
     from signals.cli import main
@@ -688,6 +688,14 @@ def test_clone_output_raw_streams_pcm_to_stdout(clone, tiny_folder, capsysbinary
                    "--quiet", *extra])
         _, err = capsysbinary.readouterr()
         assert rc != 0 and b"exactly one of --output FILE or --output-raw" in err
+    # binary audio is never written to a terminal
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    rc = main(["speech", "clone", "--model", str(tiny_folder), "--reference", str(EXAMPLE_VOICE), "--text", text,
+               "--output-raw", "--quiet"])
+    out, err = capsysbinary.readouterr()
+    assert rc != 0 and out == b"" and b"pipe it into a player" in err
 
 
 def test_postfilter_trains_exports_and_runs_in_the_loop_and_the_stream(tiny_folder, pack, tmp_path):

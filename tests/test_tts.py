@@ -712,8 +712,9 @@ def test_postfilter_trains_exports_and_runs_in_the_loop_and_the_stream(tiny_fold
             pytest.skip(f"models/{name} is not in this checkout")
     folder = tmp_path / "tts"
     shutil.copytree(tiny_folder, folder)
-    pf, info = train_postfilter(folder, pack.folder, PostFilterTrainConfig(utterances=8, seconds=3, batch_size=4,
-                                                                           crop_frames=16), progress=False)
+    plain = PostFilterTrainConfig(utterances=8, seconds=3, batch_size=4, crop_frames=16, adversarial_weight=0.0,
+                                  feature_matching_weight=0.0)  # L1 + MSE only (the GAN term: the next test)
+    pf, info = train_postfilter(folder, pack.folder, plain, progress=False)
     assert info["steps"] > 5 and info["loss_last_200"] < info["unfiltered_last_200"]  # it fits the target better
     graph = export_postfilter(pf, folder, info)
     assert graph.parity_max_abs_diff is not None and graph.parity_max_abs_diff < 1e-4
@@ -739,3 +740,27 @@ def test_postfilter_trains_exports_and_runs_in_the_loop_and_the_stream(tiny_fold
     whole = clone.synthesize(text, voice).wav
     joined = np.concatenate(list(clone.stream_audio(text, voice, first_chunk_frames=4)))
     assert joined.shape == whole.shape and float(np.max(np.abs(joined - whole))) < 1e-4
+
+
+def test_postfilter_adversarial_term_and_teacher_forced_cache(tiny_folder, pack, tmp_path, monkeypatch):
+    """The GAN option trains a discriminator beside the filter (its losses are reported, the filter still fits
+    the target better than the synthesizer alone), and the teacher-forced cache is reused for the same
+    synthesizer and subset, recomputed (not used) for another subset."""
+    import signals.speech.tts.postfilter as pfmod
+    from signals.speech.tts.postfilter import PostFilterTrainConfig, train_postfilter
+
+    calls = []
+    real = pfmod.teacher_forced_outputs
+    monkeypatch.setattr(pfmod, "teacher_forced_outputs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cache = tmp_path / "cache.npz"
+    cfg = PostFilterTrainConfig(utterances=8, seconds=3, batch_size=4, crop_frames=16, adversarial_weight=0.2,
+                                feature_matching_weight=0.2, disc_channels=4)
+    _, info = train_postfilter(tiny_folder, pack.folder, cfg, progress=False, cache=cache)
+    assert cache.is_file() and len(calls) == 1
+    assert info["steps"] > 3 and info["loss_last_200"] < info["unfiltered_last_200"]
+    assert info["generator_adversarial_last_200"] > 0 and info["discriminator_last_200"] > 0
+
+    _, again = train_postfilter(tiny_folder, pack.folder, replace(cfg, seconds=1), progress=False, cache=cache)
+    assert len(calls) == 1 and again["cache_seconds"] < info["cache_seconds"] + 1  # read back, not recomputed
+    train_postfilter(tiny_folder, pack.folder, replace(cfg, seconds=1, utterances=6), progress=False, cache=cache)
+    assert len(calls) == 2  # another subset: recomputed

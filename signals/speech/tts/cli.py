@@ -324,8 +324,10 @@ def _export(args) -> int:
 def _postfilter(args) -> int:
     from signals.speech.tts.postfilter import PostFilterTrainConfig, export_postfilter, train_postfilter
 
-    cfg = PostFilterTrainConfig(utterances=args.utterances, seconds=args.seconds, seed=args.seed)
-    pf, info = train_postfilter(args.model, args.data, cfg, progress=not args.quiet)
+    cfg = PostFilterTrainConfig(utterances=args.utterances, seconds=args.seconds, seed=args.seed,
+                                adversarial_weight=args.adversarial_weight,
+                                feature_matching_weight=args.feature_matching_weight)
+    pf, info = train_postfilter(args.model, args.data, cfg, progress=not args.quiet, cache=args.cache)
     graph = export_postfilter(pf, args.model, info)
     print(f"postfilter: {args.model}/{graph.file} (max |onnx - torch| {graph.parity_max_abs_diff:.1e}); "
           f"{info['steps']} steps, loss {info['loss_last_200']} (unfiltered {info['unfiltered_last_200']})")
@@ -446,13 +448,24 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--fp32", action="store_true", help="float32 weights (the decoder graph is then over 50 MB)")
 
+    from signals.speech.tts.config import PostFilterTrainConfig  # torch-free, unlike postfilter.py
+
+    defaults = PostFilterTrainConfig()
     p = add_command(commands, "postfilter", "train the speaker-conditioned post-filter of a synthesizer folder (CPU: "
                     "minutes) and add it to the folder (postfilter.onnx)", _postfilter)
     p.add_argument("--model", required=True, help="the synthesizer's model folder (with model.safetensors); "
                                                   "postfilter.onnx is written into it")
     p.add_argument("--data", required=True, help="the training pack it was trained on (signals speech tts prepare)")
-    p.add_argument("--utterances", type=positive_int, default=640, help="training utterances whose teacher-forced "
-                                                                        "output is computed first (default 640)")
-    p.add_argument("--seconds", type=float_range(1, 1e6), default=600.0, help="training time (default 600)")
+    p.add_argument("--utterances", type=positive_int, default=defaults.utterances,
+                   help=f"training utterances whose teacher-forced output is computed first (default {defaults.utterances})")
+    p.add_argument("--seconds", type=float_range(1, 1e6), default=defaults.seconds,
+                   help=f"training time (default {defaults.seconds:g})")
+    p.add_argument("--adversarial-weight", type=float_range(0, 100), default=defaults.adversarial_weight,
+                   help="weight of a speaker-conditioned discriminator's least-squares GAN term beside L1 + MSE "
+                        f"(default {defaults.adversarial_weight:g}; 0 with --feature-matching-weight 0: the plain filter)")
+    p.add_argument("--feature-matching-weight", type=float_range(0, 100), default=defaults.feature_matching_weight,
+                   help=f"weight of the discriminator feature-matching term (default {defaults.feature_matching_weight:g})")
+    p.add_argument("--cache", help="an .npz file that keeps the teacher-forced outputs for the next run on the same "
+                                   "synthesizer (written when missing)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -1,4 +1,5 @@
-"""The voice-cloning synthesizer's config dataclasses: network, data split, training recipe, runtime. Torch-free.
+"""The voice-cloning synthesizer's config dataclasses: network, data split, training recipe, runtime, and the
+speaker-conditioned post-filter (``postfilter.py``). Torch-free.
 
 Apart from ``model.py`` / ``train.py`` so that ``cli.py`` derives its options from these fields
 (:func:`signals.configio.add_arguments`) and ``infer.py`` reads them without importing torch.
@@ -116,3 +117,37 @@ class TTSFrontend:
 
     symbols: tuple[str, ...]
     mel: MelConfig
+
+
+@dataclass(frozen=True)
+class PostFilterConfig:
+    """Sizes of the speaker-conditioned post-filter (``postfilter.py``)."""
+
+    n_mels: int = 80
+    speaker_dim: int = 256
+    channels: int = 256
+    kernel: int = 5
+    hidden_layers: int = 1  # convs between the input and the output conv
+
+
+@dataclass(frozen=True)
+class PostFilterTrainConfig:
+    """How ``signals speech tts postfilter`` trains it."""
+
+    utterances: int = 640  # training utterances whose teacher-forced output is computed (the slow part on a CPU)
+    seconds: float = 1200.0  # training wall time
+    batch_size: int = 16
+    crop_frames: int = 160
+    lr: float = 3e-4
+    embed_swap_prob: float = 0.5  # condition on another recording of the same voice this often
+    seed: int = 0
+    # Adversarial term (0: off, the plain L1 + MSE filter). L1/MSE targets the conditional mean, which is the
+    # over-smoothed mel the synthesizer already makes; a speaker-conditioned discriminator rewards the fine
+    # spectral texture of the voice instead (the GAN post-filter of Kaneko et al., ICASSP 2017). Its weight is
+    # relative to the L1 + MSE term (~0.6 in log-mel units), as the mel : adversarial ratio of HiFi-GAN.
+    # 0.6 chosen on the validation voices from 0 / 0.3 / 0.6 / 1.0 (models/tts/README.md).
+    adversarial_weight: float = 0.6
+    feature_matching_weight: float = 0.6
+    disc_channels: int = 16
+    disc_lr: float = 2e-4
+    adversarial_after: float = 0.25  # fraction of the training time spent on L1 + MSE alone first (5x faster steps)

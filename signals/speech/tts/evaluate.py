@@ -387,7 +387,8 @@ def plot_alignments(items: Sequence[tuple[str, np.ndarray, bool]], path: Path) -
     return save_figure(fig, path)
 
 
-def plot_mels(teacher: np.ndarray, clone: np.ndarray, title: str, path: Path) -> Path:
+def plot_mels(teacher: np.ndarray, clone: np.ndarray, title: str, path: Path,
+              clone_label: str = "clone (synthesizer + postnet)") -> Path:
     """Teacher vs clone log-mel (both :data:`VOCODER_MEL`, ``[80, frames]``), one colour scale."""
     from signals.plotting import pyplot, save_figure
 
@@ -395,7 +396,7 @@ def plot_mels(teacher: np.ndarray, clone: np.ndarray, title: str, path: Path) ->
     lo, hi = float(min(teacher.min(), clone.min())), float(max(teacher.max(), clone.max()))
     lo = max(lo, hi - 12.0)
     fig, axes = plt.subplots(2, 1, figsize=(9, 5.5))
-    for ax, mel, name in zip(axes, (teacher, clone), ("teacher (corpus audio)", "clone (synthesizer + postnet)")):
+    for ax, mel, name in zip(axes, (teacher, clone), ("teacher (corpus audio)", clone_label)):
         im = ax.imshow(mel, origin="lower", aspect="auto", interpolation="none", vmin=lo, vmax=hi, cmap="magma")
         ax.set_title(f"{name}: {title[:80]}", fontsize=8)
         ax.set_xlabel("frame (11.6 ms)")
@@ -618,8 +619,10 @@ def evaluate(model: str | Path | None = None, *, encoder_model: str | Path | Non
             clone(target, "teacher", rec, example)
             mel_clone = rec.pop("_mel")
             if plots_pending["mel"] and out_dir is not None:
+                label = ("clone (synthesizer + postnet + post-filter)" if runtime.synthesizer.postfilter is not None
+                         else "clone (synthesizer + postnet)")
                 files["mel_clone_vs_teacher"] = plot_mels(mel_teacher, mel_clone, f"{target.voice.speaker}: {target.text}",
-                                                          out_dir / "mel_clone_vs_teacher.png").name
+                                                          out_dir / "mel_clone_vs_teacher.png", clone_label=label).name
                 plots_pending["mel"] = False
             rec["duration_ratio"] = round(rec["rows"].get("clone_teacher", rec["rows"].get("clone_teacher_48k", {}))
                                           .get("seconds", np.nan) / (len(wav) / rate), 3)

@@ -165,6 +165,18 @@ def cached_teacher_forced_outputs(model: nn.Module, pack: Any, idx: np.ndarray, 
     return out
 
 
+def _weights_digest(model: nn.Module) -> str:
+    """SHA-256 of a model's parameters and buffers: what the teacher-forced cache belongs to (a copied folder
+    keeps it, another run at the same step does not)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _batch(cache, idx, pack, by_speaker, cfg: PostFilterTrainConfig, rng: np.random.Generator, floor: float):
     xs, ys, es = [], [], []
     for j in rng.integers(0, len(cache), cfg.batch_size):
@@ -209,7 +221,8 @@ def train_postfilter(model_dir: str | Path, data: str | Path, cfg: PostFilterTra
     for i in train_idx:
         by_speaker.setdefault(int(pack.speakers[i]), []).append(int(i))
     t0 = time.time()
-    key = {"synthesizer_step": state.get("step"), "utterances": [int(i) for i in idx], "pack": str(Path(data).resolve())}
+    key = {"synthesizer": _weights_digest(model), "synthesizer_step": state.get("step"),
+           "utterances": [int(i) for i in idx], "pack": str(Path(data).resolve())}
     cache_out = cached_teacher_forced_outputs(model, pack, idx, cache, key, progress)
     cache_s = time.time() - t0
     pf = PostFilter(pf_cfg)

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from signals.configio import to_dict
 from signals.errors import ModelError
+from signals.speech.nn.losses import discriminator_loss, feature_matching_loss, generator_adv_loss
 from signals.speech.tts.config import PostFilterConfig, PostFilterTrainConfig
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,11 @@ def _weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
+def _recon_loss(mel: Tensor, target: Tensor) -> Tensor:
+    """L1 + MSE in log-mel units: the filter's fit to the true mel (and, on its input, the unfiltered baseline)."""
+    return (mel - target).abs().mean() + ((mel - target) ** 2).mean()
+
+
 def _batch(cache, idx, pack, by_speaker, cfg: PostFilterTrainConfig, rng: np.random.Generator, floor: float):
     xs, ys, es = [], [], []
     for j in rng.integers(0, len(cache), cfg.batch_size):
@@ -239,19 +245,20 @@ def train_postfilter(model_dir: str | Path, data: str | Path, cfg: PostFilterTra
     while time.time() - t0 < cfg.seconds:
         x, y, e = _batch(cache_out, idx, pack, by_speaker, cfg, rng, floor)
         out = pf(x, e)
-        recon = (out - y).abs().mean() + ((out - y) ** 2).mean()
+        recon = _recon_loss(out, y)
         loss, adv, d_loss = recon, 0.0, 0.0
         if adversarial and time.time() - t0 >= cfg.adversarial_after * cfg.seconds:
-            # least-squares GAN: the discriminator first, on a detached output
+            # least-squares GAN (the HiFi-GAN losses of signals.speech.nn, one discriminator): the discriminator
+            # first, on a detached output
             d_real, real_feats = disc(y, e)
             d_fake, _ = disc(out.detach(), e)
-            d_total = ((d_real - 1) ** 2).mean() + (d_fake ** 2).mean()
+            d_total = discriminator_loss([d_real], [d_fake])
             d_opt.zero_grad(set_to_none=True)
             d_total.backward()
             d_opt.step()
             g_score, fake_feats = disc(out, e)
-            g_adv = ((g_score - 1) ** 2).mean()
-            fm = sum((f - r.detach()).abs().mean() for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
+            g_adv = generator_adv_loss([g_score])
+            fm = feature_matching_loss([real_feats], [fake_feats]) / len(fake_feats)  # mean over layers
             loss = recon + cfg.adversarial_weight * g_adv + cfg.feature_matching_weight * fm
             adv, d_loss = float(g_adv.detach()), float(d_total.detach())
             adv_steps += 1
@@ -260,7 +267,7 @@ def train_postfilter(model_dir: str | Path, data: str | Path, cfg: PostFilterTra
         opt.step()
         step += 1
         with torch.no_grad():
-            base = float((x - y).abs().mean() + ((x - y) ** 2).mean())
+            base = float(_recon_loss(x, y))
         window = (window + [(float(recon.detach()), base, adv, d_loss)])[-200:]
         bar.update(1)
         if step % 50 == 0:

@@ -764,3 +764,6 @@ def test_postfilter_adversarial_term_and_teacher_forced_cache(tiny_folder, pack,
     assert len(calls) == 1 and again["cache_seconds"] < info["cache_seconds"] + 1  # read back, not recomputed
     train_postfilter(tiny_folder, pack.folder, replace(cfg, seconds=1, utterances=6), progress=False, cache=cache)
     assert len(calls) == 2  # another subset: recomputed
+    cache.write_bytes(b"not an npz")  # a corrupt cache is recomputed and rewritten, not a crash
+    train_postfilter(tiny_folder, pack.folder, replace(cfg, seconds=1), progress=False, cache=cache)
+    assert len(calls) == 3 and np.load(cache)["lengths"].shape == (8,)

@@ -148,14 +148,18 @@ def cached_teacher_forced_outputs(model: nn.Module, pack: Any, idx: np.ndarray, 
     second filter trained on the same synthesizer, utterances and seed; ``key`` records which, and a cache
     made for another key is recomputed and overwritten, never used)."""
     import json
+    import zipfile
 
     if cache is not None and Path(cache).is_file():
-        with np.load(cache) as z:
-            if str(z["key"]) == json.dumps(key, sort_keys=True):
-                starts = np.concatenate([[0], np.cumsum(z["lengths"])])
-                pred, true = z["pred"], z["true"]  # each access of an npz member reads it again: once
-                return [(pred[a:b], true[a:b]) for a, b in zip(starts[:-1], starts[1:])]
-        log.warning("%s was made for another synthesizer or subset: recomputing it", cache)
+        try:
+            with np.load(cache) as z:
+                if str(z["key"]) == json.dumps(key, sort_keys=True):
+                    starts = np.concatenate([[0], np.cumsum(z["lengths"])])
+                    pred, true = z["pred"], z["true"]  # each access of an npz member reads it again: once
+                    return [(pred[a:b], true[a:b]) for a, b in zip(starts[:-1], starts[1:])]
+            log.warning("%s was made for another synthesizer or subset: recomputing it", cache)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:  # truncated, foreign, not an npz
+            log.warning("%s is not a readable teacher-forced cache (%s): recomputing it", cache, e)
     out = teacher_forced_outputs(model, pack, idx, progress)
     if cache is not None:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)

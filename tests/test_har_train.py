@@ -13,7 +13,7 @@ import signals.har.train as train_mod
 from signals.har.config import FusionActNetConfig, TrainConfig
 from signals.har.data import HARDataset, HARSplit
 from signals.har.frontend import CHANNELS
-from signals.har.train import augment, split_validation, train, xyz_groups
+from signals.har.train import augment, split_validation, time_scale, train, xyz_groups
 
 CLASSES = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"]
 TINY_MODEL = FusionActNetConfig(branch_widths=(8, 8), guide_stem=4, guide_widths=(8,), guide_depths=(1,))
@@ -86,6 +86,26 @@ def test_augmentation_shift_pads_with_edges():
     d = y[:, :, 10] - x[:, :, 10]
     assert d.abs().max() <= 3 and (d != 0).any()
     assert torch.equal(y.diff(dim=-1).clamp(0, 1), y.diff(dim=-1))  # still monotone: a shift, not a shuffle
+
+
+def test_time_scale_resamples_about_the_centre():
+    x = torch.arange(9.0).repeat(2, 3, 1)  # a ramp: resampling by f gives a ramp of slope f about the centre
+    y = time_scale(x, torch.tensor([[1.0], [0.5]]))
+    assert torch.equal(y[0], x[0])  # factor 1: unchanged
+    assert torch.allclose(y[1, 0], 4 + 0.5 * (torch.arange(9.0) - 4))  # slower: half the slope, same centre
+    fast = time_scale(x, torch.tensor([[2.0], [2.0]]))[0, 0]
+    assert fast[4] == 4 and fast[0] == 0 and fast[-1] == 8 and fast[3] == 2  # faster: edges padded
+
+
+def test_cadence_augmentation_only_in_the_dynamic_stage():
+    cfg = TrainConfig(aug_rotate_deg=0.0, aug_scale=0.0, aug_jitter=0.0, aug_shift=0, aug_time_scale=0.2)
+    x = torch.sin(torch.arange(64.0) / 3).repeat(4, 9, 1)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(augment(x, cfg, [], torch.ones(9, 1), gen), x)  # static / fusion stages: untouched
+    y = augment(x, cfg, [], torch.ones(9, 1), gen, cadence=True)
+    assert not torch.allclose(y, x) and torch.allclose(y[:, :, 32], x[:, :, 32], atol=0.05)  # about the centre
+    off = augment(x, replace(cfg, aug_time_scale=0.0), [], torch.ones(9, 1), gen, cadence=True)
+    assert torch.equal(off, x)
 
 
 def test_train_three_stages_writes_model_folder(tmp_path):
@@ -205,3 +225,18 @@ def test_distillation_from_a_teacher_folder_with_ema(tmp_path, monkeypatch):
     other.static_classes, other.dynamic_classes = [4, 5], [0, 1, 2, 3]
     with pytest.raises(DataError, match="teacher .* does not fit"):
         train(replace(cfg, epochs=1), other, tmp_path / "bad")
+
+
+def test_distillation_restricted_to_the_dynamic_stage(tmp_path):
+    """kd_stages=("dynamic",): the static branch is trained exactly as without a teacher, the dynamic one is not."""
+    from signals.har.export import load_model
+
+    ds = synthetic_dataset(n_per_class=4)
+    cfg = tiny_cfg(epochs=2, dynamic_epochs=2, fusion_epochs=1, lr=5e-3)
+    train(cfg, ds, tmp_path / "plain")
+    config, _ = train(replace(cfg, teacher=str(tmp_path / "plain"), kd_stages=("dynamic",)), ds, tmp_path / "kd")
+    assert config.source["training"]["config"]["kd_stages"] == ["dynamic"]
+    plain, kd = (load_model(tmp_path / n).members[0] for n in ("plain", "kd"))
+    for a, b in zip(plain.static.parameters(), kd.static.parameters()):
+        assert torch.equal(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(plain.dynamic.parameters(), kd.dynamic.parameters()))

@@ -35,6 +35,9 @@ TRAIN_HELP = {
     "teacher": "model folder to distil from (soft targets on the same augmented batches)",
     "kd_weight": "weight of the distillation loss against the label loss",
     "kd_temperature": "distillation temperature",
+    "kd_stages": "the stages that distil from --teacher (the others learn from the labels alone)",
+    "aug_time_scale": "cadence augmentation of the dynamic-branch stage: windows resampled by a factor in "
+                      "[1 - a, 1 + a] (0: off)",
     "ema_decay": "keep and validate an exponential moving average of the weights with this decay (0: off)",
 }
 
@@ -77,6 +80,7 @@ TRAIN_TYPES = {
     "aug_scale": float_range(0, 1),
     "aug_jitter": float_range(0, 10),
     "aug_shift": int_range(0, 10_000),
+    "aug_time_scale": float_range(0, 0.5),
     "ema_decay": float_range(0, 1, hi_open=True),
     "seeds": SEED,
     "kd_weight": float_range(0, 1),
@@ -93,12 +97,13 @@ TRAIN_TYPES = {
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``signals har train`` (also ``python -m signals.har.train`` / torchrun)."""
     from signals.configio import add_arguments
-    from signals.har.config import FusionActNetConfig, TrainConfig
+    from signals.har.config import STAGES, FusionActNetConfig, TrainConfig
 
     p.add_argument("--dataset", default="uci-har", help=DATASETS_HELP)
     p.add_argument("--data", default=None, help="dataset folder (default: $SIGNALS_DATA/<dataset folder>)")
     p.add_argument("--out", default="runs/har/fusionactnet", help="output folder (config.json, model.safetensors)")
-    add_arguments(p, TrainConfig, names={"aug_rotate_deg": "--rotate-deg"}, help=TRAIN_HELP, types=TRAIN_TYPES)
+    add_arguments(p, TrainConfig, names={"aug_rotate_deg": "--rotate-deg"}, help=TRAIN_HELP, types=TRAIN_TYPES,
+                  choices={"kd_stages": STAGES})
     p.add_argument("--seed", type=SEED, default=None, help=f"single seed (one model; = --seeds N; 0..{MAX_SEED})")
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
     add_arguments(p, FusionActNetConfig, only=["branch_widths", "guide_stem", "guide_widths", "guide_depths", "decimate"],
@@ -126,7 +131,7 @@ def train_config(args: argparse.Namespace):
                   fusion_epochs=given.get("fusion_epochs", min(cfg.fusion_epochs, cfg.epochs)),
                   fusion_lr=given.get("fusion_lr", cfg.lr))
     if args.no_augment:
-        cfg = replace(cfg, aug_rotate_deg=0.0, aug_scale=0.0, aug_jitter=0.0, aug_shift=0)
+        cfg = replace(cfg, aug_rotate_deg=0.0, aug_scale=0.0, aug_jitter=0.0, aug_shift=0, aug_time_scale=0.0)
     try:
         return replace(cfg, model=from_args(FusionActNetConfig, args, cfg.model))
     except ValueError as exc:  # e.g. --decimate too large for the windows and --widths (FusionActNetConfig)

@@ -43,6 +43,9 @@ class FusionActNetConfig:
             )
 
 
+STAGES = ("static", "dynamic", "fusion")  # the training stages of each member, in order
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 25  # static branch (the hard one: SITTING vs STANDING); early stopping on validation
@@ -61,6 +64,10 @@ class TrainConfig:
     aug_scale: float = 0.1  # std of a per-window, per-sensor gain around 1
     aug_jitter: float = 0.03  # Gaussian noise, in units of each channel's std
     aug_shift: int = 8  # max time shift in samples (edge padded)
+    # time scaling (cadence), dynamic-branch stage only: each window resampled about its centre by a factor
+    # uniform in [1 - a, 1 + a] (edge padded), so a gait is also seen slower and faster than its subject
+    # walked it (postures have no cadence); 0: off
+    aug_time_scale: float = 0.0
     ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (0: off)
     seeds: tuple[int, ...] = (0,)  # one ensemble member per seed
     # knowledge distillation (FusionActNet-Lite): a trained HAR model folder whose outputs on the same
@@ -69,6 +76,9 @@ class TrainConfig:
     teacher: str | None = None
     kd_weight: float = 0.7  # loss = (1 - kd_weight) * label loss + kd_weight * T^2 * KL(teacher_T || student_T)
     kd_temperature: float = 2.0  # T: both distributions softened by T before the KL
+    # the stages that distil (the others learn from the labels alone): all three for FusionActNet-Lite; the
+    # dynamic stage alone for a born-again full-size model whose other stages keep the plain recipe
+    kd_stages: tuple[str, ...] = STAGES
     threads: int = 1  # torch CPU threads: on 2 cores shared with other jobs, 1 is >2x faster than 2
     # in_channels, window, members and the class split are taken from the data and the seeds
     model: FusionActNetConfig = field(default_factory=FusionActNetConfig)

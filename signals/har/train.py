@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from signals.configio import to_dict
 from signals.errors import DataError, ModelError, SignalsError
-from signals.har.config import TrainConfig
+from signals.har.config import STAGES, TrainConfig
 from signals.har.data import HARDataset
 from signals.har.metrics import classification_metrics
 from signals.har.model import FusionActNetEnsemble
@@ -51,7 +51,6 @@ from signals.torchutils import (
     setup_distributed,
 )
 
-STAGES = ("static", "dynamic", "fusion")
 LICENCE = "Apache-2.0 (weights and code); training data licence: see source.dataset"
 log = logging.getLogger(__name__)
 
@@ -93,8 +92,24 @@ def random_rotations(n: int, max_deg: float, gen: torch.Generator, device) -> to
     return torch.eye(3, device=device) + s * k + (1 - c) * (k @ k)  # Rodrigues
 
 
-def augment(x: torch.Tensor, cfg: TrainConfig, groups: list[list[int]], std: torch.Tensor, gen: torch.Generator):
-    """Random rotation (shared by all xyz groups), sensor gain, jitter and time shift.
+def time_scale(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Resample each window about its centre: out[t] = x[c + (t - c) * factor] (linear, edge padded).
+
+    x: Tensor[B, C, T]; factor: Tensor[B, 1] (> 1: the motion plays faster) -> Tensor[B, C, T]
+    """
+    b, c, t = x.shape
+    centre = (t - 1) / 2
+    pos = (centre + (torch.arange(t, device=x.device, dtype=x.dtype)[None] - centre) * factor).clamp(0, t - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=t - 1)
+    frac = (pos - lo.to(x.dtype))[:, None, :]
+    take = lambda i: torch.gather(x, 2, i[:, None, :].expand(b, c, t))  # noqa: E731
+    return take(lo) * (1 - frac) + take(hi) * frac
+
+
+def augment(x: torch.Tensor, cfg: TrainConfig, groups: list[list[int]], std: torch.Tensor, gen: torch.Generator,
+            cadence: bool = False):
+    """Random rotation (shared by all xyz groups), sensor gain, jitter, time scaling (``cadence``) and shift.
 
     x: Tensor[B, C, T] raw units; std: Tensor[C, 1] -> Tensor[B, C, T]
     """
@@ -113,6 +128,8 @@ def augment(x: torch.Tensor, cfg: TrainConfig, groups: list[list[int]], std: tor
             x = x * (1 + cfg.aug_scale * torch.randn(b, c, 1, generator=gen, device=dev))
     if cfg.aug_jitter > 0:
         x = x + cfg.aug_jitter * std * torch.randn(x.shape, generator=gen, device=dev)
+    if cadence and cfg.aug_time_scale > 0:
+        x = time_scale(x, 1 + cfg.aug_time_scale * (2 * torch.rand(b, 1, generator=gen, device=dev) - 1))
     if cfg.aug_shift > 0:
         shift = torch.randint(-cfg.aug_shift, cfg.aug_shift + 1, (b, 1), generator=gen, device=dev)
         idx = (torch.arange(t, device=dev)[None] + shift).clamp(0, t - 1)  # edge padding
@@ -252,13 +269,13 @@ def _run_stage(
             idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             if len(idx) == 0:  # uneven shards: keep every rank stepping the same number of times
                 idx = perm[: cfg.batch_size]
-            xb = augment(xtr[idx], cfg, groups, std, gen)
+            xb = augment(xtr[idx], cfg, groups, std, gen, cadence=stage == "dynamic")
             out = forward(xb)
             if stage == "fusion":  # `out` is already log-probabilities of the fused distribution
                 loss = F.nll_loss(out, ytr[idx]) * (1 - cfg.label_smoothing) - cfg.label_smoothing * out.mean()
             else:
                 loss = F.cross_entropy(out, ytr[idx], label_smoothing=cfg.label_smoothing)
-            if teacher is not None and cfg.kd_weight > 0:
+            if teacher is not None and cfg.kd_weight > 0 and stage in cfg.kd_stages:
                 t_T = cfg.kd_temperature
                 kd = F.kl_div(F.log_softmax(out / t_T, -1), soft_targets(xb), reduction="batchmean", log_target=True)
                 loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * t_T * t_T * kd

@@ -31,21 +31,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from signals.har.config import TrainConfig
+from signals.har.config import STAGES, TrainConfig
 from signals.har.data import load_dataset
 from signals.har.model import FusionActNetEnsemble
-from signals.har.train import _run_stage, xyz_groups
+from signals.har.train import _run_stage, init_model, predict_log_probs, xyz_groups
 from signals.torchutils import seed_everything, setup_distributed
 
-DYNAMIC_TASK = 1  # task index of member 0's dynamic stage in signals.har.train (static, dynamic, fusion)
+DYNAMIC_TASK = STAGES.index("dynamic")  # task index of member 0's dynamic stage in signals.har.train
 
 
 def parse_overrides(items: list[str]) -> dict:
-    types = {f.name: f.type for f in fields(TrainConfig)}
+    names = {f.name for f in fields(TrainConfig)}
     out = {}
     for item in items:
         key, _, value = item.partition("=")
-        if key not in types:
+        if key not in names:
             raise SystemExit(f"--set {item}: TrainConfig has no field {key!r}")
         out[key] = type(getattr(TrainConfig(), key))(value)
     return out
@@ -86,6 +86,7 @@ def main() -> None:
         ap.error("--name is required (or --report)")
 
     cfg = replace(TrainConfig(), val_subjects=0, **parse_overrides(args.set))
+    cfg = replace(cfg, seeds=cfg.seeds[:1])  # one network per fold
     torch.set_num_threads(cfg.threads)
     ds = load_dataset("uci-har", root=args.data)
     tr = ds.train  # test subjects are not touched
@@ -95,25 +96,18 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     dyn = np.asarray(ds.dynamic_classes)
+    groups = xyz_groups(list(ds.channel_names))
     results = []
     for k in range(args.folds):
         if args.only_folds is not None and k not in args.only_folds:
             continue
         held = subjects[k :: args.folds]
         va = np.isin(subj, held)
-        mean, std = x_all[~va].mean(axis=(0, 2)), x_all[~va].std(axis=(0, 2))
-        mc = replace(cfg.model, in_channels=x_all.shape[1], window=x_all.shape[2], members=1,
-                     static_classes=tuple(int(c) for c in ds.static_classes),
-                     dynamic_classes=tuple(int(c) for c in dyn))
-        model = FusionActNetEnsemble(mc)
-        seed_everything(cfg.seeds[0])
-        model.members[0].load_state_dict(type(model.members[0])(mc).state_dict())
-        model.members[0].set_normalization(mean, std)
+        model = init_model(cfg, ds, x_all[~va], "cpu")  # as signals har train: same seeds, same normalisation
         data = dict(xtr=torch.from_numpy(x_all[~va]), ytr=torch.from_numpy(y_all[~va]),
-                    xva=torch.zeros((0, *x_all.shape[1:])), yva=torch.zeros(0, dtype=torch.long),
-                    groups=xyz_groups(list(ds.channel_names)))
+                    xva=torch.zeros((0, *x_all.shape[1:])), yva=torch.zeros(0, dtype=torch.long), groups=groups)
         if args.teacher_from:
-            teacher = FusionActNetEnsemble(mc)
+            teacher = FusionActNetEnsemble(model.config)
             teacher.members[0].load_state_dict(torch.load(out / f"{args.teacher_from}_fold{k}.pt"))
             data["teacher"] = teacher.eval().requires_grad_(False)
         t0 = time.time()
@@ -124,15 +118,14 @@ def main() -> None:
             torch.save(net.state_dict(), out / f"{args.name}_fold{k}.pt")
         keep = va & np.isin(y_all, dyn)
         yv = torch.from_numpy(np.searchsorted(dyn, y_all[keep]))
-        with torch.inference_mode():
-            logits = torch.cat([net.dynamic(net.inputs(torch.from_numpy(x_all[keep][i : i + 512])))
-                                for i in range(0, int(keep.sum()), 512)])
+        logits = predict_log_probs(lambda b, net=net: net.dynamic(net.inputs(b)), torch.from_numpy(x_all[keep]))
         pred = logits.argmax(-1)
         conf = np.zeros((len(dyn), len(dyn)), int)
         np.add.at(conf, (yv.numpy(), pred.numpy()), 1)
-        per_subject = {int(s): float((pred[subj[keep] == s] == yv[subj[keep] == s]).float().mean()) for s in held}
+        right, held_subj = (pred == yv).numpy(), subj[keep]
+        per_subject = {int(s): float(right[held_subj == s].mean()) for s in held}
         row = dict(fold=k, held_out=[int(s) for s in held], n=int(keep.sum()),
-                   accuracy=float((pred == yv).float().mean()), nll=float(F.cross_entropy(logits, yv)),
+                   accuracy=float(right.mean()), nll=float(F.cross_entropy(logits, yv)),
                    confusion=conf.tolist(), per_subject=per_subject, seconds=round(time.time() - t0, 1))
         print(json.dumps(row), flush=True)
         results.append(row)

@@ -335,6 +335,32 @@ def _run_stage(
 # whole recipe
 
 
+def init_model(cfg: TrainConfig, dataset: HARDataset, x_fit: np.ndarray, device) -> FusionActNetEnsemble:
+    """Fresh FusionActNet members for ``dataset``, one per seed, each from its own seed's initial weights,
+    with the per-channel normalisation of ``x_fit`` (float32 [N, C, T], the windows it will train on)."""
+    try:
+        mc = replace(
+            cfg.model, in_channels=x_fit.shape[1], window=x_fit.shape[2], members=len(cfg.seeds),
+            static_classes=tuple(int(c) for c in dataset.static_classes),
+            dynamic_classes=tuple(int(c) for c in dataset.dynamic_classes),
+        )
+    except ValueError as exc:  # the model config does not fit this dataset's windows or classes
+        raise DataError(f"dataset {dataset.name!r} ({x_fit.shape[2]}-sample windows): {exc}") from None
+    if mc.n_classes != len(dataset.class_names):
+        raise DataError(
+            f"dataset {dataset.name!r}: static {mc.static_classes} + dynamic {mc.dynamic_classes} classes "
+            f"do not cover its {len(dataset.class_names)} classes"
+        )
+    mean, std = x_fit.mean(axis=(0, 2)), x_fit.std(axis=(0, 2))
+    model = FusionActNetEnsemble(mc).to(device)
+    for i, m in enumerate(model.members):
+        seed_everything(cfg.seeds[i])  # each member's initial weights come from its own seed
+        fresh = type(m)(mc).to(device)
+        m.load_state_dict(fresh.state_dict())
+        m.set_normalization(mean, std)
+    return model
+
+
 def train(
     config: TrainConfig,
     data: HARDataset,
@@ -370,28 +396,8 @@ def train(
         raise DataError(f"dataset {dataset.name!r}: training windows contain NaN or infinite values")
     val_mask = split_validation(np.asarray(tr.subjects), cfg.val_subjects, cfg.val_seed)
     val_subjects = sorted(int(s) for s in np.unique(np.asarray(tr.subjects)[val_mask]))
-    mean = x[~val_mask].mean(axis=(0, 2))
-    std = x[~val_mask].std(axis=(0, 2))
-
-    try:
-        mc = replace(
-            cfg.model, in_channels=x.shape[1], window=x.shape[2], members=len(cfg.seeds),
-            static_classes=tuple(int(c) for c in dataset.static_classes),
-            dynamic_classes=tuple(int(c) for c in dataset.dynamic_classes),
-        )
-    except ValueError as exc:  # the model config does not fit this dataset's windows or classes
-        raise DataError(f"dataset {dataset.name!r} ({x.shape[2]}-sample windows): {exc}") from None
-    if mc.n_classes != len(dataset.class_names):
-        raise DataError(
-            f"dataset {dataset.name!r}: static {mc.static_classes} + dynamic {mc.dynamic_classes} classes "
-            f"do not cover its {len(dataset.class_names)} classes"
-        )
-    model = FusionActNetEnsemble(mc).to(ctx.device)
-    for i, m in enumerate(model.members):
-        seed_everything(cfg.seeds[i])  # each member's initial weights come from its own seed
-        fresh = type(m)(mc).to(ctx.device)
-        m.load_state_dict(fresh.state_dict())
-        m.set_normalization(mean, std)
+    model = init_model(cfg, dataset, x[~val_mask], ctx.device)
+    mc = model.config
 
     dev = ctx.device
     y = np.asarray(tr.y, np.int64)

@@ -158,6 +158,11 @@ def test_fit_smoothing_and_evaluate_recordings(trained, tmp_path, capsys):
         assert 0 <= m[v]["sample_accuracy"] <= 1 and m[v]["segments"]["n_reference"] == 6
         assert np.asarray(m[v]["confusion_matrix"]).sum() == 6 * SEG
     assert m["lag"] == 2 and m["per_recording"][0]["recording"] == "exp02_user02"
+    row = m["per_recording"][0]
+    for v in ("raw", "smoothed"):  # per-recording wrong samples agree with the pooled confusion (one recording)
+        cm = np.asarray(m[v]["confusion_matrix"])
+        assert row[v]["wrong"] == cm.sum() - np.trace(cm)
+        assert (f"most wrong samples ({v}, {row[v]['wrong']:,} in all): exp02_user02" in text) == (row[v]["wrong"] > 0)
     assert json.loads((model / "metrics.json").read_text())["recordings_fp32"]["lag"] == 2
     # other subjects, another lag, the int8 graph
     assert main(["har", "evaluate-recordings", "--model", str(model), "--data", str(data), "--subjects", "1", "3",
@@ -208,3 +213,15 @@ def test_torchrun_ddp_two_processes(tmp_path):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["source"]["training"]["world_size"] == 2
     assert (out / "model.safetensors").is_file()
+
+
+def test_report_names_the_recordings_that_hold_the_errors():
+    from signals.har.evaluate import worst_recordings
+
+    row = lambda name, raw, smoothed: {"recording": name, "raw": {"wrong": raw, "accuracy": 1 - raw / 100},  # noqa: E731
+                                       "smoothed": {"wrong": smoothed, "accuracy": 1 - smoothed / 100}}
+    m = {"per_recording": [row("a", 10, 0), row("b", 30, 5), row("c", 0, 0), row("d", 5, 0), row("e", 1, 0)]}
+    raw, smoothed = worst_recordings(m)
+    assert raw == "most wrong samples (raw, 46 in all): b 30 (65%; acc 0.700), a 10 (22%; acc 0.900), d 5 (11%; acc 0.950)"
+    assert smoothed == "most wrong samples (smoothed, 5 in all): b 5 (100%; acc 0.950)"
+    assert worst_recordings({"per_recording": [row("a", 0, 0)]}) == []

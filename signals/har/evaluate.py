@@ -203,7 +203,8 @@ def _score_recordings(folder: ModelFolder, data, subjects, int8: bool, threads: 
             for key in ("confusion", "n_ref", "n_hyp", "hits"):
                 totals[v][key] = totals[v][key] + s[key]
             cm = s["confusion"]
-            row[v] = dict(accuracy=float(np.trace(cm) / max(cm.sum(), 1)), segments=s["n_hyp"],
+            row[v] = dict(accuracy=float(np.trace(cm) / max(cm.sum(), 1)), wrong=int(cm.sum() - np.trace(cm)),
+                          segments=s["n_hyp"],
                           segment_f1=segment_scores(s["n_ref"], s["n_hyp"], s["hits"])["f1"])
         per_recording.append(row)
     seconds = time.time() - t0
@@ -240,4 +241,21 @@ def format_recordings_report(m: dict) -> str:
         if v in m:
             lines.append(f"sample recall per class ({v}): " + ", ".join(
                 f"{c} {r:.3f}" for c, r in m[v]["recall"].items()))
+    lines += worst_recordings(m)
     return "\n".join(lines)
+
+
+def worst_recordings(m: dict, top: int = 3) -> list[str]:
+    """Report lines naming the recordings that hold most of each timeline's wrong samples: an aggregate
+    accuracy can hide one recording that fails almost whole."""
+    lines = []
+    for v in ("raw", "smoothed"):
+        rows = [r for r in m.get("per_recording", []) if v in r and r[v].get("wrong")]
+        total = sum(r[v]["wrong"] for r in rows)
+        if not total:
+            continue
+        rows.sort(key=lambda r: -r[v]["wrong"])
+        lines.append(f"most wrong samples ({v}, {total:,} in all): " + ", ".join(
+            f"{r['recording']} {r[v]['wrong']:,} ({r[v]['wrong'] / total:.0%}; acc {r[v]['accuracy']:.3f})"
+            for r in rows[:top]))
+    return lines

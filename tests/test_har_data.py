@@ -213,9 +213,15 @@ def test_hapt_malformed_inputs(tmp_path):
 def test_hapt_cache_invalidated_when_files_change(tmp_path):
     raw = _copy_hapt(tmp_path)
     first = D.load_hapt(raw.parent)
+    cached = D.load_hapt(raw.parent)
+    # built and cached windows are the same arrays, in the same (C) memory order: float32 reductions over them
+    # (the normalisation a network is trained with) give the same bits either way
+    for ds in (first, cached):
+        assert ds.test.x.flags["C_CONTIGUOUS"] and ds.train.x.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(first.test.x, cached.test.x)
     (raw / "labels.txt").write_text("4 2 6 1 517\n")  # drop the walking segment
     second = D.load_hapt(raw.parent)
-    assert len(first.test) == 15 and len(second.test) == 7
+    assert len(first.test) == 15 and len(second.test) == 7 and second.test.x.flags["C_CONTIGUOUS"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import signals.har.train as train_mod
 from signals.har.config import FusionActNetConfig, TrainConfig
 from signals.har.data import HARDataset, HARSplit
 from signals.har.frontend import CHANNELS
-from signals.har.train import augment, split_validation, time_scale, train, xyz_groups
+from signals.har.train import augment, init_model, split_validation, time_scale, train, xyz_groups
 
 CLASSES = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"]
 TINY_MODEL = FusionActNetConfig(branch_widths=(8, 8), guide_stem=4, guide_widths=(8,), guide_depths=(1,))
@@ -50,6 +50,17 @@ def tiny_cfg(**kw) -> TrainConfig:
                 model=TINY_MODEL)
     base.update(kw)
     return TrainConfig(**base)
+
+
+def test_normalisation_does_not_depend_on_memory_layout():
+    """The same windows stored [N, C, T] or [N, T, C]-strided give the same normalisation to the bit (float32
+    sums round by layout: a rebuilt data set once trained a different network than its cached copy)."""
+    ds = synthetic_dataset(n_per_class=40, t=128)
+    x = ds.train.x + np.float32(0.8)  # an offset like gravity's, where rounding shows
+    strided = np.ascontiguousarray(x.transpose(0, 2, 1)).transpose(0, 2, 1)
+    assert not strided.flags["C_CONTIGUOUS"] and not np.array_equal(x.mean(axis=(0, 2)), strided.mean(axis=(0, 2)))
+    a, b = (init_model(tiny_cfg(), ds, v, "cpu").members[0] for v in (x, strided))
+    assert torch.equal(a.mean, b.mean) and torch.equal(a.std, b.std)
 
 
 def test_validation_split_holds_out_whole_training_subjects():

@@ -394,7 +394,10 @@ def _build_hapt(labels_path, labels, files, tasks, cfg, test_set) -> dict[str, d
         arrays = {}
         for split, p in parts[task].items():
             x = np.concatenate([a for a, _, _ in p]) if p else np.zeros((0, 9, cfg.window))
-            arrays[f"x_{split}"] = x.astype(np.float32)
+            # C order, as np.load returns the cached copy: the windows were cut as a [N, T, C]-strided view, and
+            # numpy's float32 reductions (the channel normalisation) round differently on such a layout, so a
+            # freshly rebuilt set trained a different network than the same set read from the cache
+            arrays[f"x_{split}"] = np.ascontiguousarray(x, dtype=np.float32)
             arrays[f"y_{split}"] = np.concatenate([b for _, b, _ in p]) if p else np.zeros(0, np.int64)
             arrays[f"s_{split}"] = np.concatenate([c for _, _, c in p]) if p else np.zeros(0, np.int64)
         out[task] = arrays

@@ -351,6 +351,7 @@ def init_model(cfg: TrainConfig, dataset: HARDataset, x_fit: np.ndarray, device)
             f"dataset {dataset.name!r}: static {mc.static_classes} + dynamic {mc.dynamic_classes} classes "
             f"do not cover its {len(dataset.class_names)} classes"
         )
+    x_fit = np.ascontiguousarray(x_fit, np.float32)  # float32 reductions round by memory layout: fix it
     mean, std = x_fit.mean(axis=(0, 2)), x_fit.std(axis=(0, 2))
     model = FusionActNetEnsemble(mc).to(device)
     for i, m in enumerate(model.members):

@@ -14,9 +14,11 @@ subjects are never loaded.
     python scripts/har_dynamic_cv.py --name kd --teacher-from base --out runs/har_cv
 
 Each fold's network (trained weights + normalisation) is kept as OUT/NAME_foldK.pt with --save-folds.
-Folds run in separate processes (--only-folds) are pooled afterwards into one line per recipe:
+Folds run in separate processes (--only-folds) are pooled afterwards into one line per recipe, and such a
+split run serves as teacher the same way (NAME1+NAME2: each fold's network from whichever part ran it):
 
     python scripts/har_dynamic_cv.py --report base cadence10 baseA+baseB kdA+kdB --out runs/har_cv
+    python scripts/har_dynamic_cv.py --name kd2 --teacher-from kdA+kdB --out runs/har_cv
 """
 
 from __future__ import annotations
@@ -66,6 +68,15 @@ def report(names: list[str], out: Path) -> None:
               f"{conf[0, 2]}, worst subject {worst:.3f}")
 
 
+def teacher_file(out: Path, names: str, fold: int) -> Path:
+    """OUT/NAME_foldK.pt of the one run among NAME1+NAME2+... that saved fold K."""
+    found = [out / f"{name}_fold{fold}.pt" for name in names.split("+") if (out / f"{name}_fold{fold}.pt").is_file()]
+    if len(found) != 1:
+        raise SystemExit(f"--teacher-from {names}: fold {fold} needs exactly one saved network "
+                         f"(NAME_fold{fold}.pt from a --save-folds run) in {out}, found {len(found)}")
+    return found[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name")
@@ -76,7 +87,7 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data/uci-hapt")
     ap.add_argument("--out", default="runs/har_cv")
     ap.add_argument("--save-folds", action="store_true", help="keep each fold's network as OUT/NAME_foldK.pt")
-    ap.add_argument("--teacher-from", default=None, metavar="NAME",
+    ap.add_argument("--teacher-from", default=None, metavar="NAME[+NAME...]",
                     help="distil each fold from OUT/NAME_foldK.pt (a run with --save-folds; its held-out "
                          "subjects are the same, so the teacher never saw them)")
     args = ap.parse_args()
@@ -85,6 +96,8 @@ def main() -> None:
     if not args.name:
         ap.error("--name is required (or --report)")
 
+    run_folds = [k for k in range(args.folds) if args.only_folds is None or k in args.only_folds]
+    teachers = {k: teacher_file(Path(args.out), args.teacher_from, k) for k in run_folds} if args.teacher_from else {}
     cfg = replace(TrainConfig(), val_subjects=0, **parse_overrides(args.set))
     cfg = replace(cfg, seeds=cfg.seeds[:1])  # one network per fold
     torch.set_num_threads(cfg.threads)
@@ -98,9 +111,7 @@ def main() -> None:
     dyn = np.asarray(ds.dynamic_classes)
     groups = xyz_groups(list(ds.channel_names))
     results = []
-    for k in range(args.folds):
-        if args.only_folds is not None and k not in args.only_folds:
-            continue
+    for k in run_folds:
         held = subjects[k :: args.folds]
         va = np.isin(subj, held)
         model = init_model(cfg, ds, x_all[~va], "cpu")  # as signals har train: same seeds, same normalisation
@@ -108,7 +119,7 @@ def main() -> None:
                     xva=torch.zeros((0, *x_all.shape[1:])), yva=torch.zeros(0, dtype=torch.long), groups=groups)
         if args.teacher_from:
             teacher = FusionActNetEnsemble(model.config)
-            teacher.members[0].load_state_dict(torch.load(out / f"{args.teacher_from}_fold{k}.pt"))
+            teacher.members[0].load_state_dict(torch.load(teachers[k]))
             data["teacher"] = teacher.eval().requires_grad_(False)
         t0 = time.time()
         seed_everything(cfg.seeds[0] + 17 * DYNAMIC_TASK)

@@ -251,3 +251,23 @@ def test_distillation_restricted_to_the_dynamic_stage(tmp_path):
     for a, b in zip(plain.static.parameters(), kd.static.parameters()):
         assert torch.equal(a, b)
     assert any(not torch.equal(a, b) for a, b in zip(plain.dynamic.parameters(), kd.dynamic.parameters()))
+
+
+def test_cv_script_finds_each_folds_teacher_in_split_runs(tmp_path):
+    """scripts/har_dynamic_cv.py --teacher-from A+B: fold K's teacher from whichever part saved it; a fold with no
+    (or two) saved networks is refused before any training."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("har_dynamic_cv", Path(__file__).parents[1] / "scripts" /
+                                                  "har_dynamic_cv.py")
+    cv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cv)
+    for name in ("kdA_fold0.pt", "kdA_fold2.pt", "kdB_fold1.pt", "kdC_fold1.pt"):
+        (tmp_path / name).write_bytes(b"")
+    assert cv.teacher_file(tmp_path, "kdA+kdB", 0).name == "kdA_fold0.pt"
+    assert cv.teacher_file(tmp_path, "kdA+kdB", 1).name == "kdB_fold1.pt"
+    with pytest.raises(SystemExit, match="fold 3 needs exactly one saved network .* found 0"):
+        cv.teacher_file(tmp_path, "kdA+kdB", 3)
+    with pytest.raises(SystemExit, match="found 2"):
+        cv.teacher_file(tmp_path, "kdB+kdC", 1)

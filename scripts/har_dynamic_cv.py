@@ -96,8 +96,9 @@ def main() -> None:
     if not args.name:
         ap.error("--name is required (or --report)")
 
+    out = Path(args.out)
     run_folds = [k for k in range(args.folds) if args.only_folds is None or k in args.only_folds]
-    teachers = {k: teacher_file(Path(args.out), args.teacher_from, k) for k in run_folds} if args.teacher_from else {}
+    teachers = {k: teacher_file(out, args.teacher_from, k) for k in run_folds} if args.teacher_from else {}
     cfg = replace(TrainConfig(), val_subjects=0, **parse_overrides(args.set))
     cfg = replace(cfg, seeds=cfg.seeds[:1])  # one network per fold
     torch.set_num_threads(cfg.threads)
@@ -106,7 +107,6 @@ def main() -> None:
     x_all, y_all, subj = np.asarray(tr.x, np.float32), np.asarray(tr.y, np.int64), np.asarray(tr.subjects)
     subjects = np.unique(subj)
     ctx = setup_distributed("cpu")
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     dyn = np.asarray(ds.dynamic_classes)
     groups = xyz_groups(list(ds.channel_names))

@@ -218,8 +218,10 @@ def test_torchrun_ddp_two_processes(tmp_path):
 def test_report_names_the_recordings_that_hold_the_errors():
     from signals.har.evaluate import worst_recordings
 
-    row = lambda name, raw, smoothed: {"recording": name, "raw": {"wrong": raw, "accuracy": 1 - raw / 100},  # noqa: E731
-                                       "smoothed": {"wrong": smoothed, "accuracy": 1 - smoothed / 100}}
+    def row(name: str, raw: int, smoothed: int) -> dict:  # one recording of 100 labelled samples
+        return {"recording": name, "raw": {"wrong": raw, "accuracy": 1 - raw / 100},
+                "smoothed": {"wrong": smoothed, "accuracy": 1 - smoothed / 100}}
+
     m = {"per_recording": [row("a", 10, 0), row("b", 30, 5), row("c", 0, 0), row("d", 5, 0), row("e", 1, 0)]}
     raw, smoothed = worst_recordings(m)
     assert raw == "most wrong samples (raw, 46 in all): b 30 (65%; acc 0.700), a 10 (22%; acc 0.900), d 5 (11%; acc 0.950)"

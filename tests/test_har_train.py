@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -257,7 +258,6 @@ def test_cv_script_finds_each_folds_teacher_in_split_runs(tmp_path):
     """scripts/har_dynamic_cv.py --teacher-from A+B: fold K's teacher from whichever part saved it; a fold with no
     (or two) saved networks is refused before any training."""
     import importlib.util
-    from pathlib import Path
 
     spec = importlib.util.spec_from_file_location("har_dynamic_cv", Path(__file__).parents[1] / "scripts" /
                                                   "har_dynamic_cv.py")

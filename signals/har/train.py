@@ -103,7 +103,10 @@ def time_scale(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     lo = pos.floor().long()
     hi = (lo + 1).clamp(max=t - 1)
     frac = (pos - lo.to(x.dtype))[:, None, :]
-    take = lambda i: torch.gather(x, 2, i[:, None, :].expand(b, c, t))  # noqa: E731
+
+    def take(i: torch.Tensor) -> torch.Tensor:  # x at integer positions i [B, T], every channel
+        return torch.gather(x, 2, i[:, None, :].expand(b, c, t))
+
     return take(lo) * (1 - frac) + take(hi) * frac
 
 

@@ -237,6 +237,13 @@ def _har_runtime(name: str, int8: bool):
     return HARRuntime.load(find_model(name), int8=int8)
 
 
+@st.cache_resource
+def _har_pair(name: str, int8: bool):
+    from signals.har.infer import TransitionAwareRuntime
+
+    return TransitionAwareRuntime.pair(_har_runtime(name, int8), _har_runtime("har-hapt", int8))
+
+
 def _har_models() -> dict[str, str]:
     """Menu label -> folder name of the HAR models present (the full model is checked by the caller)."""
     found = {}
@@ -334,6 +341,12 @@ def har_tab(files: RunFiles) -> None:
 
         sample_rate = _har_rate(rate)
         runtime = _har_runtime(name, int8)
+        if "har-hapt" in models.values() and not any(c.endswith(("_TO_SIT", "_TO_STAND")) for c in runtime.classes):
+            if st.toggle("Mark postural transitions (transition-aware decoding with the HAPT model)", value=True,
+                         help="Both models run on every window: this model says which activity, the 12-class "
+                              "HAPT model where a sit-to-stand or lie-to-sit happens; each change of activity is "
+                              "placed in the middle of the transition (see models/har/README.md)."):
+                runtime = _har_pair(name, int8)
         hmm = runtime.labels.smoothing
         smooth = st.toggle("Smoothed timeline (HMM, fixed-lag Viterbi)", value=hmm is not None, disabled=hmm is None,
                            help="Transition costs fitted on the training subjects' recordings; off: one label per "

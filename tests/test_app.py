@@ -290,3 +290,18 @@ def test_app_is_torch_free():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[] [] True False", out.stdout + out.stderr
+
+
+def test_har_tab_marks_postural_transitions_with_the_hapt_model():
+    if not all((REPO_MODELS / n / "config.json").is_file() for n in ("har", "har-hapt")):
+        pytest.skip("needs shipped models/har and models/har-hapt")
+    at = _run_app()
+    _ok(at)
+    toggle = next(t for t in at.toggle if t.label.startswith("Mark postural transitions"))
+    assert toggle.value  # on by default for a 6-class model when the HAPT model is there
+    timeline = next(c.value for c in at.code if "activity" in c.value)
+    assert "after" in timeline.splitlines()[0] and "LIE_TO_STAND" in timeline
+    toggle.set_value(False).run()
+    _ok(at)
+    timeline = next(c.value for c in at.code if "activity" in c.value)
+    assert "after" not in timeline and "LIE_TO_STAND" not in timeline

@@ -227,3 +227,32 @@ def test_report_names_the_recordings_that_hold_the_errors():
     assert raw == "most wrong samples (raw, 46 in all): b 30 (65%; acc 0.700), a 10 (22%; acc 0.900), d 5 (11%; acc 0.950)"
     assert smoothed == "most wrong samples (smoothed, 5 in all): b 5 (100%; acc 0.950)"
     assert worst_recordings({"per_recording": [row("a", 0, 0)]}) == []
+
+
+def test_evaluate_recordings_with_transitions(trained, tmp_path, capsys):
+    """--transitions: the decoder takes a transition model's classes and HMM; scoring stays on the 6 activities."""
+    import shutil
+
+    from test_har_transitions import transition_model
+
+    data, out = trained
+    model = tmp_path / "model"
+    shutil.copytree(out, model)
+    classes = json.loads((model / "config.json").read_text())["runtime"]["classes"]
+    shift = transition_model(tmp_path / "shift", classes=(*classes, "STAND_TO_SIT"))
+    js = tmp_path / "rec.json"
+    assert main(["har", "evaluate-recordings", "--model", str(model), "--data", str(data), "--transitions",
+                 str(shift), "--json", str(js), "--record"]) == 0
+    text = capsys.readouterr().out
+    assert f"+ transitions from {shift}" in text and "recordings_fp32_transitions" in text
+    m = json.loads(js.read_text())
+    assert m["transitions"] == str(shift) and m["classes"] == classes and m["lag"] == 3
+    for v in ("raw", "smoothed"):
+        assert np.asarray(m[v]["confusion_matrix"]).shape == (6, 6)
+        assert np.asarray(m[v]["confusion_matrix"]).sum() == m["labelled_samples"] == 6 * SEG
+    stored = json.loads((model / "metrics.json").read_text())
+    assert stored["recordings_fp32_transitions"]["transitions"] == str(shift) and "recordings_fp32" not in stored
+    bad = transition_model(tmp_path / "bad", classes=("WALKING", "STAND_TO_SIT"))
+    assert main(["har", "evaluate-recordings", "--model", str(model), "--data", str(data), "--transitions",
+                 str(bad)]) == 2
+    assert "has no class 'WALKING_UPSTAIRS'" in capsys.readouterr().err

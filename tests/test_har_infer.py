@@ -33,12 +33,16 @@ CSV_HEADER = "time,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z"
 
 def _energy_graph(path: Path, moving_bias: float) -> None:
     """A 2-class graph: MOVING when 200 * mean body_acc energy exceeds ``-moving_bias``."""
+    w = np.zeros((9, 2), np.float32)
+    w[0:3, 1] = 200.0
+    energy_graph(path, w, np.array([0.0, moving_bias], np.float32))
+
+
+def energy_graph(path: Path, w: np.ndarray, b: np.ndarray) -> None:
+    """x [B, 9, 128] -> probs = softmax(mean(x^2 over time) @ w + b), ``w`` [9, K], ``b`` [K]."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    w = np.zeros((9, 2), np.float32)
-    w[0:3, 1] = 200.0
-    b = np.array([0.0, moving_bias], np.float32)
     nodes = [
         helper.make_node("Mul", ["x", "x"], ["sq"]),
         helper.make_node("ReduceMean", ["sq"], ["energy"], axes=[2], keepdims=0),
@@ -50,8 +54,8 @@ def _energy_graph(path: Path, moving_bias: float) -> None:
         nodes,
         "energy",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 9, 128])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 2])],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", w.shape[1]])],
+        [numpy_helper.from_array(np.asarray(w, np.float32), "w"), numpy_helper.from_array(np.asarray(b, np.float32), "b")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8

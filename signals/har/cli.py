@@ -50,6 +50,9 @@ MAX_THREADS = 256
 MAX_LAG_WINDOWS = 100_000  # about 35 hours at 1.28 s per window: beyond any recording's useful lag
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds
 MAX_MIN_DURATION = 64  # windows (82 s at 1.28 s): the HMM grows to K x this many states
+TRANSITIONS_HELP = ("a model folder with postural-transition classes (e.g. models/har-hapt): decode the timeline "
+                    "with its transitions, each change of activity placed in the middle of the transition it "
+                    "detects (both models run on every window)")
 
 
 def rate_type():
@@ -192,7 +195,14 @@ def _export(args) -> int:
 
 def _predict(args) -> int:
     from signals.har.frontend import recording_files
-    from signals.har.infer import HARRuntime, format_timeline, open_outputs, predict_recording, smoother
+    from signals.har.infer import (
+        HARRuntime,
+        TransitionAwareRuntime,
+        format_timeline,
+        open_outputs,
+        predict_recording,
+        smoother,
+    )
 
     to_stdout = args.json == "-"
     # the output is checked (and its temporary file made) before the model or the recording is read, so a
@@ -200,12 +210,16 @@ def _predict(args) -> int:
     with open_outputs({"json": (None if to_stdout else args.json, (".json",))}, recording_files(args.recording),
                       args.overwrite) as outs:
         runtime = HARRuntime.load(args.model, threads=args.threads, int8=args.int8)
+        if args.transitions:
+            runtime = TransitionAwareRuntime.pair(
+                runtime, HARRuntime.load(args.transitions, threads=args.threads, int8=args.int8))
         smoothing = False if args.no_smoothing else (True if args.lag is not None else None)
         decoder = smoother(runtime, smoothing, args.lag)  # checks --lag before the recording is read
         segments = predict_recording(runtime, args.recording, sample_rate=args.sample_rate,
                                      smoothing=decoder is not None, lag=args.lag)
         timeline = format_timeline(segments)
         doc = {"recording": str(args.recording), "model": str(runtime.folder.path),
+               "transitions": str(runtime.transition.folder.path) if args.transitions else None,
                "smoothing": {"lag_windows": decoder.lag} if decoder is not None else None,
                "segments": [asdict(s) for s in segments]}
         text = json.dumps(doc, indent=2) + "\n"
@@ -225,12 +239,14 @@ def _evaluate_recordings(args) -> int:
 
     subjects = tuple(args.subjects) if args.subjects else None
     m = evaluate_recordings(args.model, args.data, subjects, int8=args.int8, threads=args.threads, lag=args.lag,
-                            tolerance_s=args.tolerance, json_out=args.json, overwrite=args.overwrite)
+                            tolerance_s=args.tolerance, json_out=args.json, overwrite=args.overwrite,
+                            transitions=args.transitions)
     print(format_recordings_report(m))
     if args.record:
         keep = {k: v for k, v in m.items() if k != "per_recording"}
-        update_metrics(m["model"], **{f"recordings_{m['graph']}": keep})
-        print(f"recorded in {m['model']}/metrics.json under recordings_{m['graph']}")
+        key = f"recordings_{m['graph']}" + ("_transitions" if args.transitions else "")
+        update_metrics(m["model"], **{key: keep})
+        print(f"recorded in {m['model']}/metrics.json under {key}")
     if args.json:
         print(f"wrote {args.json}")
     return 0
@@ -285,6 +301,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         "int8 graph, not only the convolutions reading the input (0..64; default: 0)")
 
     p = add_command(group, "predict", "activity timeline of a recording (onnxruntime, no torch)", _predict)
+    p.add_argument("--transitions", default=None, metavar="MODEL", help=TRANSITIONS_HELP)
     p.add_argument("recording", help="recording file (see signals.har.frontend for the accepted formats)")
     p.add_argument("--model", default=None, help="model folder (default: $SIGNALS_MODELS/har, else models/har)")
     p.add_argument("--sample-rate", type=rate_type(), default=None,
@@ -305,6 +322,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                     "smoothed", _evaluate_recordings)
     p.add_argument("--model", default=None, help="model folder (default: $SIGNALS_MODELS/har, else models/har)")
     p.add_argument("--data", default=None, help="UCI HAPT folder (default: $SIGNALS_DATA/uci-hapt)")
+    p.add_argument("--transitions", default=None, metavar="MODEL", help=TRANSITIONS_HELP + "; scored on the "
+                   "activity model's classes, recorded under recordings_<graph>_transitions")
     p.add_argument("--subjects", type=positive_int, nargs="*", default=None,
                    help="users (>= 1) whose recordings are scored (default: the test subjects 2 4 9 10 12 13 18 20 "
                         "24)")

@@ -99,11 +99,12 @@ DEFAULT_TOLERANCE_S = 2.0  # segment onset/offset tolerance: 1.5 window hops (1.
 
 
 def timeline_samples(segments, classes: list[str], n: int, sample_rate: float) -> np.ndarray:
-    """A timeline (segments tiling the recording) -> int64 [n] class index per sample."""
+    """A timeline (segments tiling the recording) -> int64 [n] class index per sample (-1 for a label outside
+    ``classes``: a transition-aware timeline that saw nothing but a transition)."""
     index = {c: i for i, c in enumerate(classes)}
     out = np.full(n, -1, np.int64)
     for s in segments:
-        out[int(round(s.start_s * sample_rate)) : int(round(s.end_s * sample_rate))] = index[s.label]
+        out[int(round(s.start_s * sample_rate)) : int(round(s.end_s * sample_rate))] = index.get(s.label, -1)
     return out
 
 
@@ -140,6 +141,7 @@ def evaluate_recordings(
     json_out: str | Path | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    transitions: str | Path | None = None,
 ) -> dict:
     """The streaming runtime over every HAPT recording of ``subjects`` (default: the UCI HAR test subjects),
     scored sample by sample at the model's rate against labels.txt inside the labelled segments of the
@@ -151,28 +153,35 @@ def evaluate_recordings(
     confusion matrix, and segment precision/recall/F1 (a labelled segment is found when a predicted run
     of its class, cut to the labelled samples, starts and ends within ``tolerance_s`` of it).
 
+    ``transitions``: a model folder with postural-transition classes (``models/har-hapt``); the timelines are
+    then decoded transition-aware (:class:`signals.har.infer.TransitionAwareRuntime`, the transition model's
+    HMM) and scored on the activity model's classes.
+
     ``json_out`` is checked before the first recording is read and written atomically (``overwrite``: it
     may replace one of the model's own files).
     """
     folder = ModelFolder.find(KIND, model_dir)
     with open_outputs({"json": (json_out, (".json",))}, model_files(folder), overwrite) as outs:
-        out = _score_recordings(folder, data, subjects, int8, threads, lag, tolerance_s, progress)
+        out = _score_recordings(folder, data, subjects, int8, threads, lag, tolerance_s, progress, transitions)
         if "json" in outs:
             _write_json(outs["json"], out)
     return out
 
 
 def _score_recordings(folder: ModelFolder, data, subjects, int8: bool, threads: int | None, lag: int | None,
-                      tolerance_s: float, progress: bool) -> dict:
+                      tolerance_s: float, progress: bool, transitions: str | Path | None = None) -> dict:
     """:func:`evaluate_recordings` without the output file."""
     from tqdm import tqdm
 
     from signals.har.data import UCI_HAR_TEST_SUBJECTS, hapt_recordings
-    from signals.har.infer import Timeline, smoother, stream_probs
+    from signals.har.infer import Timeline, TransitionAwareRuntime, smoother, stream_probs
     from signals.har.metrics import classification_metrics, segment_scores
 
     runtime = HARRuntime.from_folder(folder, ["CPUExecutionProvider"], threads, int8=int8)
-    classes = runtime.classes
+    if transitions is not None:
+        runtime = TransitionAwareRuntime.pair(
+            runtime, HARRuntime.load(transitions, ["CPUExecutionProvider"], threads, int8=int8))
+    classes = runtime.activities  # scored; the decoder may have more (the transition-aware one's bridges)
     cfg = runtime.preprocess
     if cfg is None:
         raise ModelError(f"{folder.path}: the model has no front end; it cannot be fed from a recording")
@@ -187,9 +196,9 @@ def _score_recordings(folder: ModelFolder, data, subjects, int8: bool, threads: 
     per_recording = []
     t0 = time.time()
     for rec in tqdm(recordings, desc="recordings", disable=not progress, leave=False):
-        timelines = {"raw": Timeline(classes, cfg)}
+        timelines = {"raw": Timeline(runtime.classes, cfg, bridges=runtime.bridges)}
         if "smoothed" in variants:
-            timelines["smoothed"] = Timeline(classes, cfg, smoother(runtime, True, lag))
+            timelines["smoothed"] = Timeline(runtime.classes, cfg, smoother(runtime, True, lag), bridges=runtime.bridges)
 
         def feed(probs, tls=timelines):
             for tl in tls.values():
@@ -208,7 +217,9 @@ def _score_recordings(folder: ModelFolder, data, subjects, int8: bool, threads: 
                           segment_f1=segment_scores(s["n_ref"], s["n_hyp"], s["hits"])["f1"])
         per_recording.append(row)
     seconds = time.time() - t0
-    out = dict(model=str(folder.path), graph=runtime.graph, subjects=list(subjects), recordings=len(recordings),
+    out = dict(model=str(folder.path), graph=runtime.graph,
+               transitions=str(runtime.transition.folder.path) if transitions is not None else None,
+               subjects=list(subjects), recordings=len(recordings),
                sample_rate=sr, classes=classes, tolerance_s=tolerance_s,
                lag=(smoother(runtime, True, lag).lag if "smoothed" in variants else None),
                labelled_samples=int(totals["raw"]["confusion"].sum()), seconds=round(seconds, 1))
@@ -226,7 +237,8 @@ def _score_recordings(folder: ModelFolder, data, subjects, int8: bool, threads: 
 
 
 def format_recordings_report(m: dict) -> str:
-    lines = [f"{m['model']} [{m['graph']}]: {m['recordings']} HAPT recordings of subjects "
+    via = f" + transitions from {m['transitions']}" if m.get("transitions") else ""
+    lines = [f"{m['model']} [{m['graph']}]{via}: {m['recordings']} HAPT recordings of subjects "
              f"{','.join(map(str, m['subjects']))}, {m['labelled_samples']:,} labelled samples at "
              f"{m['sample_rate']:g} Hz; segment tolerance ±{m['tolerance_s']:g} s"
              + (f"; smoothing lag {m['lag']} windows" if m.get("lag") is not None else ""),

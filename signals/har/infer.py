@@ -11,6 +11,8 @@ change of activity).
     rt = load()                                       # models/har (or --model / $SIGNALS_MODELS)
     segments = predict_recording(rt, "acc_exp04_user02.txt")                 # smoothed when the folder has an HMM
     segments = predict_recording(rt, "acc_exp04_user02.txt", smoothing=False)  # one label per window
+    pair = TransitionAwareRuntime.pair(rt, load("models/har-hapt"))  # + postural transitions (see the class)
+    segments = predict_recording(pair, "acc_exp04_user02.txt")  # changes of activity mid-transition
     probs = rt.predict_windows(windows)               # float32 [N, 9, 128] -> [N, K]
 """
 
@@ -96,6 +98,16 @@ class HARRuntime:
         return list(self.labels.classes)
 
     @property
+    def bridges(self) -> tuple[str, ...]:
+        """Classes a timeline decodes but does not show as activities (see :class:`TransitionAwareRuntime`)."""
+        return ()
+
+    @property
+    def activities(self) -> list[str]:
+        """The classes a timeline shows (all of them here)."""
+        return self.classes
+
+    @property
     def window_shape(self) -> tuple[int, int]:
         """(channels, samples) of one input window."""
         _, c, t = self.folder.graph(self.graph).inputs["x"]
@@ -128,6 +140,103 @@ def load(model_dir: str | Path | None = None, providers: Sequence[str] | None = 
     return HARRuntime.load(model_dir, providers=providers, threads=threads, int8=int8)
 
 
+@dataclass(frozen=True)
+class TransitionAwareRuntime:
+    """An activity model read together with a postural-transition model (e.g. ``models/har`` + ``models/har-hapt``).
+
+    Why: a 6-class model has never seen a window that straddles a sit-to-stand; it labels it with one of the
+    two activities, and the HMM then moves the change of activity by up to a window. Here the decoder's states
+    are the transition model's classes (the activities and the transitions), its HMM is the transition
+    model's own (``runtime.smoothing`` of that folder, fitted on the training subjects' recordings with its
+    transitions), and each window's evidence is::
+
+        p(activity a) = p_activity_model(a) * (1 - t),   p(transition j) = p_transition_model(j),
+        t = sum_j p_transition_model(j)
+
+    so the activity model keeps deciding *which* activity and the transition model says *where one ends*.
+    The transition classes are :attr:`bridges`: a :class:`Timeline` splits a run of them at its midpoint
+    between the activities on either side and records the transition on the segment that follows. Chosen on
+    the validation subjects' recordings (see ``models/har/README.md``). Same interface as :class:`HARRuntime`
+    for the timeline code (``labels``, ``preprocess``, ``predict_windows``); both models run on every window.
+    """
+
+    activity: HARRuntime
+    transition: HARRuntime
+    labels: Labels  # the transition model's classes and HMM, the activity model's channels
+    activity_index: tuple[int, ...]  # column of each activity class in the decoder's classes
+    bridge_index: tuple[int, ...]  # columns of the transition classes
+
+    @classmethod
+    def pair(cls, activity: HARRuntime, transition: HARRuntime) -> TransitionAwareRuntime:
+        """Check that the two models can share windows and a decoder, and pair them."""
+        where = f"{activity.folder.path} with transitions from {transition.folder.path}"
+        if activity.preprocess is None or transition.preprocess != activity.preprocess:
+            raise ModelError(f"{where}: the two models must share one front end (config.json frontend), "
+                             "so every window is cut once for both")
+        if list(transition.labels.channels) != list(activity.labels.channels):
+            raise ModelError(f"{where}: input channels differ ({list(activity.labels.channels)} vs "
+                             f"{list(transition.labels.channels)})")
+        missing = [c for c in activity.classes if c not in transition.classes]
+        if missing:
+            raise ModelError(f"{where}: the transition model has no class {missing[0]!r}; its classes must include "
+                             f"every activity of the activity model ({activity.classes})")
+        bridges = [c for c in transition.classes if c not in activity.classes]
+        if not bridges:
+            raise ModelError(f"{where}: the transition model has no class beyond the activity model's "
+                             f"{activity.classes}; pass a model with postural transitions (e.g. models/har-hapt)")
+        if transition.labels.smoothing is None:
+            raise ModelError(f"{transition.folder.path} has no smoothing HMM (config.json runtime.smoothing); it is "
+                             "the decoder of the transition-aware timeline: fit one with `signals har fit-smoothing`")
+        labels = Labels(classes=transition.labels.classes, channels=activity.labels.channels,
+                        sample_rate=activity.labels.sample_rate, smoothing=transition.labels.smoothing)
+        return cls(activity=activity, transition=transition, labels=labels,
+                   activity_index=tuple(transition.classes.index(c) for c in activity.classes),
+                   bridge_index=tuple(transition.classes.index(c) for c in bridges))
+
+    @property
+    def folder(self) -> ModelFolder:
+        return self.activity.folder
+
+    @property
+    def preprocess(self) -> PreprocessConfig | None:
+        return self.activity.preprocess
+
+    @property
+    def graph(self) -> str:
+        return self.activity.graph
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.labels.classes)
+
+    @property
+    def bridges(self) -> tuple[str, ...]:
+        return tuple(self.labels.classes[i] for i in self.bridge_index)
+
+    @property
+    def activities(self) -> list[str]:
+        """The classes a timeline shows: the activity model's."""
+        return self.activity.classes
+
+    def predict_windows(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """x: float32 [N, C, window] -> the decoder's evidence float32 [N, K] (K: the transition model's classes)."""
+        p = self.activity.predict_windows(x, batch_size).astype(np.float64)
+        h = self.transition.predict_windows(x, batch_size).astype(np.float64)
+        bridge = list(self.bridge_index)
+        t = np.clip(h[:, bridge].sum(1, keepdims=True), 0.0, 1.0)
+        out = np.zeros_like(h)
+        out[:, list(self.activity_index)] = p / np.maximum(p.sum(1, keepdims=True), 1e-12) * (1.0 - t)
+        out[:, bridge] = h[:, bridge]
+        return out.astype(np.float32)
+
+
+def load_pair(model_dir: str | Path | None, transitions: str | Path, providers: Sequence[str] | None = None,
+              threads: int | None = None, int8: bool = False) -> TransitionAwareRuntime:
+    """``model_dir``'s activities, decoded with the postural transitions of the model in ``transitions``."""
+    return TransitionAwareRuntime.pair(HARRuntime.load(model_dir, providers, threads, int8),
+                                       HARRuntime.load(transitions, providers, threads, int8))
+
+
 # --------------------------------------------------------------------------------------------------
 # Recording -> timeline
 
@@ -139,6 +248,7 @@ class Segment:
     label: str
     confidence: float  # mean over the segment's windows of the probability of its label
     windows: int = 1
+    transition: str | None = None  # the postural transition that led into this segment (transition-aware timeline)
 
 
 class Timeline:
@@ -147,14 +257,25 @@ class Timeline:
     last to the recording's end). Consecutive windows with the same label merge into one segment.
 
     ``smoother``: a :class:`signals.har.smoothing.FixedLagViterbi`; without one each window takes its argmax.
+    ``bridges``: classes that are not shown as activities (postural transitions, see
+    :class:`TransitionAwareRuntime`): a run of them is split at its midpoint, the first half going to the
+    activity before it and the second to the one after, and the new segment records the transition
+    (``Segment.transition``; the most probable bridge class of the run). A run at the start of the stream goes to the first
+    activity, one at the end to the last. Only the run's extent and per-class sums are kept: memory stays constant.
     """
 
-    def __init__(self, classes: Sequence[str], cfg: PreprocessConfig, smoother: FixedLagViterbi | None = None):
+    def __init__(self, classes: Sequence[str], cfg: PreprocessConfig, smoother: FixedLagViterbi | None = None,
+                 bridges: Sequence[str] = ()):
         self.classes = list(classes)
         self.sr, self.win, self.hop = cfg.sample_rate, cfg.window, cfg.hop
         self.smoother = smoother
+        self.bridges = frozenset(bridges)
+        unknown = self.bridges - set(self.classes)
+        if unknown:
+            raise ConfigError(f"bridge classes {sorted(unknown)} are not among the timeline's classes {self.classes}")
         self.segments: list[Segment] = []
         self.n = 0  # windows placed
+        self._bridge: dict | None = None  # the open run of bridge windows: start_s, end_s, probability sum per class
 
     def add(self, probs: np.ndarray) -> None:
         """probs [n, K] of the next windows, in order."""
@@ -171,25 +292,47 @@ class Timeline:
         self.n += 1
         lo = 0.0 if i == 0 else (i * self.hop + (self.win - self.hop) / 2) / self.sr
         hi = (i * self.hop + (self.win + self.hop) / 2) / self.sr
+        if label in self.bridges:
+            if self._bridge is None:
+                self._bridge = {"start_s": lo, "end_s": hi, "score": {}}
+            self._bridge["end_s"] = hi
+            self._bridge["score"][label] = self._bridge["score"].get(label, 0.0) + conf
+            return
+        via = None
+        if self._bridge is not None:  # a transition ends here: the change of activity goes to its midpoint
+            bridge, self._bridge = self._bridge, None
+            via = max(bridge["score"], key=bridge["score"].get)
+            if self.segments:
+                lo = (bridge["start_s"] + bridge["end_s"]) / 2
+                self.segments[-1].end_s = lo
+            else:
+                lo = 0.0
         last = self.segments[-1] if self.segments else None
-        if last is not None and last.label == label:
+        if last is not None and last.label == label and via is None:
             last.confidence = (last.confidence * last.windows + conf) / (last.windows + 1)
             last.windows += 1
             last.end_s = hi
         else:
-            self.segments.append(Segment(lo, hi, label, conf))
+            self.segments.append(Segment(lo, hi, label, conf, transition=via))
 
     def finish(self, total_samples: int) -> list[Segment]:
         if self.smoother is not None:
             for _, state, row in self.smoother.flush():
                 self._place(state, row)
+        if self._bridge is not None:  # the stream ended inside a transition
+            bridge, self._bridge = self._bridge, None
+            if not self.segments:  # nothing but transition windows: show the transition itself
+                label = max(bridge["score"], key=bridge["score"].get)
+                n = self.n
+                self.segments.append(Segment(0.0, bridge["end_s"], label, bridge["score"][label] / n, windows=n))
+            self.segments[-1].end_s = bridge["end_s"]
         if self.segments:
             self.segments[-1].end_s = max(self.segments[-1].end_s, total_samples / self.sr)
         return self.segments
 
 
 def stream_probs(
-    runtime: HARRuntime,
+    runtime: HARRuntime | TransitionAwareRuntime,
     path: str | Path,
     on_probs: Callable[[np.ndarray], None],
     sample_rate: float | None = None,
@@ -261,7 +404,7 @@ def smoother(runtime: HARRuntime, smoothing: bool | None = None, lag: int | None
 
 
 def predict_recording(
-    runtime: HARRuntime,
+    runtime: HARRuntime | TransitionAwareRuntime,
     path: str | Path,
     sample_rate: float | None = None,
     batch_size: int = 256,
@@ -275,7 +418,7 @@ def predict_recording(
     if cfg is None:
         raise ModelError(f"{runtime.folder.path}: the model has no front end (config.json frontend); "
                          "it cannot be fed from a recording")
-    timeline = Timeline(runtime.classes, cfg, smoother(runtime, smoothing, lag))
+    timeline = Timeline(runtime.classes, cfg, smoother(runtime, smoothing, lag), bridges=runtime.bridges)
     total = stream_probs(runtime, path, timeline.add, sample_rate=sample_rate, batch_size=batch_size,
                          columns=columns)
     return timeline.finish(total)
@@ -308,12 +451,16 @@ def _clock(t: float) -> str:
 
 
 def format_timeline(segments: Sequence[Segment]) -> str:
-    """A human-readable table: start, end, duration, activity, confidence."""
+    """A human-readable table: start, end, duration, activity, confidence (and, on a transition-aware
+    timeline, the postural transition that led into each segment)."""
     if not segments:
         return "(no segments)"
     width = max(8, *(len(s.label) for s in segments))
-    lines = [f"{'start':>9}  {'end':>9}  {'dur s':>6}  {'activity':<{width}}  confidence"]
+    via = any(s.transition for s in segments)
+    lines = [f"{'start':>9}  {'end':>9}  {'dur s':>6}  {'activity':<{width}}  confidence"
+             + ("  after" if via else "")]
     for s in segments:
         lines.append(f"{_clock(s.start_s):>9}  {_clock(s.end_s):>9}  {s.end_s - s.start_s:6.1f}  "
-                     f"{s.label:<{width}}  {s.confidence:.2f}")  # fmt: skip
+                     f"{s.label:<{width}}  " + (f"{s.confidence:<10.2f}  {s.transition or ''}".rstrip() if via
+                                                   else f"{s.confidence:.2f}"))  # fmt: skip
     return "\n".join(lines)

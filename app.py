@@ -227,7 +227,11 @@ HAR_MODELS = {
     "har": "FusionActNet (7.4 M parameters; 6 activities)",
     "har-lite": "FusionActNet-Lite (device-sized, distilled; 6 activities)",
     "har-hapt": "FusionActNet HAPT (12 classes: 6 activities + postural transitions)",
+    "har-hapt-lite": "FusionActNet-Lite HAPT (device-sized, distilled; 12 classes)",
 }
+# the transition model a 6-class model is paired with in the transition-aware timeline: the device-sized
+# one for the device-sized model, else the full-size HAPT model
+HAR_TRANSITIONS = {"har-lite": ("har-hapt-lite", "har-hapt")}
 
 
 @st.cache_resource
@@ -238,10 +242,10 @@ def _har_runtime(name: str, int8: bool):
 
 
 @st.cache_resource
-def _har_pair(name: str, int8: bool):
+def _har_pair(name: str, transitions: str, int8: bool):
     from signals.har.infer import TransitionAwareRuntime
 
-    return TransitionAwareRuntime.pair(_har_runtime(name, int8), _har_runtime("har-hapt", int8))
+    return TransitionAwareRuntime.pair(_har_runtime(name, int8), _har_runtime(transitions, int8))
 
 
 def _har_models() -> dict[str, str]:
@@ -341,12 +345,13 @@ def har_tab(files: RunFiles) -> None:
 
         sample_rate = _har_rate(rate)
         runtime = _har_runtime(name, int8)
-        if "har-hapt" in models.values() and not any(c.endswith(("_TO_SIT", "_TO_STAND")) for c in runtime.classes):
-            if st.toggle("Mark postural transitions (transition-aware decoding with the HAPT model)", value=True,
+        partner = next((t for t in HAR_TRANSITIONS.get(name, ("har-hapt",)) if t in models.values()), None)
+        if partner and not any(c.endswith(("_TO_SIT", "_TO_STAND")) for c in runtime.classes):
+            if st.toggle(f"Mark postural transitions (transition-aware decoding with models/{partner})", value=True,
                          help="Both models run on every window: this model says which activity, the 12-class "
                               "HAPT model where a sit-to-stand or lie-to-sit happens; each change of activity is "
                               "placed in the middle of the transition (see models/har/README.md)."):
-                runtime = _har_pair(name, int8)
+                runtime = _har_pair(name, partner, int8)
         hmm = runtime.labels.smoothing
         smooth = st.toggle("Smoothed timeline (HMM, fixed-lag Viterbi)", value=hmm is not None, disabled=hmm is None,
                            help="Transition costs fitted on the training subjects' recordings; off: one label per "

@@ -250,6 +250,9 @@ def test_evaluate_recordings_with_transitions(trained, tmp_path, capsys):
     for v in ("raw", "smoothed"):
         assert np.asarray(m[v]["confusion_matrix"]).shape == (6, 6)
         assert np.asarray(m[v]["confusion_matrix"]).sum() == m["labelled_samples"] == 6 * SEG
+        t = m[v]["transitions"]  # the generated recordings have no labelled transition
+        assert t["n_reference"] == 0 and t["matched"] == 0 and t["n_predicted"] >= 0
+    assert "postural transitions (smoothed): 0 of 0" in text
     stored = json.loads((model / "metrics.json").read_text())
     assert stored["recordings_fp32_transitions"]["transitions"] == str(shift) and "recordings_fp32" not in stored
     bad = transition_model(tmp_path / "bad", classes=("WALKING", "STAND_TO_SIT"))

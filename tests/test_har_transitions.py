@@ -21,6 +21,7 @@ from signals.errors import ConfigError, ModelError
 from signals.har.evaluate import timeline_samples
 from signals.har.frontend import CHANNELS, PreprocessConfig
 from signals.har.infer import HARRuntime, Timeline, TransitionAwareRuntime, format_timeline, predict_recording
+from signals.har.metrics import match_transitions
 from signals.har.smoothing import SmoothingConfig
 from signals.modelfolder import REPO_MODELS, Graph, ModelConfig, read_config, write_config
 
@@ -78,6 +79,17 @@ def test_without_bridges_the_timeline_is_unchanged():
     assert [s.label for s in segs] == ["A", "T", "B"] and all(s.transition is None for s in segs)
     with pytest.raises(ConfigError, match="bridge classes"):
         Timeline(["A", "B"], CFG, bridges=("T",))
+
+
+def test_transition_events_are_matched_by_place_and_name():
+    ref = [("SIT_TO_STAND", 100, 250), ("STAND_TO_SIT", 1000, 1150)]
+    hyp = [("SIT_TO_STAND", 200), ("SIT_TO_STAND", 1160), ("LIE_TO_SIT", 3000)]
+    assert match_transitions(ref, hyp, tolerance=10) == 1  # the second is named wrong
+    assert match_transitions(ref, hyp, tolerance=10, same_name=False) == 2
+    assert match_transitions(ref, hyp, tolerance=5, same_name=False) == 1  # 1160 is 10 samples late
+    assert match_transitions(ref, [("SIT_TO_STAND", 90)], tolerance=10) == 1
+    assert match_transitions(ref, [("SIT_TO_STAND", 200)] * 1, tolerance=10_000) == 1  # one-to-one
+    assert match_transitions([], hyp, tolerance=10) == 0
 
 
 # --------------------------------------------------------------------------------------------------

@@ -173,9 +173,9 @@ def _score_recordings(folder: ModelFolder, data, subjects, int8: bool, threads: 
     """:func:`evaluate_recordings` without the output file."""
     from tqdm import tqdm
 
-    from signals.har.data import UCI_HAR_TEST_SUBJECTS, hapt_recordings
+    from signals.har.data import HAPT_CLASSES, UCI_HAR_TEST_SUBJECTS, hapt_recordings
     from signals.har.infer import Timeline, TransitionAwareRuntime, smoother, stream_probs
-    from signals.har.metrics import classification_metrics, segment_scores
+    from signals.har.metrics import classification_metrics, match_transitions, segment_scores
 
     runtime = HARRuntime.from_folder(folder, ["CPUExecutionProvider"], threads, int8=int8)
     if transitions is not None:
@@ -193,6 +193,7 @@ def _score_recordings(folder: ModelFolder, data, subjects, int8: bool, threads: 
     tol = int(round(tolerance_s * sr))
     variants = ["raw"] + (["smoothed"] if runtime.labels.smoothing is not None else [])
     totals = {v: dict(confusion=np.zeros((k, k), np.int64), n_ref=0, n_hyp=0, hits=0) for v in variants}
+    events = {v: dict(n_ref=0, n_hyp=0, named=0, located=0) for v in variants}  # transition-aware timelines
     per_recording = []
     t0 = time.time()
     for rec in tqdm(recordings, desc="recordings", disable=not progress, leave=False):
@@ -208,7 +209,17 @@ def _score_recordings(folder: ModelFolder, data, subjects, int8: bool, threads: 
         ref = reference_samples(rec, classes, n)
         row = dict(recording=rec.name, user=rec.user, samples=n, labelled=int((ref >= 0).sum()))
         for v, tl in timelines.items():
-            s = score_recording(ref, timeline_samples(tl.finish(n), classes, n, sr), k, tol)
+            segments = tl.finish(n)
+            s = score_recording(ref, timeline_samples(segments, classes, n, sr), k, tol)
+            if runtime.bridges:  # were the labelled postural transitions found, and named?
+                ref_ev = [(HAPT_CLASSES[a - 1], start - 1, end) for a, start, end in rec.segments
+                          if HAPT_CLASSES[a - 1] in runtime.bridges]
+                hyp_ev = [(g.transition, int(round(g.start_s * sr))) for g in segments if g.transition]
+                e = events[v]
+                e["n_ref"] += len(ref_ev)
+                e["n_hyp"] += len(hyp_ev)
+                e["named"] += match_transitions(ref_ev, hyp_ev, tol)
+                e["located"] += match_transitions(ref_ev, hyp_ev, tol, same_name=False)
             for key in ("confusion", "n_ref", "n_hyp", "hits"):
                 totals[v][key] = totals[v][key] + s[key]
             cm = s["confusion"]
@@ -232,6 +243,10 @@ def _score_recordings(folder: ModelFolder, data, subjects, int8: bool, threads: 
                       recall={c: r["recall"] for c, r in m["per_class"].items() if r["support"]},
                       confusion_matrix=m["confusion_matrix"],
                       segments=segment_scores(t["n_ref"], t["n_hyp"], t["hits"]))
+        if runtime.bridges:
+            e = events[v]
+            out[v]["transitions"] = {**segment_scores(e["n_ref"], e["n_hyp"], e["named"]),
+                                     "located_recall": e["located"] / e["n_ref"] if e["n_ref"] else 0.0}
     out["per_recording"] = per_recording
     return out
 
@@ -253,6 +268,13 @@ def format_recordings_report(m: dict) -> str:
         if v in m:
             lines.append(f"sample recall per class ({v}): " + ", ".join(
                 f"{c} {r:.3f}" for c, r in m[v]["recall"].items()))
+    for v in ("raw", "smoothed"):
+        if v in m and "transitions" in m[v]:
+            t = m[v]["transitions"]
+            lines.append(f"postural transitions ({v}): {t['matched']} of {t['n_reference']} labelled ones found and "
+                         f"named within ±{m['tolerance_s']:g} s (recall {t['recall']:.3f}, precision {t['precision']:.3f} "
+                         f"of {t['n_predicted']} marked, F1 {t['f1']:.3f}); a change of activity placed in "
+                         f"{t['located_recall']:.3f} of them")
     lines += worst_recordings(m)
     return "\n".join(lines)
 

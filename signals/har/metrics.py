@@ -115,6 +115,22 @@ def match_segments(ref: list[tuple[int, int, int]], hyp: list[tuple[int, int, in
     return hits
 
 
+def match_transitions(ref: list[tuple[str, int, int]], hyp: list[tuple[str, int]], tolerance: int,
+                      same_name: bool = True) -> int:
+    """How many labelled transitions ``(name, first, end)`` (samples) find a predicted one ``(name, at)`` whose
+    change of activity lies within the transition's extent widened by ``tolerance`` samples on both sides and,
+    with ``same_name``, names the same transition (one-to-one, greedy in time order)."""
+    used = np.zeros(len(hyp), bool)
+    hits = 0
+    for name, first, end in ref:
+        for j, (h_name, at) in enumerate(hyp):
+            if not used[j] and first - tolerance <= at <= end + tolerance and (h_name == name or not same_name):
+                used[j] = True
+                hits += 1
+                break
+    return hits
+
+
 def segment_scores(n_ref: int, n_hyp: int, hits: int) -> dict:
     """Event-based precision, recall and F1 from the counts of :func:`match_segments`."""
     precision = hits / n_hyp if n_hyp else 0.0

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_har.py --threads 1                       # models/har and models/har-lite (if present)
     python benchmarks/bench_har.py --model models/har --model models/har-lite --model models/har-hapt --threads 1
+    python benchmarks/bench_har.py --model models/har-lite --model models/har-hapt-lite --threads 1   # the device pair
 
 Prints, per model and back end, for a single window (batch 1) and for batches of 256, the median (p50)
 and p99 latency per call and the throughput in windows/s, so the models and back ends can be compared

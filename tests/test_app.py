@@ -305,3 +305,15 @@ def test_har_tab_marks_postural_transitions_with_the_hapt_model():
     _ok(at)
     timeline = next(c.value for c in at.code if "activity" in c.value)
     assert "after" not in timeline and "LIE_TO_STAND" not in timeline
+
+
+def test_har_tab_pairs_lite_with_the_device_sized_transition_model():
+    if not all((REPO_MODELS / n / "config.json").is_file() for n in ("har", "har-lite", "har-hapt-lite")):
+        pytest.skip("needs shipped models/har, models/har-lite and models/har-hapt-lite")
+    at = _run_app()
+    model = next(s for s in at.selectbox if s.label == "Model")
+    model.set_value(next(o for o in model.options if o.startswith("FusionActNet-Lite ("))).run()
+    _ok(at)
+    toggle = next(t for t in at.toggle if t.label.startswith("Mark postural transitions"))
+    assert toggle.value and toggle.label.endswith("models/har-hapt-lite)")
+    assert "LIE_TO_STAND" in next(c.value for c in at.code if "activity" in c.value)

@@ -22,7 +22,7 @@ def test_har_tab_offers_the_shipped_models_and_the_smoothed_timeline():
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180).run()
     assert not at.exception and not at.error
     model = next(s for s in at.selectbox if s.label == "Model")
-    shipped = [n for n in ("har", "har-lite", "har-hapt") if (REPO_MODELS / n / "config.json").is_file()]
+    shipped = [n for n in ("har", "har-lite", "har-hapt", "har-hapt-lite") if (REPO_MODELS / n / "config.json").is_file()]
     assert len(model.options) == len(shipped)
     smooth = next(t for t in at.toggle if t.label.startswith("Smoothed timeline"))
     smoothed = _timeline(at)

@@ -244,7 +244,7 @@ def test_evaluate_recordings_with_transitions(trained, tmp_path, capsys):
     assert main(["har", "evaluate-recordings", "--model", str(model), "--data", str(data), "--transitions",
                  str(shift), "--json", str(js), "--record"]) == 0
     text = capsys.readouterr().out
-    assert f"+ transitions from {shift}" in text and "recordings_fp32_transitions" in text
+    assert f"+ transitions from {shift}" in text and "recordings_fp32_with_shift" in text
     m = json.loads(js.read_text())
     assert m["transitions"] == str(shift) and m["classes"] == classes and m["lag"] == 3
     for v in ("raw", "smoothed"):
@@ -254,7 +254,7 @@ def test_evaluate_recordings_with_transitions(trained, tmp_path, capsys):
         assert t["n_reference"] == 0 and t["matched"] == 0 and t["n_predicted"] >= 0
     assert "postural transitions (smoothed): 0 of 0" in text
     stored = json.loads((model / "metrics.json").read_text())
-    assert stored["recordings_fp32_transitions"]["transitions"] == str(shift) and "recordings_fp32" not in stored
+    assert stored["recordings_fp32_with_shift"]["transitions"] == str(shift) and "recordings_fp32" not in stored
     bad = transition_model(tmp_path / "bad", classes=("WALKING", "STAND_TO_SIT"))
     assert main(["har", "evaluate-recordings", "--model", str(model), "--data", str(data), "--transitions",
                  str(bad)]) == 2

@@ -254,7 +254,7 @@ def test_no_hmm_means_raw_timeline_unless_smoothing_is_asked_for(tmp_path, capsy
     assert "no smoothing HMM" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["har", "har-lite", "har-hapt"])
+@pytest.mark.parametrize("name", ["har", "har-lite", "har-hapt", "har-hapt-lite"])
 def test_shipped_models_smooth_the_example(name):
     from signals.modelfolder import REPO_MODELS
 

@@ -179,10 +179,11 @@ def test_cli_predict_with_transitions(tmp_path, capsys):
     assert "no class beyond" in capsys.readouterr().err
 
 
-def test_shipped_models_mark_the_example_transition():
-    full, hapt = REPO_MODELS / "har", REPO_MODELS / "har-hapt"
+@pytest.mark.parametrize("names", [("har", "har-hapt"), ("har-lite", "har-hapt-lite")])
+def test_shipped_models_mark_the_example_transition(names):
+    full, hapt = (REPO_MODELS / n for n in names)
     if not ((full / "config.json").is_file() and (hapt / "config.json").is_file()):
-        pytest.skip("no shipped models/har and models/har-hapt")
+        pytest.skip(f"no shipped models/{names[0]} and models/{names[1]}")
     rt = TransitionAwareRuntime.pair(HARRuntime.load(full, threads=1), HARRuntime.load(hapt, threads=1))
     segs = predict_recording(rt, RAW)
     # ground truth: LAYING 0-10.3 s, LIE_TO_STAND 10.3-14.0 s, unlabelled movement, WALKING 28.1-40 s

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, replace
+from pathlib import Path
 
 from signals.cliutil import add_command, add_group, float_range, int_range, positive_int, standalone
 
@@ -244,7 +245,7 @@ def _evaluate_recordings(args) -> int:
     print(format_recordings_report(m))
     if args.record:
         keep = {k: v for k, v in m.items() if k != "per_recording"}
-        key = f"recordings_{m['graph']}" + ("_transitions" if args.transitions else "")
+        key = f"recordings_{m['graph']}" + (f"_with_{Path(m['transitions']).name}" if m["transitions"] else "")
         update_metrics(m["model"], **{key: keep})
         print(f"recorded in {m['model']}/metrics.json under {key}")
     if args.json:
@@ -323,7 +324,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model folder (default: $SIGNALS_MODELS/har, else models/har)")
     p.add_argument("--data", default=None, help="UCI HAPT folder (default: $SIGNALS_DATA/uci-hapt)")
     p.add_argument("--transitions", default=None, metavar="MODEL", help=TRANSITIONS_HELP + "; scored on the "
-                   "activity model's classes, recorded under recordings_<graph>_transitions")
+                   "activity model's classes, recorded under recordings_<graph>_with_<its folder name>")
     p.add_argument("--subjects", type=positive_int, nargs="*", default=None,
                    help="users (>= 1) whose recordings are scored (default: the test subjects 2 4 9 10 12 13 18 20 "
                         "24)")

@@ -229,9 +229,9 @@ HAR_MODELS = {
     "har-hapt": "FusionActNet HAPT (12 classes: 6 activities + postural transitions)",
     "har-hapt-lite": "FusionActNet-Lite HAPT (device-sized, distilled; 12 classes)",
 }
-# the transition model a 6-class model is paired with in the transition-aware timeline: the device-sized
-# one for the device-sized model, else the full-size HAPT model
-HAR_TRANSITIONS = {"har-lite": ("har-hapt-lite", "har-hapt")}
+# the transition models a 6-class model may be paired with in the transition-aware timeline, first present
+# first: the device-sized one for the device-sized model
+HAR_TRANSITIONS = {"har": ("har-hapt",), "har-lite": ("har-hapt-lite", "har-hapt")}
 
 
 @st.cache_resource
@@ -345,8 +345,8 @@ def har_tab(files: RunFiles) -> None:
 
         sample_rate = _har_rate(rate)
         runtime = _har_runtime(name, int8)
-        partner = next((t for t in HAR_TRANSITIONS.get(name, ("har-hapt",)) if t in models.values()), None)
-        if partner and not any(c.endswith(("_TO_SIT", "_TO_STAND")) for c in runtime.classes):
+        partner = next((t for t in HAR_TRANSITIONS.get(name, ()) if t in models.values()), None)
+        if partner:
             if st.toggle(f"Mark postural transitions (transition-aware decoding with models/{partner})", value=True,
                          help="Both models run on every window: this model says which activity, the 12-class "
                               "HAPT model where a sit-to-stand or lie-to-sit happens; each change of activity is "

@@ -198,8 +198,8 @@ def _predict(args) -> int:
     from signals.har.frontend import recording_files
     from signals.har.infer import (
         HARRuntime,
-        TransitionAwareRuntime,
         format_timeline,
+        load_pair,
         open_outputs,
         predict_recording,
         smoother,
@@ -210,10 +210,10 @@ def _predict(args) -> int:
     # path that cannot be written fails at once, and a failed run leaves nothing behind
     with open_outputs({"json": (None if to_stdout else args.json, (".json",))}, recording_files(args.recording),
                       args.overwrite) as outs:
-        runtime = HARRuntime.load(args.model, threads=args.threads, int8=args.int8)
         if args.transitions:
-            runtime = TransitionAwareRuntime.pair(
-                runtime, HARRuntime.load(args.transitions, threads=args.threads, int8=args.int8))
+            runtime = load_pair(args.model, args.transitions, threads=args.threads, int8=args.int8)
+        else:
+            runtime = HARRuntime.load(args.model, threads=args.threads, int8=args.int8)
         smoothing = False if args.no_smoothing else (True if args.lag is not None else None)
         decoder = smoother(runtime, smoothing, args.lag)  # checks --lag before the recording is read
         segments = predict_recording(runtime, args.recording, sample_rate=args.sample_rate,
@@ -302,9 +302,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                         "int8 graph, not only the convolutions reading the input (0..64; default: 0)")
 
     p = add_command(group, "predict", "activity timeline of a recording (onnxruntime, no torch)", _predict)
-    p.add_argument("--transitions", default=None, metavar="MODEL", help=TRANSITIONS_HELP)
     p.add_argument("recording", help="recording file (see signals.har.frontend for the accepted formats)")
     p.add_argument("--model", default=None, help="model folder (default: $SIGNALS_MODELS/har, else models/har)")
+    p.add_argument("--transitions", default=None, metavar="MODEL", help=TRANSITIONS_HELP)
     p.add_argument("--sample-rate", type=rate_type(), default=None,
                    help="sample rate of the recording in Hz (5..10000); overrides a CSV's time column, which is "
                         "then not used (default: HAPT files 50 Hz, CSV files from the time column in seconds)")

@@ -177,6 +177,10 @@ def test_cli_predict_with_transitions(tmp_path, capsys):
     assert any(s["transition"] == "SHIFT" for s in doc["segments"]) and "after" in out
     assert main(["har", "predict", str(RAW), "--model", str(energy), "--transitions", str(energy)]) == 2
     assert "no class beyond" in capsys.readouterr().err
+    assert main(["har", "predict", str(RAW), "--model", str(energy), "--transitions", str(tmp_path / "nope")]) == 2
+    assert "transition model folder not found" in capsys.readouterr().err
+    assert main(["har", "evaluate-recordings", "--model", str(energy), "--transitions", str(RAW)]) == 2
+    assert "is a file, not a model folder (given with --transitions)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("names", [("har", "har-hapt"), ("har-lite", "har-hapt-lite")])

@@ -174,13 +174,13 @@ def _score_recordings(folder: ModelFolder, data, subjects, int8: bool, threads: 
     from tqdm import tqdm
 
     from signals.har.data import HAPT_CLASSES, UCI_HAR_TEST_SUBJECTS, hapt_recordings
-    from signals.har.infer import Timeline, TransitionAwareRuntime, smoother, stream_probs
+    from signals.har.infer import Timeline, TransitionAwareRuntime, load_transitions, smoother, stream_probs
     from signals.har.metrics import classification_metrics, match_transitions, segment_scores
 
     runtime = HARRuntime.from_folder(folder, ["CPUExecutionProvider"], threads, int8=int8)
     if transitions is not None:
         runtime = TransitionAwareRuntime.pair(
-            runtime, HARRuntime.load(transitions, ["CPUExecutionProvider"], threads, int8=int8))
+            runtime, load_transitions(transitions, ["CPUExecutionProvider"], threads, int8=int8))
     classes = runtime.activities  # scored; the decoder may have more (the transition-aware one's bridges)
     cfg = runtime.preprocess
     if cfg is None:

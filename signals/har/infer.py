@@ -230,11 +230,21 @@ class TransitionAwareRuntime:
         return out.astype(np.float32)
 
 
+def load_transitions(transitions: str | Path, providers: Sequence[str] | None = None, threads: int | None = None,
+                     int8: bool = False) -> HARRuntime:
+    """The transition model of a pair (``--transitions``): a folder must be named, and a missing one says so."""
+    path = Path(transitions)
+    if not path.is_dir():
+        raise ModelError(f"transition model folder not found: {path} (given with --transitions)" if not path.exists()
+                         else f"{path} is a file, not a model folder (given with --transitions)")
+    return HARRuntime.load(path, providers, threads, int8)
+
+
 def load_pair(model_dir: str | Path | None, transitions: str | Path, providers: Sequence[str] | None = None,
               threads: int | None = None, int8: bool = False) -> TransitionAwareRuntime:
     """``model_dir``'s activities, decoded with the postural transitions of the model in ``transitions``."""
     return TransitionAwareRuntime.pair(HARRuntime.load(model_dir, providers, threads, int8),
-                                       HARRuntime.load(transitions, providers, threads, int8))
+                                       load_transitions(transitions, providers, threads, int8))
 
 
 # --------------------------------------------------------------------------------------------------

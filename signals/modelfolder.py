@@ -288,18 +288,19 @@ def sha256(path: str | Path) -> str:
 # lookup
 
 
-def find_model(name: str, model: str | Path | None = None) -> Path:
+def find_model(name: str, model: str | Path | None = None, option: str = "--model") -> Path:
     """The folder of model ``name``: ``model`` if given, else ``$SIGNALS_MODELS/<name>``, else ``models/<name>``.
 
     The checkout's ``models/`` is only a fallback, so an installed (non-editable) package finds models
-    through ``--model`` or ``$SIGNALS_MODELS``. The error names every place that was tried.
+    through ``--model`` or ``$SIGNALS_MODELS``. The error names every place that was tried, and ``option`` the
+    command-line option a given ``model`` came from.
     """
     if model is not None:
         path = Path(model)
         if not path.is_dir():
             if path.exists():
-                raise ModelError(f"{path} is a file, not a model folder (given with --model)")
-            raise ModelError(f"model folder not found: {path} (given with --model)")
+                raise ModelError(f"{path} is a file, not a model folder (given with {option})")
+            raise ModelError(f"model folder not found: {path} (given with {option})")
         return path
     tried = []
     env = os.environ.get("SIGNALS_MODELS")

@@ -178,7 +178,7 @@ def test_cli_predict_with_transitions(tmp_path, capsys):
     assert main(["har", "predict", str(RAW), "--model", str(energy), "--transitions", str(energy)]) == 2
     assert "no class beyond" in capsys.readouterr().err
     assert main(["har", "predict", str(RAW), "--model", str(energy), "--transitions", str(tmp_path / "nope")]) == 2
-    assert "transition model folder not found" in capsys.readouterr().err
+    assert f"model folder not found: {tmp_path / 'nope'} (given with --transitions)" in capsys.readouterr().err
     assert main(["har", "evaluate-recordings", "--model", str(energy), "--transitions", str(RAW)]) == 2
     assert "is a file, not a model folder (given with --transitions)" in capsys.readouterr().err
 

@@ -29,7 +29,7 @@ import numpy as np
 from signals.errors import ConfigError, DataError, ModelError
 from signals.har.frontend import CHANNELS, PreprocessConfig, UCIHARFilter, iter_recording
 from signals.har.smoothing import FixedLagViterbi, SmoothingConfig
-from signals.modelfolder import ModelFolder
+from signals.modelfolder import ModelFolder, find_model
 from signals.outputs import AtomicOutput, check_output
 
 KIND = "har"
@@ -232,12 +232,9 @@ class TransitionAwareRuntime:
 
 def load_transitions(transitions: str | Path, providers: Sequence[str] | None = None, threads: int | None = None,
                      int8: bool = False) -> HARRuntime:
-    """The transition model of a pair (``--transitions``): a folder must be named, and a missing one says so."""
-    path = Path(transitions)
-    if not path.is_dir():
-        raise ModelError(f"transition model folder not found: {path} (given with --transitions)" if not path.exists()
-                         else f"{path} is a file, not a model folder (given with --transitions)")
-    return HARRuntime.load(path, providers, threads, int8)
+    """The transition model of a pair (``--transitions``, named so in the errors of a missing folder)."""
+    return HARRuntime.from_folder(ModelFolder.load(find_model(KIND, transitions, option="--transitions"), KIND),
+                                  providers, threads, int8)
 
 
 def load_pair(model_dir: str | Path | None, transitions: str | Path, providers: Sequence[str] | None = None,

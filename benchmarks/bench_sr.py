@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_sr.py [--model models/super_resolution] [--threads 1] [--repeats 3]
 
 For 1 s and 10 s of input (48 kHz, i.e. the log-mel of 188 / 1876 frames) it times the bare generator
-(mel -> waveform) in both engines, the full ``upsample`` path (resample, mel, chunked ONNX, crossover)
-for 10 s of 16 kHz input, and prints the parameter count and peak resident memory of each stage.
+(mel -> waveform) in both engines, the full ``upsample`` path (resample, mel, chunked ONNX, frame comb,
+learned envelope, crossover) for 10 s of 16 kHz input (and without the envelope), and prints the parameter count and peak resident memory of each stage.
 RTF = processing time / audio duration (below 1 = faster than real time).
 
 Memory of ``signals speech upsample`` on long files (each run in a fresh subprocess; peak RSS from
@@ -196,8 +196,15 @@ def main() -> None:
 
     wav = sosfilt(butter(8, 7000, fs=16000, output="sos"), wav).astype(np.float32)
     t = best_time(lambda: sr.upsample(wav, 16000), 1)
+    envelope = "learned envelope" if sr.envelope is not None else f"gain {sr.front.generated_gain_db:+g} dB"
     print(f"full upsample path (10 s of 16 kHz input, chunked ONNX + frame comb (radius "
-          f"{sr.front.frame_comb_radius}) + crossover): {t:.3f} s, RTF {t / 10:.3f}")
+          f"{sr.front.frame_comb_radius}) + {envelope} + crossover): {t:.3f} s, RTF {t / 10:.3f}")
+    if sr.envelope is not None:
+        from dataclasses import replace
+
+        fixed = replace(sr, envelope=None, front=replace(sr.front, envelope=None))
+        t1 = best_time(lambda: fixed.upsample(wav, 16000), 1)
+        print(f"  the same without the learned envelope (its net + STFT rescaling): {t1:.3f} s, RTF {t1 / 10:.3f}")
     if sr.front.frame_comb_radius:
         from dataclasses import replace
 

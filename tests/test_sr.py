@@ -505,9 +505,12 @@ def test_evaluate_on_real_vctk(vctk_root, model_folder, tmp_path):
     saved = json.loads((folder / "metrics.json").read_text())["evaluations"]
     assert set(saved) == {"vctk_held_out", "again"} and saved["again"]["command"] == "t"
     assert saved["again"]["summary"]["hifi_sr"]["8000"]["lsd"] == pytest.approx(rec["summary"]["hifi_sr"]["8000"]["lsd"])
-    assert saved["again"]["postprocess"] == {"frame_comb_radius": 0, "generated_gain_db": 0.0, "edge_fade_frames": 4}
+    assert saved["again"]["postprocess"] == {"frame_comb_radius": 0, "generated_gain_db": 0.0, "edge_fade_frames": 4,
+                                             "envelope": False}
     with pytest.raises(ConfigError, match="--record stores what the model folder does as it is"):
         evaluate(vctk_root / "wav", folder, held_out=True, rates=(8000,), threads=1, record="x", generated_gain_db=3.0)
+    with pytest.raises(ConfigError, match="--no-envelope"):
+        evaluate(vctk_root / "wav", folder, held_out=True, rates=(8000,), threads=1, record="x", envelope=False)
 
 
 def test_evaluate_on_a_pack_split_up_to_each_clip_bandwidth(model_folder, tmp_path):

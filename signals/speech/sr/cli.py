@@ -1,4 +1,5 @@
-"""``signals speech upsample`` and ``signals speech sr prepare | train | evaluate | export``. The only SR module that
+"""``signals speech upsample`` and ``signals speech sr prepare | train | train-envelope | evaluate | export |
+export-envelope``. The only SR module that
 parses or prints.
 
 Handlers import their implementation lazily: ``upsample`` and ``evaluate`` run on the torch-free
@@ -84,6 +85,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generated-gain", type=float, metavar="DB", dest="generated_gain",
                    help="override the model's generated_gain_db: gain on the generated band, after the frame "
                         "comb (default: the model's)")
+    p.add_argument("--no-envelope", action="store_true", dest="no_envelope",
+                   help="leave out the model's learned envelope of the generated band (then --generated-gain and "
+                        "the model's fixed gain apply)")
 
 
 def _upsample(args) -> int:
@@ -93,7 +97,8 @@ def _upsample(args) -> int:
 
     # the output is checked before the model loads (upsample_file checks it again, with the channel count)
     check_audio_output(args.output, SAMPLE_RATE, float32=args.float, inputs=[args.input], overwrite=args.overwrite)
-    sr = load(args.model, threads=args.threads, frame_comb_radius=args.frame_comb, generated_gain_db=args.generated_gain)
+    sr = load(args.model, threads=args.threads, frame_comb_radius=args.frame_comb, generated_gain_db=args.generated_gain,
+              envelope=not args.no_envelope)
     info = sr.upsample_file(args.input, args.output, subtype="FLOAT" if args.float else "PCM_16",
                             postprocess=not args.no_postprocess, overwrite=args.overwrite)
     for message in info["warnings"]:
@@ -200,8 +205,31 @@ def _evaluate(args) -> int:
     result = evaluate(args.dir, args.model, out=args.out, held_out=args.held_out, files=args.files,
                       rates=tuple(args.rates), threads=args.threads, split=args.split, vocoder=args.vocoder,
                       limit=args.limit, frame_comb_radius=args.frame_comb, generated_gain_db=args.generated_gain,
-                      record=args.record, command="signals " + " ".join(sys.argv[1:]))
+                      envelope=not args.no_envelope, record=args.record, command="signals " + " ".join(sys.argv[1:]))
     print(format_table(result))
+    return 0
+
+
+def _train_envelope(args) -> int:
+    from dataclasses import replace
+
+    from signals.configio import from_args
+    from signals.speech.sr.config import EnvelopeConfig
+    from signals.speech.sr.train_envelope import EnvelopeTrainConfig, train_envelope
+
+    cfg = from_args(EnvelopeTrainConfig, args)
+    cfg = replace(cfg, net=from_args(EnvelopeConfig, args, cfg.net))
+    result = train_envelope(cfg, args.data, args.model, args.out, workers=args.workers, threads=args.threads,
+                            progress=not args.quiet, data_share=args.data_share)
+    print(json.dumps(result))
+    return 0
+
+
+def _export_envelope(args) -> int:
+    from signals.speech.sr.export import export_envelope
+
+    graph = export_envelope(args.weights, args.model)
+    print(json.dumps({"onnx": f"{args.model}/{graph.file}", "parity_max_abs": graph.parity_max_abs_diff}))
     return 0
 
 
@@ -250,6 +278,29 @@ def register(group: argparse._SubParsersAction) -> None:
     add_train_arguments(add_command(sr, "train", "train HiFi-SR on a folder of wideband audio (torchrun-ready)",
                                     _train))
 
+    p = add_command(sr, "train-envelope", "train the learned envelope of a model folder's generated band (CPU, "
+                                          "minutes)", _train_envelope)
+    from signals.speech.sr.config import EnvelopeConfig
+    from signals.speech.sr.train_envelope import EnvelopeTrainConfig
+
+    p.add_argument("--data", nargs="+", required=True, help="training packs (sr prepare) and/or folders of wideband "
+                                                            "audio")
+    p.add_argument("--model", default=None, help="the HiFi-SR folder whose generated band it shapes (validation runs "
+                                                 "its runtime; default models/super_resolution)")
+    p.add_argument("--data-share", nargs="+", type=float_range(0, 1e6), metavar="W", dest="data_share",
+                   help="share of the training crops drawn from each --data path, one per path (default: in "
+                        "proportion to their audio's length)")
+    p.add_argument("--out", default="runs/sr_envelope", help="run folder: log, envelope*.safetensors")
+    add_arguments(p, EnvelopeTrainConfig, skip=["net", "degrade"], types=TRAIN_TYPES, help={
+        "steps": "training steps (the cosine schedule ends here)", "segment": "crop length in samples at 48 kHz",
+        "val_clips": "validation clips per training pack (evenly spaced)",
+        "max_seconds": "stop after this much training time (0: no limit)"})
+    add_arguments(p, EnvelopeConfig, only=["channels", "kernel", "dilations", "band_hz"], types={
+        "channels": positive_int, "kernel": positive_int, "band_hz": float_range(50, 24000)})
+    p.add_argument("--workers", type=nonnegative_int, default=1, help="DataLoader worker processes")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch / onnxruntime threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
     p = add_command(sr, "evaluate", "LSD / high-band LSD / SI-SDR / tonal artefacts per input rate vs baselines",
                     _evaluate)
     p.add_argument("dir", help="folder of wideband reference audio, or a training pack (sr prepare)")
@@ -265,6 +316,11 @@ def register(group: argparse._SubParsersAction) -> None:
     p.add_argument("--record", metavar="NAME", help="also store the summary in the model folder's metrics.json "
                                                     "under evaluations.NAME (the folder as it is: no overrides)")
     _model_args(p)
+
+    p = add_command(sr, "export-envelope", "add a trained envelope net to a model folder (envelope.onnx, "
+                                           "frontend.envelope; replaces the fixed gain)", _export_envelope)
+    p.add_argument("--weights", required=True, help="envelope .safetensors from train-envelope")
+    p.add_argument("--model", default="models/super_resolution", help="model folder to add it to")
 
     p = add_command(sr, "export", "export generator weights to an ONNX model folder (with parity check)", _export)
     p.add_argument("--weights", required=True, help="generator .safetensors from training")

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from signals.speech.nn.config import TINY_DISC, DiscriminatorConfig, HiFiGANConfig
-from signals.speech.sr.data import DegradeConfig
+from signals.speech.sr.data import SAMPLE_RATE, DegradeConfig
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,43 @@ class GeneratorConfig:
 
 
 SMALL = GeneratorConfig()
+
+
+@dataclass(frozen=True)
+class EnvelopeConfig:
+    """The learned envelope of the generated band (:class:`signals.speech.sr.model.EnvelopeNet` and
+    :func:`signals.speech.sr.postprocess.apply_envelope`).
+
+    Why: the generator's fine structure in the band it invents is as good as noise, but its level per band
+    and frame is not (an oracle that only rescales each 500 Hz band of each frame to the reference's power
+    takes validation LSD at a 16 kHz input from 1.18-1.31 to 0.69-0.70). So a small convolutional net
+    predicts the target's log power per band and frame from the input's log-mel, and the runtime rescales
+    the generator's STFT to it. Band powers are measured on SR_MEL's framing (n_fft 1024, hop 256), so their
+    frames are the mel's.
+    """
+
+    n_mels: int = 80  # input log-mel bands (SR_MEL)
+    n_fft: int = 1024
+    hop: int = 256
+    band_hz: float = 500.0  # width of the bands whose power is predicted (0 ... 24 kHz)
+    # Bands centred above this are silenced: no training clip had content there, so the net never learnt them
+    # (and whatever the generator writes there is untrained). `sr train-envelope` lowers it to the last band
+    # edge under the training clips' highest measured bandwidth (every source here is 44.1 kHz audio).
+    max_hz: float = 22050.0
+    log_floor: float = -10.0  # log10 band power floor (targets, measurements, the silenced band)
+    max_gain_db: float = 60.0  # the rescaling per band and frame is clipped to +-this
+    channels: int = 192
+    kernel: int = 5
+    dilations: tuple[int, ...] = (1, 2, 4)
+
+    @property
+    def n_bands(self) -> int:
+        return int(round(SAMPLE_RATE / 2 / self.band_hz))
+
+    @property
+    def context_frames(self) -> int:
+        """Frames each side that one output frame reads (input conv + dilated residual convs)."""
+        return (self.kernel - 1) // 2 * (1 + sum(self.dilations))
 # ~101 M parameters: an 11-layer 720-wide encoder and the HiFi-GAN V1 upsampler (512 channels).
 PAPER = GeneratorConfig(d_model=720, n_layers=11, n_heads=12, ff_mult=4, attn_window=64, upsample_initial_channel=512)
 GENERATORS = {"small": SMALL, "paper": PAPER}

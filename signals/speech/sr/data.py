@@ -141,7 +141,10 @@ def vocoder_like(wav: np.ndarray, rng: np.random.Generator, cutoff: tuple[float,
     f, _, z = sps.stft(x, fs=VOCODER_RATE, nperseg=n_fft, noverlap=n_fft - hop)
     f_split = float(rng.uniform(*split))
     bin_hz = VOCODER_RATE / n_fft
-    env = np.sqrt(uniform_filter(np.abs(z) ** 2, size=(max(1, int(1000 / bin_hz)), 5), mode="nearest"))
+    # float32 running sums leave tiny negative powers where a loud stretch meets near-silence: clamp them
+    # (their square root was NaN, and one NaN crop poisons a training run)
+    power = uniform_filter(np.abs(z) ** 2, size=(max(1, int(1000 / bin_hz)), 5), mode="nearest")
+    env = np.sqrt(np.maximum(power, 0.0))
     # x2: random-phase frames add up incoherently in the windowed overlap-add (Hann, 75 % overlap), which
     # loses 6.0 dB (measured on white noise); without it the invented band would come out that much low.
     gain = 2.0 * 10 ** (float(rng.uniform(-6.0, 2.0)) / 20)
@@ -349,7 +352,8 @@ class SRDataset:
     """
 
     def __init__(self, wavs: list[np.ndarray], cfg: DegradeConfig = DegradeConfig(), length: int = 10**7,
-                 seed: int = 0, augment: bool = True, bandwidths: list[float] | None = None):
+                 seed: int = 0, augment: bool = True, bandwidths: list[float] | None = None,
+                 clip_weights: list[float] | None = None):
         if not wavs:
             raise DataError("SRDataset needs at least one waveform")
         self.wavs = [np.asarray(w, dtype=np.float32) for w in wavs]
@@ -357,7 +361,14 @@ class SRDataset:
         if len(self.bandwidths) != len(self.wavs):
             raise DataError(f"{len(self.wavs)} waveforms but {len(self.bandwidths)} bandwidths")
         self.cfg, self.length, self.seed, self.augment = cfg, length, seed, augment
+        # crops are drawn in proportion to each clip's length (times its clip_weight, if given)
         self.weights = np.array([len(w) for w in self.wavs], dtype=np.float64)
+        if clip_weights is not None:
+            if len(clip_weights) != len(self.wavs) or not all(np.isfinite(c) and c >= 0 for c in clip_weights):
+                raise DataError(f"clip_weights: {len(self.wavs)} finite weights >= 0 needed, got {len(clip_weights)}")
+            self.weights *= np.asarray(clip_weights, dtype=np.float64)
+        if not self.weights.sum() > 0:
+            raise DataError("SRDataset: every clip has weight 0")
         self.weights /= self.weights.sum()
         self.rates = cfg.rates()
 

@@ -187,20 +187,22 @@ def evaluate(data: str | Path, model_dir: str | Path | None = None, out: str | P
              held_out: bool = False, files: list[str] | None = None, rates: tuple[int, ...] = RATES,
              threads: int | None = None, split: str = "test", vocoder: bool = False,
              limit: int | None = None, frame_comb_radius: int | None = None,
-             generated_gain_db: float | None = None, record: str | None = None,
+             generated_gain_db: float | None = None, envelope: bool = True, record: str | None = None,
              command: str | None = None) -> dict[str, Any]:
     """Evaluate the model folder on ``data`` (audio folder or training pack); writes ``results.json`` /
     ``results.txt`` / ``spectrogram.png`` into ``out`` if given. ``limit``: at most that many files (evenly
-    spaced); ``frame_comb_radius``, ``generated_gain_db``: override the model's (None: keep them).
+    spaced); ``frame_comb_radius``, ``generated_gain_db``: override the model's (None: keep them);
+    ``envelope=False``: without the model's learned envelope.
     ``record``: also store the summary in the model folder's ``metrics.json["evaluations"][record]`` (with
     ``command``), only for the folder as it is (no overrides)."""
     from signals.speech.sr.data import is_pack
     from signals.speech.sr.infer import load
 
-    if record is not None and (frame_comb_radius is not None or generated_gain_db is not None):
-        raise ConfigError("--record stores what the model folder does as it is: leave out --frame-comb and "
-                          "--generated-gain (or evaluate them without --record)")
-    model = load(model_dir, threads=threads, frame_comb_radius=frame_comb_radius, generated_gain_db=generated_gain_db)
+    if record is not None and (frame_comb_radius is not None or generated_gain_db is not None or not envelope):
+        raise ConfigError("--record stores what the model folder does as it is: leave out --frame-comb, "
+                          "--generated-gain and --no-envelope (or evaluate them without --record)")
+    model = load(model_dir, threads=threads, frame_comb_radius=frame_comb_radius, generated_gain_db=generated_gain_db,
+                 envelope=envelope)
     voc = None
     if vocoder:
         from signals.speech.vocoder.infer import load as load_vocoder
@@ -230,7 +232,8 @@ def evaluate(data: str | Path, model_dir: str | Path | None = None, out: str | P
 
         evaluations = read_metrics(model.folder.path).get("evaluations", {})
         evaluations[record] = {"command": command, "label": label, "files": result["files"], "rates": result["rates"],
-                               "postprocess": {k: getattr(model.front, k) for k in POSTPROCESS},
+                               "postprocess": {**{k: getattr(model.front, k) for k in POSTPROCESS},
+                                               "envelope": model.envelope is not None},
                                "summary": result["summary"]}
         update_metrics(model.folder.path, evaluations=evaluations)
     return result

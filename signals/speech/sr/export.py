@@ -1,10 +1,14 @@
 """Export the HiFi-SR generator to ONNX and write the model folder, through :mod:`signals.export`.
 
     signals speech sr export --weights runs/sr/generator_best.safetensors --out models/super_resolution
+    signals speech sr export-envelope --weights runs/sr_env/envelope_best.safetensors --model models/super_resolution
 
-The graph maps ``mel: float32[batch, 80, frames]`` (the SR_MEL log-mel of the input resampled to 48 kHz)
+The generator graph maps ``mel: float32[batch, 80, frames]`` (the SR_MEL log-mel of the input resampled to 48 kHz)
 to ``audio: float32[batch, frames * 256]``; batch and frames are dynamic. Parity with PyTorch is checked
-on several lengths before the folder is written.
+on several lengths before the folder is written. ``export-envelope`` adds the learned envelope of the
+generated band to a folder: ``envelope.onnx`` (``mel`` -> ``band_power: float32[batch, n_bands, frames]``),
+its weights, ``frontend.envelope`` and its training record under ``source.envelope``; the generator and its
+files are left as they are (the envelope belongs to that generator: it is validated through its runtime).
 """
 
 from __future__ import annotations
@@ -19,12 +23,12 @@ import torch.nn as nn
 
 from signals.configio import from_dict, to_dict
 from signals.errors import ModelError
-from signals.export import export_graph, write_folder
-from signals.modelfolder import LOG_FILE, ModelConfig, ModelFolder, read_log, sha256
-from signals.speech.sr.config import SMALL, GeneratorConfig
+from signals.export import export_graph, save_weights, write_folder
+from signals.modelfolder import LOG_FILE, Graph, ModelConfig, ModelFolder, read_log, sha256, write_config
+from signals.speech.sr.config import SMALL, EnvelopeConfig, GeneratorConfig
 from signals.speech.sr.frontend import FrontEnd
 from signals.speech.sr.infer import KIND, ONNX_FILE, Chunking
-from signals.speech.sr.model import Generator
+from signals.speech.sr.model import EnvelopeNet, Generator
 from signals.torchutils import load_safetensors
 
 DESCRIPTION = ("HiFi-SR: banded-attention conformer encoder over the 48 kHz log-mel feeding a HiFi-GAN/Snake "
@@ -152,3 +156,67 @@ def export(weights: str | Path, out: str | Path, gcfg: GeneratorConfig | None = 
                          source=source or {}, licence=licence)
     write_folder(out, config, gen, metadata={"config": json.dumps(to_dict(gcfg))})
     return config
+
+
+ENVELOPE_ONNX, ENVELOPE_WEIGHTS = "envelope.onnx", "envelope.safetensors"
+
+
+def export_envelope(weights: str | Path, model_dir: str | Path) -> Graph:
+    """Add the envelope net ``weights`` (from ``sr train-envelope``) to the HiFi-SR folder ``model_dir``.
+
+    Writes ``envelope.onnx`` (parity checked), ``envelope.safetensors``, ``graphs.envelope``,
+    ``files.envelope_weights``, ``frontend.envelope`` (which the runtime then uses instead of
+    ``generated_gain_db``; that stays, for ``--no-envelope``) and ``source.envelope`` (the run's recipe, data, chosen step and
+    its validation row, when the run folder is beside the weights). Returns the graph entry.
+    """
+    from dataclasses import replace
+
+    from safetensors import safe_open
+
+    from signals.configio import from_dict
+    from signals.speech.sr.data import is_pack, read_pack_index
+    from signals.speech.sr.train_envelope import RUN_CONFIG
+
+    weights = Path(weights)
+    if not weights.is_file():
+        raise ModelError(f"envelope weights not found: {weights}")
+    folder = ModelFolder.load(model_dir, KIND)
+    with safe_open(str(weights), "pt") as f:
+        meta = f.metadata() or {}
+    if "config" not in meta:
+        raise ModelError(f"{weights} carries no envelope config in its metadata: is it from `sr train-envelope`?")
+    ecfg = from_dict(EnvelopeConfig, json.loads(meta["config"]), str(weights), "config")
+    net = load_safetensors(EnvelopeNet(ecfg), weights).eval().float()
+    front = folder.section("frontend", FrontEnd)
+    if (ecfg.n_fft, ecfg.hop, ecfg.n_mels) != (front.mel.n_fft, front.mel.hop_length, front.mel.n_mels):
+        raise ModelError(f"{weights}: the envelope frames as n_fft {ecfg.n_fft} / hop {ecfg.hop} / {ecfg.n_mels} mels, "
+                         f"{folder.path}'s mel as {front.mel.n_fft} / {front.mel.hop_length} / {front.mel.n_mels}")
+    graph = export_graph(net, folder.path / ENVELOPE_ONNX, inputs={"mel": ("batch", ecfg.n_mels, "frames")},
+                         outputs={"band_power": ("batch", ecfg.n_bands, "frames")},
+                         example=[torch.randn(1, ecfg.n_mels, 64)], cases=parity_cases(ecfg.n_mels))
+    save_weights(net, folder.path, ENVELOPE_WEIGHTS, metadata={"config": meta["config"]})
+    record: dict[str, Any] = {"weights_sha256": sha256(weights), "step": int(meta.get("step", -1))}
+    run = weights.parent
+    if (run / RUN_CONFIG).is_file():
+        record["training"] = json.loads((run / RUN_CONFIG).read_text())
+        if (run / LOG_FILE).is_file():
+            rows = read_log(run / LOG_FILE)
+            record["validation"] = next((r for r in rows if r.get("step") == record["step"] and "val_lsd_mean" in r),
+                                        {})
+            record["baseline"] = next((r for r in rows if r.get("baseline")), {})
+    config = folder.config
+    licence = config.licence
+    packs = [d for d in (record.get("training") or {}).get("data", []) if Path(d).is_dir() and is_pack(d)]
+    if packs:  # the audio the envelope learnt from: never redistributed, rebuilt by `sr prepare`
+        packages = {name: p for d in packs for name, p in read_pack_index(d).get("packages", {}).items()}
+        record["packages"] = packages
+        note = "envelope net trained on Debian " + ", ".join(
+            f"{name} {p.get('version', '')} ({p.get('licence', '?')})" for name, p in sorted(packages.items()))
+        if note not in licence:
+            licence += f"; {note} (audio never redistributed, rebuilt by `signals speech sr prepare`)"
+    config = replace(config, licence=licence, graphs={**config.graphs, "envelope": graph},
+                     files={**config.files, "envelope_weights": ENVELOPE_WEIGHTS},
+                     frontend=to_dict(replace(front, envelope=ecfg)),
+                     source={**config.source, "envelope": record})
+    write_config(folder.path, config)
+    return graph

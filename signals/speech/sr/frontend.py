@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from signals.errors import AudioError
 from signals.speech.features import SR_MEL, MelConfig
+from signals.speech.sr.config import EnvelopeConfig
 from signals.speech.sr.postprocess import BANDWIDTH_DROP_DB, CROSSOVER_WIDTH_HZ
 
 SAMPLE_RATE = SR_MEL.sample_rate  # HiFi-SR's output rate, 48 kHz: spelt once, here
@@ -38,6 +39,10 @@ class FrontEnd:
     # of a signal, where the generator's padding leaves a transient (a faint tick at every file's or, in
     # voice cloning, every sentence's edges). 0: no fade.
     edge_fade_frames: int = 4
+    # With the crossover: the learned envelope of the generated band (the folder's ``envelope`` graph predicts
+    # each band's power per frame from the mel; postprocess.apply_envelope rescales the generated band to it).
+    # It sets the band's level, so generated_gain_db is not applied when it is present. None: no such graph.
+    envelope: EnvelopeConfig | None = None
 
     @property
     def sample_rate(self) -> int:

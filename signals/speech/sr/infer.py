@@ -34,6 +34,7 @@ from signals.speech.sr.config import GeneratorConfig
 from signals.speech.sr.frontend import FrontEnd, check_input
 from signals.speech.sr.postprocess import (
     BandwidthEstimator,
+    apply_envelope,
     crossover,
     crossover_cutoff,
     crossover_filter,
@@ -72,6 +73,8 @@ class _ChunkStream:
         self.run, self.h = sr._run, h
         self.comb = sr.front.frame_comb_radius  # part of the postprocessing: only with a crossover (h)
         self.gain = 10.0 ** (sr.front.generated_gain_db / 20.0)  # likewise
+        self.envelope = sr.front.envelope if sr.envelope is not None else None  # likewise; replaces the gain
+        self.band_power = sr.band_power
         self.fade = sr.front.edge_fade_frames * sr.hop  # likewise, in samples
         self.chunk = int(chunk_frames or inf.chunk_frames)
         self.ctx, self.xf = inf.context_frames, inf.crossfade_frames
@@ -109,9 +112,14 @@ class _ChunkStream:
         b = min(a + self.chunk, n_frames)
         keep_end = min(b + xf, n_frames)
         w0, w1 = max(0, a - self.ctx), min(n_frames, keep_end + self.ctx)
-        y = self.run(mel_numpy(self._window(w0 * hop, (w1 - 1) * hop + self.mc.n_fft), self.frame_cfg))
+        mel = mel_numpy(self._window(w0 * hop, (w1 - 1) * hop + self.mc.n_fft), self.frame_cfg)
+        y = self.run(mel)
         if self.h is not None:  # samples w0*hop ... w1*hop
-            y = remove_frame_periodic(y, hop, self.comb) * np.float32(self.gain)  # the crossover keeps its high band
+            y = remove_frame_periodic(y, hop, self.comb)  # the crossover keeps only its high band, so this
+            if self.envelope is not None:                 # rescaling and the gain act there only
+                y = apply_envelope(y, self.band_power(mel), self.envelope)
+            else:
+                y = y * np.float32(self.gain)
             y = edge_fade(y, w0 * hop, self.n, self.fade)
             x_win = np.zeros(len(y), dtype=np.float32)
             end = w1 * hop if self.n is None else min(self.n, w1 * hop)
@@ -171,13 +179,15 @@ class SRRuntime:
     session: Any  # onnxruntime: mel float32 [B, n_mels, frames] -> audio float32 [B, frames * hop]
     front: FrontEnd
     chunking: Chunking
+    envelope: Any = None  # onnxruntime: mel float32 [B, n_mels, frames] -> band_power float32 [B, n_bands, frames]
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, providers: Sequence[str] | None = None,
              threads: int | None = None, frame_comb_radius: int | None = None,
-             generated_gain_db: float | None = None) -> SRRuntime:
+             generated_gain_db: float | None = None, envelope: bool = True) -> SRRuntime:
         """``frame_comb_radius``, ``generated_gain_db``: override the folder's ``frontend`` settings (None: keep
-        them)."""
+        them); ``envelope=False``: leave the folder's learned envelope out (the generated band at the
+        generator's own level, times the gain)."""
         folder = ModelFolder.find(KIND, model_dir)
         front = folder.section("frontend", FrontEnd)
         chunking = folder.section("runtime", Chunking)
@@ -201,8 +211,25 @@ class SRRuntime:
         if not 0 <= front.frame_comb_radius <= chunking.context_frames:
             raise ModelError(f"frame_comb_radius must be within 0 ... {chunking.context_frames} frames (the chunk "
                              f"context of {folder.config_path}), got {front.frame_comb_radius}")
+        env_session = None
+        if front.envelope is not None and envelope:
+            env = front.envelope
+            if (env.n_fft, env.hop, env.n_mels) != (front.mel.n_fft, front.mel.hop_length, front.mel.n_mels):
+                raise ModelError(f"{folder.config_path}: frontend.envelope (n_fft {env.n_fft}, hop {env.hop}, n_mels "
+                                 f"{env.n_mels}) must frame like frontend.mel ({front.mel.n_fft}, "
+                                 f"{front.mel.hop_length}, {front.mel.n_mels})")
+            if env.context_frames > chunking.context_frames:
+                raise ModelError(f"{folder.config_path}: the envelope net reads {env.context_frames} frames each side, "
+                                 f"more than the chunk context ({chunking.context_frames})")
+            espec = folder.graph("envelope", ["mel"], ["band_power"])
+            if espec.outputs["band_power"][1] != env.n_bands:
+                raise ModelError(f"{folder.config_path}: the envelope graph writes {espec.outputs['band_power'][1]} "
+                                 f"bands, frontend.envelope has {env.n_bands}")
+            env_session = folder.session("envelope", providers=providers, threads=threads)
+        elif not envelope:
+            front = replace(front, envelope=None)
         session = folder.session("generator", providers=providers, threads=threads)
-        return cls(folder=folder, session=session, front=front, chunking=chunking)
+        return cls(folder=folder, session=session, front=front, chunking=chunking, envelope=env_session)
 
     @property
     def sample_rate(self) -> int:
@@ -215,6 +242,10 @@ class SRRuntime:
     def _run(self, mel: np.ndarray) -> np.ndarray:
         """``mel: [n_mels, F]`` -> ``[F * hop]`` raw generator output."""
         return self.session.run(["audio"], {"mel": mel[None].astype(np.float32)})[0][0]
+
+    def band_power(self, mel: np.ndarray) -> np.ndarray:
+        """``mel: [n_mels, F]`` -> the envelope graph's ``[n_bands, F]`` log10 band powers."""
+        return self.envelope.run(["band_power"], {"mel": mel[None].astype(np.float32)})[0][0]
 
     def generate(self, wav48: np.ndarray, chunk_frames: int | None = None, h: np.ndarray | None = None) -> np.ndarray:
         """Generator (+ crossover with FIR ``h`` if given) over ``wav48: float32 [T]``, chunked; ``[T]`` out."""
@@ -343,6 +374,6 @@ class SRRuntime:
 
 def load(model_dir: str | Path | None = None, providers: Sequence[str] | None = None,
          threads: int | None = None, frame_comb_radius: int | None = None,
-         generated_gain_db: float | None = None) -> SRRuntime:
+         generated_gain_db: float | None = None, envelope: bool = True) -> SRRuntime:
     return SRRuntime.load(model_dir, providers=providers, threads=threads, frame_comb_radius=frame_comb_radius,
-                          generated_gain_db=generated_gain_db)
+                          generated_gain_db=generated_gain_db, envelope=envelope)

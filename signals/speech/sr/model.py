@@ -19,12 +19,14 @@ are the same class.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from signals.speech.nn.generator import HiFiGANGenerator
-from signals.speech.sr.config import SMALL, GeneratorConfig
+from signals.speech.sr.config import SMALL, EnvelopeConfig, GeneratorConfig
 
 # --------------------------------------------------------------------------------------------------
 # blocks
@@ -133,3 +135,43 @@ class Generator(HiFiGANGenerator):
         for block in self.blocks:
             x = block(x, mask)
         return self.conv_pre(self.ln_out(x).transpose(1, 2))
+
+
+# --------------------------------------------------------------------------------------------------
+# the envelope of the generated band
+
+
+class DilatedResidual(nn.Module):
+    """``x + conv1x1(gelu(conv_k,d(gelu(x))))`` over frames. ``x: Tensor[B, C, F]``."""
+
+    def __init__(self, channels: int, kernel: int, dilation: int):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2)
+        self.mix = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mix(F.gelu(self.conv(F.gelu(x))))
+
+
+class EnvelopeNet(nn.Module):
+    """Input log-mel -> the target's log10 power per band and frame (what the runtime rescales the generated
+    band to, :func:`signals.speech.sr.postprocess.apply_envelope`).
+
+    ``forward(mel: Tensor[B, n_mels, F]) -> Tensor[B, n_bands, F]``. The net sees the mel relative to each
+    frame's level (log-sum-exp over bands) and adds that level back to its output, so a louder input gives
+    the same envelope shifted by the same amount: the prediction does not depend on the recording level
+    (training crops span -32 to -14 dBFS; users' files need not). Receptive field +-``cfg.context_frames``.
+    """
+
+    def __init__(self, cfg: EnvelopeConfig = EnvelopeConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.pre = nn.Conv1d(cfg.n_mels, cfg.channels, cfg.kernel, padding=(cfg.kernel - 1) // 2)
+        self.blocks = nn.Sequential(*(DilatedResidual(cfg.channels, cfg.kernel, d) for d in cfg.dilations))
+        self.post = nn.Conv1d(cfg.channels, cfg.n_bands, 1)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        level = torch.logsumexp(mel, dim=1, keepdim=True)  # natural log of the frame's summed mel magnitude
+        x = self.blocks(self.pre(mel - level))
+        # log10 power = 2 log10 magnitude = (2 / ln 10) ln magnitude
+        return self.post(F.gelu(x)) + level * (2.0 / math.log(10.0))

@@ -484,7 +484,8 @@ def _upsample_example(name: str, mtime: float) -> tuple[bytes, dict]:
 def sr_tab(files: RunFiles) -> None:
     st.subheader("Speech super-resolution — HiFi-SR")
     st.caption("Any input rate (4–48 kHz) → 48 kHz: a transformer over the low-resolution mel feeding a "
-               "HiFi-GAN upsampler; the input's own band is kept and only the missing band is generated.")
+               "HiFi-GAN upsampler; the input's own band is kept and only the missing band is generated, "
+               "its level per band and frame set by a small learned envelope net.")
     if _missing_model("super_resolution", "signals speech sr train"):
         return
     options = sorted(p.name for p in (EXAMPLES / "speech").glob("lowres_*.wav"))

@@ -221,6 +221,8 @@ def test_envelope_errors(trained, tmp_path):
     folder, run = trained
     assert main(["speech", "sr", "export-envelope", "--weights", str(tmp_path / "none.safetensors"),
                  "--model", str(folder)]) == 2
+    with pytest.raises(DataError, match="share a folder name"):
+        load_split([tmp_path / "a" / "wav", tmp_path / "b" / "wav"], ModelFolder.load(folder), 4)
     with pytest.raises(DataError, match="training data not found"):
         load_split([tmp_path / "missing"], ModelFolder.load(folder), 4)
     empty = tmp_path / "e"

@@ -214,8 +214,8 @@ def _train_envelope(args) -> int:
     from dataclasses import replace
 
     from signals.configio import from_args
-    from signals.speech.sr.config import EnvelopeConfig
-    from signals.speech.sr.train_envelope import EnvelopeTrainConfig, train_envelope
+    from signals.speech.sr.config import EnvelopeConfig, EnvelopeTrainConfig
+    from signals.speech.sr.train_envelope import train_envelope
 
     cfg = from_args(EnvelopeTrainConfig, args)
     cfg = replace(cfg, net=from_args(EnvelopeConfig, args, cfg.net))
@@ -280,8 +280,7 @@ def register(group: argparse._SubParsersAction) -> None:
 
     p = add_command(sr, "train-envelope", "train the learned envelope of a model folder's generated band (CPU, "
                                           "minutes)", _train_envelope)
-    from signals.speech.sr.config import EnvelopeConfig
-    from signals.speech.sr.train_envelope import EnvelopeTrainConfig
+    from signals.speech.sr.config import EnvelopeConfig, EnvelopeTrainConfig
 
     p.add_argument("--data", nargs="+", required=True, help="training packs (sr prepare) and/or folders of wideband "
                                                             "audio")

@@ -116,6 +116,27 @@ DEFAULT_VAL = ("p360_354", "p361_174")
 
 
 @dataclass(frozen=True)
+class EnvelopeTrainConfig:
+    """The recipe of ``signals speech sr train-envelope`` (:mod:`signals.speech.sr.train_envelope`)."""
+
+    steps: int = 4000
+    batch_size: int = 16
+    segment: int = 24576  # crop in samples at 48 kHz (96 frames)
+    lr: float = 1e-3
+    warmup_steps: int = 100  # linear warm-up, then cosine decay to lr / 20
+    weight_decay: float = 0.01
+    eval_every: int = 500
+    log_every: int = 50
+    val_clips: int = 24  # validation clips of each pack (evenly spaced); folders: all their validation utterances
+    seed: int = 0
+    max_seconds: float = 0.0  # stop (and keep what was saved) after this much training time; 0: no limit
+    net: EnvelopeConfig = EnvelopeConfig()
+    # No speed perturbation: it moves a recording's band edge (a 44.1 kHz source played 8 % faster "has" content
+    # to 23.8 kHz), so the net would learn power above the edge that unperturbed audio never has.
+    degrade: DegradeConfig = field(default_factory=lambda: DegradeConfig(speed=(1.0, 1.0)))
+
+
+@dataclass(frozen=True)
 class PrepareConfig:
     """``signals speech sr prepare``: which Debian packages, which clips to keep, the split and the device pack.
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from signals.configio import from_dict, to_dict
-from signals.errors import ModelError
+from signals.errors import ConfigError, ModelError
 from signals.export import export_graph, save_weights, write_folder
 from signals.modelfolder import LOG_FILE, Graph, ModelConfig, ModelFolder, read_log, sha256, write_config
 from signals.speech.sr.config import SMALL, EnvelopeConfig, GeneratorConfig
@@ -185,7 +185,10 @@ def export_envelope(weights: str | Path, model_dir: str | Path) -> Graph:
         meta = f.metadata() or {}
     if "config" not in meta:
         raise ModelError(f"{weights} carries no envelope config in its metadata: is it from `sr train-envelope`?")
-    ecfg = from_dict(EnvelopeConfig, json.loads(meta["config"]), str(weights), "config")
+    try:
+        ecfg = from_dict(EnvelopeConfig, json.loads(meta["config"]), str(weights), "config")
+    except ConfigError as exc:
+        raise ModelError(f"{exc}: {weights} is not an envelope net's weights (from `sr train-envelope`)") from None
     net = load_safetensors(EnvelopeNet(ecfg), weights).eval().float()
     front = folder.section("frontend", FrontEnd)
     if (ecfg.n_fft, ecfg.hop, ecfg.n_mels) != (front.mel.n_fft, front.mel.hop_length, front.mel.n_mels):

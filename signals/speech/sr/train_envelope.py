@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +41,10 @@ from signals.errors import DataError
 from signals.modelfolder import LOG_FILE, ModelFolder, append_log
 from signals.speech.audio import load_audio
 from signals.speech.features import SR_MEL, mel_numpy
-from signals.speech.sr.config import EnvelopeConfig
+from signals.speech.sr.config import EnvelopeConfig, EnvelopeTrainConfig
 from signals.speech.sr.data import (
     SAMPLE_RATE,
     VOCODER_RATE,
-    DegradeConfig,
     SRDataset,
     find_audio,
     is_pack,
@@ -69,25 +68,6 @@ LOSS_BELOW_NYQUIST_HZ = 1000.0  # the loss starts this far below the input's Nyq
 
 
 @dataclass(frozen=True)
-class EnvelopeTrainConfig:
-    steps: int = 4000
-    batch_size: int = 16
-    segment: int = 24576  # crop in samples at 48 kHz (96 frames)
-    lr: float = 1e-3
-    warmup_steps: int = 100  # linear warm-up, then cosine decay to lr / 20
-    weight_decay: float = 0.01
-    eval_every: int = 500
-    log_every: int = 50
-    val_clips: int = 24  # validation clips of each pack (evenly spaced); folders: all their validation utterances
-    seed: int = 0
-    max_seconds: float = 0.0  # stop (and keep what was saved) after this much training time; 0: no limit
-    net: EnvelopeConfig = EnvelopeConfig()
-    # No speed perturbation: it moves a recording's band edge (a 44.1 kHz source played 8 % faster "has" content
-    # to 23.8 kHz), so the net would learn power above the edge that unperturbed audio never has.
-    degrade: DegradeConfig = field(default_factory=lambda: DegradeConfig(speed=(1.0, 1.0)))
-
-
-@dataclass(frozen=True)
 class Split:
     """Clips keyed ``<corpus tag>/<id>`` (the tag: the data path's folder name)."""
 
@@ -106,6 +86,10 @@ def load_split(paths: list[str | Path], model: ModelFolder, val_clips: int) -> S
     data = model.config.source.get("data") or {}
     val_ids, test_ids = set(data.get("val_utterances") or []), set(data.get("test_utterances") or [])
     train, train_bw, val, val_bw = {}, {}, {}, {}
+    tags = [Path(p).name for p in paths]
+    if len(set(tags)) != len(tags):
+        raise DataError(f"two --data paths share a folder name ({', '.join(sorted(t for t in set(tags) if tags.count(t) > 1))}):"
+                        " clips are told apart by it; link or rename one")
     for path in paths:
         if not Path(path).exists():
             raise DataError(f"training data not found: {path}")
@@ -256,6 +240,8 @@ def train_envelope(cfg: EnvelopeTrainConfig, data: list[str | Path], model_dir: 
     ``data_share``: the share of training crops drawn from each ``data`` path (default: by length)."""
     from signals.speech.sr.infer import SRRuntime
 
+    if data_share is not None and len(data_share) != len(data):
+        raise DataError(f"--data-share needs one share per --data path ({len(data)}), got {len(data_share)}")
     seed_everything(cfg.seed)
     if threads:
         torch.set_num_threads(threads)
@@ -272,8 +258,6 @@ def train_envelope(cfg: EnvelopeTrainConfig, data: list[str | Path], model_dir: 
     names = sorted(split.train)
     clip_weights = None
     if data_share is not None:  # each corpus gets this share of the crops, its clips in proportion to length
-        if len(data_share) != len(data):
-            raise DataError(f"--data-share needs one share per --data path ({len(data)}), got {len(data_share)}")
         tags = [Path(d).name for d in data]
         share = dict(zip(tags, data_share))
         total = {t: sum(len(split.train[u]) for u in names if corpus_of(u) == t) for t in tags}

@@ -259,3 +259,28 @@ def test_shipped_envelope_lowers_lsd_on_a_held_out_vctk_utterance(vctk_root):
     fixed = load(folder, threads=1, envelope=False).upsample(low, 16000)
     assert lsd(ref, shaped) < lsd(ref, fixed) - 0.2
     assert lsd(ref, shaped, max_hz=22050) < lsd(ref, fixed, max_hz=22050)  # not only the silenced top band
+
+
+def test_a_broken_crop_is_dropped_not_trained_on(trained, tmp_path, monkeypatch):
+    """A non-finite crop (what vocoder_like used to return) is skipped and counted; the loss stays finite."""
+    import signals.speech.sr.train_envelope as te
+    from signals.cli import main
+
+    folder, run = trained
+    original = te.EnvelopeItems.__getitem__
+
+    def broken(self, i):
+        mel, target, weight = original(self, i)
+        if i % 2 == 0:
+            mel = mel.copy()
+            mel[0, 0] = np.nan
+        return mel, target, weight
+
+    monkeypatch.setattr(te.EnvelopeItems, "__getitem__", broken)
+    corpus = json.loads((run / "envelope_config.json").read_text())["data"]
+    out = tmp_path / "r"
+    assert main(["speech", "sr", "train-envelope", "--data", *corpus, "--model", str(folder), "--out", str(out),
+                 "--steps", "2", "--batch-size", "2", "--segment", "4096", "--eval-every", "2", "--log-every", "1",
+                 "--channels", "8", "--dilations", "1", "--workers", "0", "--threads", "1", "--quiet"]) == 0
+    rows = [json.loads(r) for r in (out / "train_log.jsonl").read_text().splitlines()][1:]
+    assert [r["skipped_crops"] for r in rows] == [1, 2] and all(np.isfinite(r["loss"]) for r in rows)

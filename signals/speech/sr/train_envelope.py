@@ -1,18 +1,21 @@
 """Train the envelope net of a HiFi-SR model folder (:class:`signals.speech.sr.model.EnvelopeNet`) on CPU.
 
-    signals speech sr train-envelope --data data/sr_debian/full ../shared/data/vctk-wideband \\
-        --model models/super_resolution --out runs/sr_env --steps 4000 --threads 2
+    signals speech sr train-envelope --data ../shared/data/vctk-wideband data/sr_debian/full --data-share 1 1 \\
+        --model models/super_resolution --out runs/sr_env --steps 3000 --threads 1 --workers 0
     signals speech sr export-envelope --weights runs/sr_env/envelope_best.safetensors --model models/super_resolution
 
 What it learns: from the log-mel of a degraded input (the generator's input), the log10 power of the
 *target* in each 500 Hz band and frame (:func:`signals.speech.sr.postprocess.band_log_power`). The
 generator is not trained or even run here, except for validation: its output is what the runtime then
 rescales to these powers. So the net trains in minutes on a CPU, on the same random degradations as the
-generator (rates 4-32 kHz, seven filter families, vocoder-like 22.05 kHz crops, speed and level changes).
+generator (rates 4-32 kHz, seven filter families, vocoder-like 22.05 kHz crops, level changes), except the
+speed perturbation (see :class:`~signals.speech.sr.config.EnvelopeTrainConfig`). ``--data-share`` sets how
+many crops each corpus gives (a 44 s VCTK excerpt beside 85 min of other speech would otherwise be 1 %).
 
 The loss is the mean squared error in log10 power (the units of LSD) over the bands that matter and are
 known: from 1 kHz below the input's Nyquist (the crossover's region and up) to the clip's measured
-bandwidth (above it the recording holds no content to learn from) and below ``max_hz``.
+bandwidth (above it the recording holds no content to learn from) and below ``max_hz``, which the run
+lowers to the training clips' highest bandwidth: bands no clip teaches are silenced by the runtime.
 
 Data: training packs (``signals speech sr prepare``) bring their own split by language / voice group; an
 audio folder is split by the ``--model`` folder's ``source.data`` lists (``val_utterances`` for validation;

@@ -205,6 +205,13 @@ def test_export_envelope_and_run_it(trained, tmp_path):
     np.testing.assert_array_equal(model.generate(x48), without.generate(x48))
     out = model.upsample(resample(wideband(1.0, 8), SR, 16000), 16000)
     assert out.shape == (SR,) and np.isfinite(out).all()
+    # the streamed file path (what `signals speech upsample` runs) gives the in-memory output, envelope included
+    src = tmp_path / "in.wav"
+    sf.write(src, resample(wideband(1.5, 9), SR, 16000), 16000, subtype="FLOAT")
+    model.upsample_file(src, tmp_path / "out.wav", subtype="FLOAT", chunk_frames=40, block_frames=1000)
+    streamed, _ = sf.read(str(tmp_path / "out.wav"), dtype="float32")
+    np.testing.assert_allclose(streamed, model.upsample(sf.read(str(src), dtype="float32")[0], 16000, chunk_frames=40),
+                               atol=1e-5)
     # a config whose envelope disagrees with its graph is refused by name
     cfg = json.loads((folder / "config.json").read_text())
     cfg["frontend"]["envelope"]["band_hz"] = 1000.0

@@ -6,7 +6,9 @@
 
 Pipeline per channel: resample to 48 kHz (soxr) -> SR_MEL log-mel -> ONNX generator in chunks ->
 crossover that keeps the input below its detected bandwidth and the generated signal above it (after
-removing the generator's frame-locked lines, ``frontend.frame_comb_radius``).
+removing the generator's frame-locked lines, ``frontend.frame_comb_radius``, and rescaling each band of each
+frame to the power the folder's ``envelope`` graph predicts from the same mel, ``frontend.envelope``; a
+folder without one applies the fixed ``frontend.generated_gain_db`` instead).
 Chunks of ``chunk_frames`` mel frames run with ``context_frames`` of context on each side (at least the
 generator's receptive field, so a chunk's output equals whole-file output up to float rounding) and a
 short linear crossfade between neighbours; the generator's memory use is therefore flat in the length.

@@ -11,6 +11,8 @@ training pack's ``val`` split (held-out languages / voices, each clip scored up 
 rule, fixed before the sweep: the lowest LSD averaged over both sets and all input rates; among settings
 within ``--tolerance`` of it, the one whose generated band is least tonal. Writes ``sweep.json`` and
 prints one row per setting. Same metrics as ``signals speech sr evaluate`` (it calls the same code).
+A folder with a learned envelope (``frontend.envelope``) runs with it, and the envelope sets the generated
+band's level, so there only the radius matters (give ``--gains 0``).
 """
 
 from __future__ import annotations

@@ -102,11 +102,15 @@ def mel_filterbank(cfg: MelConfig) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+def periodic_hann(n: int) -> np.ndarray:
+    """Periodic Hann window of ``n`` samples, ``float64 [n]`` (the STFT's default)."""
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+
+
 @lru_cache(maxsize=16)
 def stft_window(cfg: MelConfig) -> np.ndarray:
     """Periodic Hann of ``win`` samples, zero-padded (centred) to ``n_fft``, ``float32 [n_fft]``."""
-    n = np.arange(cfg.win)
-    win = 0.5 - 0.5 * np.cos(2 * np.pi * n / cfg.win)
+    win = periodic_hann(cfg.win)
     left = (cfg.n_fft - cfg.win) // 2
     return np.pad(win, (left, cfg.n_fft - cfg.win - left)).astype(np.float32)
 
@@ -135,7 +139,7 @@ def stft(
     if x.shape[-1] < n_fft:
         raise ValueError(f"signal of {n} samples is shorter than one {n_fft}-sample frame")
     if window is None:
-        window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+        window = periodic_hann(n_fft)
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft, axis=-1)[..., ::hop_length, :]
     return np.fft.rfft(frames * np.asarray(window, dtype=dtype), axis=-1)
 

@@ -173,7 +173,6 @@ def export_envelope(weights: str | Path, model_dir: str | Path) -> Graph:
 
     from safetensors import safe_open
 
-    from signals.configio import from_dict
     from signals.speech.sr.data import is_pack, read_pack_index
     from signals.speech.sr.train_envelope import RUN_CONFIG
 

@@ -7,10 +7,12 @@ filters that sum to exactly one, so nothing is lost or doubled in the transition
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import signal as sps
 
-from signals.speech.features import SR_MEL, stft
+from signals.speech.features import SR_MEL, periodic_hann, stft
 
 # The input counts as present up to the highest frequency whose smoothed power is within this many dB
 # of the spectrum's speech-band level (resampler stop bands sit 60+ dB down; speech 8-20 kHz is ~30-50).
@@ -143,42 +145,44 @@ def crossover(inp: np.ndarray, gen: np.ndarray, h: np.ndarray) -> np.ndarray:
 # the learned envelope of the generated band (EnvelopeConfig, model.EnvelopeNet)
 
 
-def _hann(n_fft: int) -> np.ndarray:
-    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-
-
 def band_edges(cfg) -> np.ndarray:
     """``[n_bands + 1]`` band edges in Hz (``cfg``: :class:`signals.speech.sr.config.EnvelopeConfig`)."""
     return np.arange(cfg.n_bands + 1) * cfg.band_hz
 
 
-def _band_of_bin(cfg, sr: int) -> np.ndarray:
+def _centres(cfg) -> np.ndarray:
+    edges = band_edges(cfg)
+    return (edges[:-1] + edges[1:]) / 2
+
+
+@lru_cache(maxsize=8)
+def _band_mean_matrix(cfg, sr: int) -> np.ndarray:
+    """``[bins, n_bands]``: ``power @ it`` is the mean power of each band's bins (built once per config: the
+    runtime calls it per chunk)."""
     freqs = np.fft.rfftfreq(cfg.n_fft, 1.0 / sr)
-    return np.clip((freqs // cfg.band_hz).astype(int), 0, cfg.n_bands - 1)
+    idx = np.clip((freqs // cfg.band_hz).astype(int), 0, cfg.n_bands - 1)
+    onehot = np.eye(cfg.n_bands)[idx]
+    return onehot / onehot.sum(axis=0)
+
+
+def _bands(power: np.ndarray, cfg, sr: int) -> np.ndarray:
+    """``power: [F, bins]`` -> log10 band means ``[F, n_bands]`` (floored)."""
+    return np.log10(np.maximum(power @ _band_mean_matrix(cfg, sr), 10.0**cfg.log_floor))
 
 
 def band_log_power(x: np.ndarray, cfg, sr: int = SR_MEL.sample_rate) -> np.ndarray:
     """``x: float [T]`` -> ``float32 [n_bands, frames]``: log10 of the mean STFT power per band (Hann n_fft,
     hop, centred frames like the mel's), floored at ``cfg.log_floor``."""
-    power = np.abs(stft(x, cfg.n_fft, cfg.hop, _hann(cfg.n_fft), dtype=np.float64)) ** 2  # [F, bins]
+    power = np.abs(stft(x, cfg.n_fft, cfg.hop, dtype=np.float64)) ** 2  # [F, bins]
     return _bands(power, cfg, sr).T.astype(np.float32)
 
 
-def _bands(power: np.ndarray, cfg, sr: int) -> np.ndarray:
-    """``power: [F, bins]`` -> log10 band means ``[F, n_bands]`` (floored)."""
-    idx = _band_of_bin(cfg, sr)
-    sums = np.zeros((power.shape[0], cfg.n_bands))
-    np.add.at(sums.T, idx, power.T)
-    mean = sums / np.bincount(idx, minlength=cfg.n_bands)
-    return np.log10(np.maximum(mean, 10.0**cfg.log_floor))
-
-
+@lru_cache(maxsize=8)
 def _gain_interp(cfg, sr: int) -> np.ndarray:
     """``[n_bands, bins]``: per-bin gain = linear interpolation between band centres (flat beyond the ends),
     so the rescaling has no steps at band edges."""
-    centres = (np.arange(cfg.n_bands) + 0.5) * cfg.band_hz
     freqs = np.fft.rfftfreq(cfg.n_fft, 1.0 / sr)
-    return np.stack([np.interp(freqs, centres, np.eye(cfg.n_bands)[b]) for b in range(cfg.n_bands)])
+    return np.stack([np.interp(freqs, _centres(cfg), np.eye(cfg.n_bands)[b]) for b in range(cfg.n_bands)])
 
 
 def apply_envelope(gen: np.ndarray, target: np.ndarray, cfg, sr: int = SR_MEL.sample_rate) -> np.ndarray:
@@ -191,14 +195,14 @@ def apply_envelope(gen: np.ndarray, target: np.ndarray, cfg, sr: int = SR_MEL.sa
     n, hop, n_fft = len(gen), cfg.hop, cfg.n_fft
     if n < n_fft // 2 + 1:  # too short to reflect-pad: nothing to rescale
         return gen.astype(np.float32)
-    win = _hann(n_fft)
+    win = periodic_hann(n_fft)
     z = stft(gen, n_fft, hop, win, dtype=np.float64)  # [F, bins]
     frames = z.shape[0]
     t = np.asarray(target, dtype=np.float64).T[:frames]
     if len(t) < frames:
         t = np.concatenate([t, np.repeat(t[-1:], frames - len(t), axis=0)])
     t = t.copy()
-    t[:, (np.arange(cfg.n_bands) + 0.5) * cfg.band_hz > cfg.max_hz] = cfg.log_floor
+    t[:, _centres(cfg) > cfg.max_hz] = cfg.log_floor
     have = _bands(np.abs(z) ** 2, cfg, sr)
     limit = cfg.max_gain_db / 20.0
     gain = np.clip(0.5 * (t - have), -limit, limit) @ _gain_interp(cfg, sr)  # log10 amplitude, [F, bins]

@@ -3,8 +3,11 @@
     .venv/bin/python benchmarks/bench_sr.py [--model models/super_resolution] [--threads 1] [--repeats 3]
 
 For 1 s and 10 s of input (48 kHz, i.e. the log-mel of 188 / 1876 frames) it times the bare generator
-(mel -> waveform) in both engines, the full ``upsample`` path (resample, mel, chunked ONNX, frame comb,
-learned envelope, crossover) for 10 s of 16 kHz input (and without the envelope), and prints the parameter count and peak resident memory of each stage.
+(mel -> waveform) in both engines (ONNX: the encoder graph, then the upsampler graph in the runtime's pieces of
+``upsampler_chunk_frames``), the full ``upsample`` path (resample, mel, chunked ONNX, frame comb, learned
+envelope, crossover) for 10 s of 16 kHz input (and without the envelope, without the comb), and prints the
+parameter count and peak resident memory of each stage. ``--upsampler-chunks 0 128 256 512`` also times the
+generator and the full path with each upsampler piece size (0: one piece; the output is the same).
 RTF = processing time / audio duration (below 1 = faster than real time).
 
 Memory of ``signals speech upsample`` on long files (each run in a fresh subprocess; peak RSS from
@@ -150,6 +153,8 @@ def main() -> None:
                     help="only measure peak RSS of `upsample` on synthetic 16 kHz files of these lengths")
     ap.add_argument("--in-memory", action="store_true", help="with --stream-rss: also the whole-file path")
     ap.add_argument("--state-sizes", action="store_true", help="only measure the compact training state per preset")
+    ap.add_argument("--upsampler-chunks", nargs="+", type=int, metavar="FRAMES",
+                    help="also time the generator and the full path with these upsampler piece sizes (0: one piece)")
     args = ap.parse_args()
     if args.state_sizes:
         state_sizes()
@@ -213,6 +218,17 @@ def main() -> None:
         print(f"  the same without the frame comb: {t0:.3f} s, RTF {t0 / 10:.3f}")
     print(f"peak RSS: after ONNX runs {rss_ort:.0f} MiB, after torch runs {rss_torch:.0f} MiB, "
           f"end {peak_rss_mb():.0f} MiB")
+    for piece in args.upsampler_chunks or []:
+        from dataclasses import replace
+
+        other = replace(sr, chunking=replace(sr.chunking, upsampler_chunk_frames=piece))
+        times = []
+        for seconds in (1, 10):
+            mel = (rng.standard_normal((n_mels, 1 + seconds * sr.sample_rate // hop)) - 6).astype(np.float32)
+            times.append(best_time(lambda mel=mel, rt=other: rt._run(mel), args.repeats) / seconds)
+        t = best_time(lambda rt=other: rt.upsample(wav, 16000), 1)
+        print(f"upsampler pieces of {piece:>4} frames: generator RTF {times[0]:.3f} (1 s) / {times[1]:.3f} (10 s), "
+              f"full path RTF {t / 10:.3f}")
 
 
 if __name__ == "__main__":

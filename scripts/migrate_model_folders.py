@@ -3,7 +3,9 @@
     python scripts/migrate_model_folders.py models/har models/speaker_encoder models/super_resolution runs/har/x
 
 ONNX graphs and weights are left byte for byte; ``config.json`` is rewritten to the common layout,
-measured results move to ``metrics.json`` and a HAR training history to ``train_log.jsonl``. Each section
+measured results move to ``metrics.json`` and a HAR training history to ``train_log.jsonl``. A HiFi-SR
+folder with one ``generator`` graph (before 2026-12-07) gets its ``encoder`` + ``upsampler`` pair exported
+from its own weights instead (torch needed), everything else kept. Each section
 is checked by loading it into its config dataclass. A folder already in the new layout is left alone.
 """
 
@@ -98,8 +100,11 @@ def migrate_super_resolution(folder: Path, old: dict) -> tuple[ModelConfig, dict
     front = FrontEnd(mel=from_dict(MelConfig, old["mel"], str(folder), "mel"),
                      bandwidth_drop_db=inf["bandwidth_drop_db"], crossover_width_hz=inf["crossover_width_hz"])
     gen = old["generator"]  # checked by the torch-side loader; the runtime only needs the graph
-    chunking = Chunking(context_frames=inf["context_frames"], chunk_frames=inf["chunk_frames"],
-                        crossfade_frames=inf["crossfade_frames"])
+    from signals.speech.sr.config import GeneratorConfig
+
+    up_ctx = from_dict(GeneratorConfig, gen, str(folder), "generator").upsampler.context_frames
+    chunking = Chunking(context_frames=inf["context_frames"], upsampler_context_frames=up_ctx,
+                        chunk_frames=inf["chunk_frames"], crossfade_frames=inf["crossfade_frames"])
     io = old["onnx_io"]
     graph = _graph(folder, old["onnx"], {io["input"]: ["batch", gen["n_mels"], "frames"]},
                    {io["output"]: ["batch", "samples"]}, old.get("export_parity_max_abs"))
@@ -130,6 +135,11 @@ def kind_of(old: dict) -> str:
 
 def migrate(folder: Path) -> str:
     old = json.loads((folder / "config.json").read_text())
+    if old.get("kind") == "super_resolution" and "generator" in old.get("graphs", {}):
+        from signals.speech.sr.export import split_generator_graph
+
+        split_generator_graph(folder)  # 2026-12-07: one generator graph -> encoder + upsampler (needs torch)
+        return f"{folder}: super_resolution generator graph split into encoder.onnx + upsampler.onnx"
     if "kind" in old:
         return f"{folder}: already format {old.get('format')}"
     kind = kind_of(old)
@@ -138,6 +148,8 @@ def migrate(folder: Path) -> str:
     if metrics:
         update_metrics(folder, **{**metrics, **read_metrics(folder)})
     ModelFolder.load(folder, kind)  # reads back: every file name confined, every section typed
+    if kind == "super_resolution":
+        return migrate(folder)  # then the graph split
     return f"{folder}: {kind} migrated"
 
 

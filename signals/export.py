@@ -62,12 +62,15 @@ def export_graph(
     cases: Sequence[Sequence[np.ndarray]] = (),
     atol: float = PARITY_ATOL,
     opset: int = OPSET,
+    conv2d: bool = False,
 ) -> Graph:
     """Export ``module`` to ``path`` and check it; returns the :class:`Graph` entry for ``config.json``.
 
     ``inputs``/``outputs``: name -> dims in ``forward``'s order (a string dim is a dynamic axis, e.g.
     ``{"mels": ("batch", "frames", 40)}``). ``example``: the tensors traced. ``cases``: input tuples
     for :func:`check_parity` (default: the example alone); give several sizes along dynamic axes.
+    ``conv2d``: store 1-D convolutions as 2-D ones (:func:`conv1d_as_conv2d`, faster in onnxruntime on CPU);
+    the parity check runs on the rewritten graph.
     """
     import onnx
 
@@ -87,7 +90,10 @@ def export_graph(
             torch.onnx.export(module, example, str(tmp), input_names=list(inputs), output_names=list(outputs),
                               dynamic_axes={k: v for k, v in dynamic.items() if v}, opset_version=opset,
                               dynamo=False)
-        onnx.checker.check_model(onnx.load(str(tmp)))
+        model = onnx.load(str(tmp))
+        if conv2d and conv1d_as_conv2d(model):
+            onnx.save(model, str(tmp))
+        onnx.checker.check_model(model)
         err = check_parity(module, tmp, list(inputs), list(outputs), cases, atol=atol)
         digest = sha256(tmp)
     return Graph(file=path.name, inputs={k: tuple(v) for k, v in inputs.items()},
@@ -199,6 +205,50 @@ def store_initializers_fp16(path: str | Path, min_size: int = 16) -> int:
     onnx.checker.check_model(m)
     with atomic_file(writable(path.parent, path.name)) as tmp:
         onnx.save(m, str(tmp))
+    return n
+
+
+def conv1d_as_conv2d(model) -> int:
+    """Rewrite every 1-D ``Conv`` of an ``onnx.ModelProto`` (in place) as ``Unsqueeze -> 2-D Conv -> Squeeze``
+    with a ``[1, k]`` kernel: the same arithmetic. Returns how many were rewritten.
+
+    Why: onnxruntime's CPU provider runs 2-D convolutions through its blocked NCHWc kernels (direct
+    convolution, no im2col buffer), 1-D ones through im2col + GEMM. For HiFi-GAN-style upsamplers (few
+    channels, hundreds of thousands of samples) that is 15-30 % less time per convolution, ~10 % of the
+    whole graph (measured on HiFi-SR, 1 thread). Weights stored as initializers only; others are left alone.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    users: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            users[name] = users.get(name, 0) + 1
+    axes = "conv1d_as_conv2d_axes"
+    nodes, n = [], 0
+    for node in graph.node:
+        w = inits.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if w is None or len(w.dims) != 3 or users[w.name] != 1:
+            nodes.append(node)
+            continue
+        w.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(w)[:, :, None, :], w.name))
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        kw = {"kernel_shape": [1, w.dims[-1]], "group": attrs.get("group", 1),
+              "dilations": [1, *attrs.get("dilations", [1])], "strides": [1, *attrs.get("strides", [1])]}
+        if "pads" in attrs:
+            kw["pads"] = [0, attrs["pads"][0], 0, attrs["pads"][1]]
+        if "auto_pad" in attrs:
+            kw["auto_pad"] = attrs["auto_pad"]
+        x4, y4 = f"{node.output[0]}__in4d", f"{node.output[0]}__out4d"
+        nodes += [helper.make_node("Unsqueeze", [node.input[0], axes], [x4]),
+                  helper.make_node("Conv", [x4, *node.input[1:]], [y4], name=node.name, **kw),
+                  helper.make_node("Squeeze", [y4, axes], [node.output[0]])]
+        n += 1
+    if n:
+        graph.initializer.append(numpy_helper.from_array(np.array([2], dtype=np.int64), axes))
+        del graph.node[:]
+        graph.node.extend(nodes)
     return n
 
 

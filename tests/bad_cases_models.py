@@ -37,7 +37,7 @@ CLONE_SR = (*CLONE, "--sample-rate", "48000", "--sr-model", "{tmp}/m")
 RUNTIMES = {
     "har": ("har", PREDICT, "fp32"),
     "embed": ("speaker_encoder", EMBED, "encoder"),
-    "upsample": ("super_resolution", UPSAMPLE, "generator"),
+    "upsample": ("super_resolution", UPSAMPLE, "encoder"),
     "clone": ("tts", CLONE_TTS, "encoder"),
     "vocoder": ("vocoder", CLONE_VOCODER, "generator"),
 }
@@ -318,12 +318,17 @@ def _graph_file_cases() -> list[Case]:
     cases += [
         # a graph of another model: the tensor names do not match config.json
         Case("model-upsample-graph-of-encoder", UPSAMPLE,
-             setup=folder("super_resolution", no_sha("generator"),
-                          files={"generator.onnx": "{models}/speaker_encoder/speaker_encoder.onnx"}),
-             match=r"m/generator.onnx: expected inputs \['mel'\] and outputs \['audio'\], the graph has \['mels'\]"),
-        # same names and shapes (80 mel bands in, audio out): only the recorded sha256 tells them apart
+             setup=folder("super_resolution", no_sha("encoder"),
+                          files={"encoder.onnx": "{models}/speaker_encoder/speaker_encoder.onnx"}),
+             match=r"m/encoder.onnx: expected inputs \['mel'\] and outputs \['latent'\], the graph has \['mels'\]"),
+        # the SR upsampler in place of the SR encoder: right file names, wrong tensors
+        Case("model-upsample-graphs-swapped", UPSAMPLE,
+             setup=folder("super_resolution", no_sha("encoder"),
+                          files={"encoder.onnx": "{models}/super_resolution/upsampler.onnx"}),
+             match=r"m/encoder.onnx: expected inputs \['mel'\] and outputs \['latent'\], the graph has \['latent'\]"),
+        # the same input name (80 mel bands): the recorded sha256 tells them apart
         Case("model-vocoder-graph-of-sr", CLONE_VOCODER,
-             setup=folder("vocoder", files={"vocoder.onnx": "{models}/super_resolution/generator.onnx"}),
+             setup=folder("vocoder", files={"vocoder.onnx": "{models}/super_resolution/encoder.onnx"}),
              match=r"m/vocoder.onnx does not match the sha256 recorded for the 'generator' graph"),
         # same names, other sizes: HAPT's 12-class graph in a 6-class folder
         Case("model-har-graph-of-other-dataset", PREDICT,
@@ -352,8 +357,8 @@ def _graph_file_cases() -> list[Case]:
         Case("model-clone-encoder-graph-truncated", CLONE_ENCODER, setup=truncated("speaker_encoder", "encoder"),
              match=r"m/speaker_encoder.onnx does not match the sha256"),
         Case("model-clone-sr-graph-not-onnx", CLONE_SR,
-             setup=folder("super_resolution", no_sha("generator"), files={"generator.onnx": b"not a graph"}),
-             match=r"could not load ONNX model .*m/generator.onnx"),
+             setup=folder("super_resolution", no_sha("upsampler"), files={"upsampler.onnx": b"not a graph"}),
+             match=r"could not load ONNX model .*m/upsampler.onnx"),
     ]
     return cases
 

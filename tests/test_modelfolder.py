@@ -459,3 +459,40 @@ def test_compact_checkpoints_are_confined_and_checked(tmp_path):
     state_file.write_text(json.dumps({"step": 1, "shards": ["junk.safetensors"]}))
     with pytest.raises(ModelError, match="junk.safetensors is damaged"):
         load_compact(tmp_path / "last")
+
+
+def test_conv1d_as_conv2d_keeps_every_kind_of_convolution_exact(tmp_path):
+    """Dilation, stride, groups, padding, no bias, and a weight shared by two convolutions (left 1-D:
+    rewriting one user would change the other): the rewritten graph computes the same."""
+    import numpy as np
+    import onnx
+    import torch
+    from torch import nn
+
+    from signals.export import export_graph
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv1d(4, 8, 5, dilation=3, padding=6)
+            self.b = nn.Conv1d(8, 8, 3, stride=2, groups=4, bias=False)
+            self.c = nn.Conv1d(8, 4, 1)
+            self.e = nn.Conv1d(4, 4, 3, padding=1)  # applied twice: one initializer, two users
+            self.d = nn.Conv2d(4, 4, 3, padding=1)  # already 2-D: untouched
+
+        def forward(self, x):
+            y = self.e(self.e(self.c(self.b(torch.sin(self.a(x))))))
+            return y + self.d(y[:, :, None, :])[:, :, 0, :]
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    cases = [[np.random.default_rng(i).standard_normal((2, 4, n)).astype(np.float32)] for i, n in enumerate((9, 40))]
+    for conv2d in (False, True):
+        graph = export_graph(net, tmp_path / f"n{conv2d}.onnx", inputs={"x": ("batch", 4, "t")},
+                             outputs={"y": ("batch", 4, "t2")}, example=[torch.randn(1, 4, 16)], cases=cases,
+                             conv2d=conv2d)
+        assert graph.parity_max_abs_diff < 1e-5
+        g = onnx.load(str(tmp_path / f"n{conv2d}.onnx")).graph
+        dims = {i.name: len(i.dims) for i in g.initializer}
+        ranks = sorted(dims[n.input[1]] for n in g.node if n.op_type == "Conv")
+        assert ranks == ([3, 3, 3, 3, 3, 4] if not conv2d else [3, 3, 4, 4, 4, 4])

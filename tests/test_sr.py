@@ -228,6 +228,52 @@ def test_one_training_step_updates_weights(tmp_path, monkeypatch, model_folder):
     assert not (tmp_path / "folder2").exists()
 
 
+def test_validation_through_the_runtime_post_processing(tmp_path, monkeypatch, model_folder, model):
+    """--val-postprocess FOLDER: the torch generator inside the folder's runtime gives the runtime's own
+    output; validation and the step-0 row score that; a resume with another choice is refused (the kept
+    best score would not compare)."""
+    import signals.speech.sr.train as tr
+    from signals.errors import DataError
+    from signals.speech.audio import resample
+    from signals.speech.sr.cli import add_train_arguments, train_config
+    from signals.speech.sr.export import load_model
+
+    gen = load_model(model_folder)
+    post = tr.shipped_runtime(gen, model_folder, torch.device("cpu"), False)
+    x8 = resample(wideband(0.8, 5), SR, 8000)
+    np.testing.assert_allclose(post.upsample(x8, 8000), model.upsample(x8, 8000), atol=1e-4)
+    clips = tr.make_val_set({"a_3": wideband(0.5, 2)}, {}, 4)
+    raw, shipped = (tr.validate(gen, clips, torch.device("cpu"), False, p) for p in (None, post))
+    assert raw.keys() == shipped.keys() and raw["lsd_8k"] != shipped["lsd_8k"]
+
+    monkeypatch.setitem(tr.GENERATORS, "small", TEST_CFG)
+    monkeypatch.setitem(tr.DISCRIMINATORS, "tiny", DiscriminatorConfig(mpd_channels=(4, 8, 8, 8, 8), msd_width=4,
+                                                                        mbd_channels=4))
+    corpus = tmp_path / "c.npz"
+    np.savez(corpus, a_1=wideband(0.4, 0), a_2=wideband(0.4, 1), a_3=wideband(0.5, 2))
+    argv = ["--data", str(corpus), "--out", str(tmp_path / "run"), "--disc", "tiny", "--batch-size", "2",
+            "--segment", "2048", "--workers", "0", "--log-every", "1", "--eval-every", "1", "--test", "--val", "a_3",
+            "--quiet", "--device", "cpu", "--init-weights", str(model_folder / "model.safetensors")]
+
+    def run(extra: list[str], **kw) -> dict:
+        args = add_train_arguments(argparse.ArgumentParser()).parse_args([*argv, *extra])
+        return tr.train(train_config(args), args.data, args.out, device="cpu", workers=0, progress=False,
+                        init_weights=args.init_weights, val_postprocess=args.val_postprocess, **kw)
+
+    slim = tmp_path / "slim"  # what a training machine gets: no generator graphs, no weights
+    slim.mkdir()
+    (slim / "config.json").write_bytes((model_folder / "config.json").read_bytes())
+    np.testing.assert_array_equal(tr.shipped_runtime(gen, slim, torch.device("cpu"), False).upsample(x8, 8000),
+                                  post.upsample(x8, 8000))
+    run(["--steps", "1", "--val-postprocess", str(model_folder)])
+    rows = [json.loads(r) for r in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert rows[0]["init"] and rows[0]["val_lsd_8k"] == round(shipped["lsd_8k"], 4)  # the starting weights, shipped
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["val_postprocess"] == str(model_folder)
+    with pytest.raises(DataError, match="resume with the same --val-postprocess"):
+        run(["--steps", "2"], resume=True)
+    assert run(["--steps", "2", "--val-postprocess", str(model_folder)], resume=True)["step"] == 2
+
+
 # ---------------------------------------------------------------------------------------------- export + runtime
 
 
@@ -240,8 +286,10 @@ def model_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sr_model")
     save_safetensors(Generator(TEST_CFG), folder / "w.safetensors")
     cfg = export(folder / "w.safetensors", folder, gcfg=TEST_CFG, source={"data": {"test_utterances": ["p360_001"]}})
-    assert cfg.graphs["generator"].parity_max_abs_diff < 1e-4
-    assert cfg.graphs["generator"].inputs == {"mel": ("batch", 80, "frames")}
+    assert max(g.parity_max_abs_diff for g in cfg.graphs.values()) < 1e-4
+    assert cfg.graphs["encoder"].inputs == {"mel": ("batch", 80, "frames")}
+    assert cfg.graphs["upsampler"].inputs == {"latent": ("batch", TEST_CFG.upsample_initial_channel, "frames")}
+    assert cfg.runtime["upsampler_context_frames"] == TEST_CFG.upsampler.context_frames < cfg.runtime["context_frames"]
     return folder
 
 
@@ -252,16 +300,39 @@ def model(model_folder):
     return load(model_folder, threads=1)
 
 
-def test_export_parity_on_dynamic_lengths(model_folder):
+def test_export_parity_on_dynamic_lengths(model_folder, model):
+    """Each graph matches its torch half; together, run as the runtime runs them (the upsampler in pieces
+    with its receptive field as context, any piece size), they match the whole torch generator."""
+    import onnx
+
     from signals.export import compare
-    from signals.speech.sr.export import Exported, load_model, parity_cases
+    from signals.speech.sr.export import (
+        Exported,
+        ExportedEncoder,
+        ExportedUpsampler,
+        load_model,
+        parity_cases,
+    )
 
     gen = load_model(model_folder)
     assert gen.cfg == TEST_CFG
     cases = parity_cases(80, lengths=(7, 31, 150))
-    assert compare(Exported(gen), model_folder / "generator.onnx", ["mel"], ["audio"], cases) < 1e-4
-    for name in ("config.json", "model.safetensors", "generator.onnx"):
+    assert compare(ExportedEncoder(gen), model_folder / "encoder.onnx", ["mel"], ["latent"], cases) < 1e-4
+    with torch.inference_mode():
+        latents = [[gen.encode(torch.from_numpy(m)).numpy()] for (m,) in cases]
+        whole = [Exported(gen)(torch.from_numpy(m)).numpy()[0] for (m,) in cases]
+    assert compare(ExportedUpsampler(gen), model_folder / "upsampler.onnx", ["latent"], ["audio"], latents) < 1e-4
+    for piece in (0, 1, 5, 64):
+        pieced = replace(model, chunking=replace(model.chunking, upsampler_chunk_frames=piece))
+        for (m,), ref in zip(cases, whole):
+            np.testing.assert_allclose(pieced._run(m[0]), ref, atol=1e-4)
+    for name in ("config.json", "model.safetensors", "encoder.onnx", "upsampler.onnx"):
         assert (model_folder / name).is_file()
+    # the 1-D convolutions are stored as 2-D ones (onnxruntime's faster CPU kernels)
+    for name in ("encoder.onnx", "upsampler.onnx"):
+        g = onnx.load(str(model_folder / name)).graph
+        dims = {i.name: len(i.dims) for i in g.initializer}
+        assert {dims[n.input[1]] for n in g.node if n.op_type == "Conv"} == {4}
 
 
 def test_runtime_reads_the_typed_model_section(model_folder, tmp_path):
@@ -287,6 +358,63 @@ def test_runtime_reads_the_typed_model_section(model_folder, tmp_path):
         with pytest.raises(error) as info:
             load(folder)
         assert all(w in str(info.value) for w in [*words, "config.json"]), info.value
+
+
+def test_runtime_refuses_a_chunking_that_would_change_the_output(model_folder, tmp_path):
+    """runtime.upsampler_context_frames below the upsampler's receptive field (chunked output would differ
+    from whole-file output) or outside 1 ... context_frames is refused, naming config.json."""
+    import shutil
+
+    from signals.errors import ModelError
+    from signals.speech.sr.infer import load
+
+    for value, words in [(TEST_CFG.upsampler.context_frames - 1, "below the upsampler's receptive field"),
+                         (0, "upsampler_context_frames must be within 1"),
+                         (10**4, "upsampler_context_frames must be within 1")]:
+        folder = tmp_path / f"bad{value}"
+        shutil.copytree(model_folder, folder)
+        data = json.loads((folder / "config.json").read_text())
+        data["runtime"]["upsampler_context_frames"] = value
+        (folder / "config.json").write_text(json.dumps(data))
+        with pytest.raises(ModelError, match=words) as info:
+            load(folder)
+        assert "config.json" in str(info.value)
+
+
+def test_a_folder_with_one_generator_graph_is_named_and_migrated(model_folder, model, tmp_path):
+    """The layout before the encoder/upsampler split (one ``generator`` graph, no upsampler context): the
+    runtime names the migration; ``scripts/migrate_model_folders.py`` exports the pair from the folder's own
+    weights, keeps the other sections and removes generator.onnx; the output is the same."""
+    import runpy
+    import shutil
+
+    from signals.errors import ModelError
+    from signals.export import export_graph
+    from signals.modelfolder import ModelFolder, write_config
+    from signals.speech.sr.export import Exported, load_model, parity_cases
+    from signals.speech.sr.infer import load
+
+    old = tmp_path / "old"
+    shutil.copytree(model_folder, old)
+    for name in ("encoder.onnx", "upsampler.onnx"):
+        (old / name).unlink()
+    graph = export_graph(Exported(load_model(old)), old / "generator.onnx", inputs={"mel": ("batch", 80, "frames")},
+                         outputs={"audio": ("batch", "samples")}, example=[torch.randn(1, 80, 64)],
+                         cases=parity_cases(80))
+    config = ModelFolder.load(old, "super_resolution").config
+    runtime = {k: v for k, v in config.runtime.items() if k not in ("upsampler_context_frames", "upsampler_chunk_frames")}
+    write_config(old, replace(config, graphs={"generator": graph}, runtime=runtime))
+    with pytest.raises(ModelError, match="migrate_model_folders.py"):
+        load(old)
+    migrate = runpy.run_path("scripts/migrate_model_folders.py")["migrate"]
+    assert "split into encoder.onnx + upsampler.onnx" in migrate(old)
+    assert not (old / "generator.onnx").exists()
+    new = ModelFolder.load(old, "super_resolution").config
+    assert sorted(new.graphs) == ["encoder", "upsampler"] and new.source == config.source
+    assert new.runtime["upsampler_context_frames"] == TEST_CFG.upsampler.context_frames
+    x8 = wideband(0.6)[::6].copy()
+    np.testing.assert_allclose(load(old, threads=1).upsample(x8, 8000), model.upsample(x8, 8000), atol=1e-5)
+    assert "already format" in migrate(old)
 
 
 def test_config_and_runtime_are_torch_free():

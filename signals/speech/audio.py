@@ -95,13 +95,13 @@ def load_audio(
 
 def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """High-quality (soxr VHQ) resampling along the last axis; ``float32`` out."""
-    import soxr
-
     if orig_sr <= 0 or target_sr <= 0:
         raise AudioError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
     wav = np.asarray(wav, dtype=np.float32)
     if orig_sr == target_sr:
-        return wav
+        return wav  # before importing soxr: training machines without it validate at 48 kHz
+    import soxr
+
     if wav.ndim == 1:
         return soxr.resample(wav, orig_sr, target_sr, quality="VHQ").astype(np.float32)
     # soxr wants [T, C]

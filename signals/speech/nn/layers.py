@@ -26,7 +26,10 @@ class Snake(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = self.log_alpha.exp()
-        return x + torch.sin(alpha * x).pow(2) / (alpha + 1e-9)
+        # s * s and a multiply by 1 / a (constants once exported) rather than pow(2) and a divide: the same
+        # values, and two of the cheapest elementwise kernels in onnxruntime, where Snake is ~45 % of HiFi-SR's time
+        s = torch.sin(alpha * x)
+        return x + s * s * (1.0 / (alpha + 1e-9))
 
 
 def activation(name: str, channels: int, slope: float = 0.1) -> nn.Module:

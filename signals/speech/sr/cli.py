@@ -124,6 +124,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         **TRAIN_HELP, "vocoder_prob": "share of crops degraded like 22.05 kHz vocoder output"})
     p.add_argument("--init-weights", default=None,
                    help="start the generator from these .safetensors weights (fine-tuning; ignored with --resume)")
+    p.add_argument("--val-postprocess", default=None, metavar="FOLDER",
+                   help="score validation (and choose generator_best) on the output as this HiFi-SR folder's runtime "
+                        "post-processes it: frame comb, learned envelope, crossover (e.g. models/super_resolution; "
+                        "default: the raw generator's output)")
     p.add_argument("--workers", type=nonnegative_int, default=2, help="DataLoader worker processes (0: load in the "
                                                                           "main process)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
@@ -151,7 +155,7 @@ def _train(args) -> int:
 
     train(train_config(args), args.data, args.out, device=args.device, resume=args.resume,
           init_weights=args.init_weights, workers=args.workers, checkpoint=not args.no_checkpoint,
-          amp=not args.no_amp, progress=not args.quiet)
+          amp=not args.no_amp, progress=not args.quiet, val_postprocess=args.val_postprocess)
     return 0
 
 
@@ -241,10 +245,9 @@ def _export(args) -> int:
     source, licence = run_provenance(args.weights)
     cfg = export(args.weights, args.out, source=source, licence=licence, frame_comb_radius=args.frame_comb,
                  generated_gain_db=args.generated_gain)
-    graph = cfg.graphs["generator"]
     params = sum(v.size for v in load_file(f"{args.out}/{cfg.weights}").values())
-    print(json.dumps({"onnx": f"{args.out}/{graph.file}", "parity_max_abs": graph.parity_max_abs_diff,
-                      "params": params}))
+    print(json.dumps({"onnx": [f"{args.out}/{g.file}" for g in cfg.graphs.values()],
+                      "parity_max_abs": max(g.parity_max_abs_diff for g in cfg.graphs.values()), "params": params}))
     return 0
 
 

@@ -27,7 +27,7 @@ from signals.export import export_graph, save_weights, write_folder
 from signals.modelfolder import LOG_FILE, Graph, ModelConfig, ModelFolder, read_log, sha256, write_config
 from signals.speech.sr.config import SMALL, EnvelopeConfig, GeneratorConfig
 from signals.speech.sr.frontend import FrontEnd
-from signals.speech.sr.infer import KIND, ONNX_FILE, Chunking
+from signals.speech.sr.infer import ENCODER_ONNX, KIND, UPSAMPLER_ONNX, Chunking
 from signals.speech.sr.model import EnvelopeNet, Generator
 from signals.torchutils import load_safetensors
 
@@ -36,7 +36,8 @@ DESCRIPTION = ("HiFi-SR: banded-attention conformer encoder over the 48 kHz log-
 
 
 class Exported(nn.Module):
-    """The inference signature: ``mel: Tensor[B, n_mels, F]`` -> ``audio: Tensor[B, F * hop]``."""
+    """The whole generator: ``mel: Tensor[B, n_mels, F]`` -> ``audio: Tensor[B, F * hop]`` (what the two graphs
+    compute together; the reference for tests)."""
 
     def __init__(self, gen: Generator):
         super().__init__()
@@ -44,6 +45,24 @@ class Exported(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return self.gen(mel).squeeze(1)
+
+
+class ExportedEncoder(Exported):
+    """The encoder graph: ``mel: Tensor[B, n_mels, F]`` -> ``latent: Tensor[B, C0, F]`` (conformer + conv_pre)."""
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.gen.encode(mel)
+
+
+class ExportedUpsampler(Exported):
+    """The upsampler graph: ``latent: Tensor[B, C0, F]`` -> ``audio: Tensor[B, F * hop]``.
+
+    Split from the encoder because their receptive fields differ by 10x (171 vs 14 frames each side): the
+    runtime gives the cheap encoder long context and the expensive upsampler only what it needs.
+    """
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.gen.upsample(latent).squeeze(1)
 
 
 def parity_cases(n_mels: int, lengths: tuple[int, ...] = (40, 203), seed: int = 0) -> list[list[np.ndarray]]:
@@ -131,10 +150,34 @@ def load_model(model_dir: str | Path | ModelFolder) -> Generator:
     return load_safetensors(gen, folder.file(folder.config.weights or "model.safetensors", must_exist=False)).eval()
 
 
+def export_graphs(gen: Generator, out: str | Path) -> dict[str, Graph]:
+    """``out/encoder.onnx`` and ``out/upsampler.onnx`` from ``gen`` (eval, float32), parity-checked; their
+    ``config.json`` entries. 1-D convolutions are stored as 2-D ones (faster in onnxruntime on CPU)."""
+    gcfg, out = gen.cfg, Path(out)
+    c0 = gcfg.upsample_initial_channel
+    mels = parity_cases(gcfg.n_mels)
+    with torch.inference_mode():
+        latents = [[gen.encode(torch.from_numpy(m[0])).numpy()] for m in mels]
+    return {
+        "encoder": export_graph(ExportedEncoder(gen), out / ENCODER_ONNX, inputs={"mel": ("batch", gcfg.n_mels, "frames")},
+                                outputs={"latent": ("batch", c0, "frames")}, example=[torch.randn(1, gcfg.n_mels, 64)],
+                                cases=mels, conv2d=True),
+        "upsampler": export_graph(ExportedUpsampler(gen), out / UPSAMPLER_ONNX, inputs={"latent": ("batch", c0, "frames")},
+                                  outputs={"audio": ("batch", "samples")}, example=[torch.randn(1, c0, 64)],
+                                  cases=latents, conv2d=True),
+    }
+
+
+def chunking(gcfg: GeneratorConfig) -> Chunking:
+    """The runtime's chunking for a generator config (context = the receptive fields)."""
+    return Chunking(context_frames=gcfg.context_frames, upsampler_context_frames=gcfg.upsampler.context_frames)
+
+
 def export(weights: str | Path, out: str | Path, gcfg: GeneratorConfig | None = None,
            source: dict[str, Any] | None = None, licence: str = "unknown",
            frame_comb_radius: int = 0, generated_gain_db: float = 0.0) -> ModelConfig:
-    """Load generator weights, write ``out/{config.json, model.safetensors, generator.onnx}``; returns the config.
+    """Load generator weights, write ``out/{config.json, model.safetensors, encoder.onnx, upsampler.onnx}``;
+    returns the config.
 
     ``source``: provenance for config.json (data split, training recipe); ``data.test_utterances`` is what
     ``signals speech sr evaluate --held-out`` evaluates on. ``frame_comb_radius``: the front end's
@@ -147,14 +190,32 @@ def export(weights: str | Path, out: str | Path, gcfg: GeneratorConfig | None = 
     gcfg = gcfg or weights_config(weights)
     gen = load_safetensors(Generator(gcfg), weights).eval().float()
     out = Path(out)
-    graph = export_graph(Exported(gen), out / ONNX_FILE, inputs={"mel": ("batch", gcfg.n_mels, "frames")},
-                         outputs={"audio": ("batch", "samples")}, example=[torch.randn(1, gcfg.n_mels, 64)],
-                         cases=parity_cases(gcfg.n_mels))
+    graphs = export_graphs(gen, out)
     front = FrontEnd(frame_comb_radius=frame_comb_radius, generated_gain_db=generated_gain_db)
     config = ModelConfig(kind=KIND, description=DESCRIPTION, model=to_dict(gcfg), frontend=to_dict(front),
-                         graphs={"generator": graph}, runtime=to_dict(Chunking(context_frames=gcfg.context_frames)),
+                         graphs=graphs, runtime=to_dict(chunking(gcfg)),
                          source=source or {}, licence=licence)
     write_folder(out, config, gen, metadata={"config": json.dumps(to_dict(gcfg))})
+    return config
+
+
+def split_generator_graph(model_dir: str | Path) -> ModelConfig:
+    """Rewrite a HiFi-SR folder that holds one ``generator`` graph (the layout before 2026-12-07) as the
+    ``encoder`` + ``upsampler`` pair, exported from its own ``model.safetensors``; every other section and
+    file stays (``runtime`` gains ``upsampler_context_frames``), and ``generator.onnx`` is removed."""
+    from dataclasses import replace
+
+    folder = ModelFolder.load(model_dir, KIND)
+    old = folder.config.graphs.get("generator")
+    if old is None:
+        raise ModelError(f"{folder.config_path} has no 'generator' graph to split (graphs: {sorted(folder.config.graphs)})")
+    gen = load_model(folder)
+    graphs = {**export_graphs(gen, folder.path), **{k: v for k, v in folder.config.graphs.items() if k != "generator"}}
+    runtime = {**folder.config.runtime, "upsampler_context_frames": gen.cfg.upsampler.context_frames}
+    config = replace(folder.config, graphs=graphs, runtime=to_dict(from_dict(Chunking, runtime, str(folder.config_path),
+                                                                              "runtime")))
+    write_config(folder.path, config)
+    (folder.path / old.file).unlink(missing_ok=True)
     return config
 
 

@@ -4,14 +4,18 @@
     wav48 = sr.upsample(wav, sample_rate)            # float32 [T'] or [C, T']
     sr.upsample_file("in.wav", "out.wav")            # 48 kHz, 16-bit (or float)
 
-Pipeline per channel: resample to 48 kHz (soxr) -> SR_MEL log-mel -> ONNX generator in chunks ->
+Pipeline per channel: resample to 48 kHz (soxr) -> SR_MEL log-mel -> ONNX generator in chunks (two graphs:
+the encoder, which needs long context, and the upsampler, which needs a few frames of it) ->
 crossover that keeps the input below its detected bandwidth and the generated signal above it (after
 removing the generator's frame-locked lines, ``frontend.frame_comb_radius``, and rescaling each band of each
 frame to the power the folder's ``envelope`` graph predicts from the same mel, ``frontend.envelope``; a
 folder without one applies the fixed ``frontend.generated_gain_db`` instead).
-Chunks of ``chunk_frames`` mel frames run with ``context_frames`` of context on each side (at least the
-generator's receptive field, so a chunk's output equals whole-file output up to float rounding) and a
-short linear crossfade between neighbours; the generator's memory use is therefore flat in the length.
+Chunks of ``chunk_frames`` mel frames run through the encoder with ``context_frames`` of context on each
+side (at least the generator's receptive field, so a chunk's output equals whole-file output up to float
+rounding) and a short linear crossfade between neighbours; the generator's memory use is therefore flat in
+the length. The upsampler, ~95 % of the time, runs only on the chunk plus ``upsampler_context_frames`` (its
+own receptive field) and the post-processing's reach, in pieces of ``upsampler_chunk_frames`` (smaller
+tensors stay in cache): the same output as running it over the whole window, with ~25 % less work.
 
 ``upsample_file`` streams: it reads the input in blocks twice (pass 1: NaN/silence checks and a running
 Welch bandwidth estimate over the whole file; pass 2: ``soxr.ResampleStream`` -> chunked generator ->
@@ -46,7 +50,7 @@ from signals.speech.sr.postprocess import (
 )
 
 KIND = "super_resolution"
-ONNX_FILE = "generator.onnx"
+ENCODER_ONNX, UPSAMPLER_ONNX = "encoder.onnx", "upsampler.onnx"
 MAX_GAIN_DB = 24.0  # frontend.generated_gain_db beyond this is a mistake, not a calibration
 # Input frames per read in the streaming pass (any value gives the same output).
 STREAM_BLOCK = 1 << 16
@@ -57,8 +61,19 @@ class Chunking:
     """``config.json["runtime"]``: how the generator runs over long signals with flat memory."""
 
     context_frames: int  # >= the generator's receptive field, so chunked output equals whole-file output
+    upsampler_context_frames: int  # >= the upsampler's receptive field (latent frames each side)
     chunk_frames: int = 1024
     crossfade_frames: int = 8
+    # The upsampler runs in pieces of this many latent frames (0: in one piece). 384 was fastest on one CPU
+    # thread (benchmarks/bench_sr.py --upsampler-chunks); any value gives the same output.
+    upsampler_chunk_frames: int = 384
+
+    def __post_init__(self):
+        if not 0 < self.upsampler_context_frames <= self.context_frames:
+            raise ValueError(f"upsampler_context_frames must be within 1 ... context_frames ({self.context_frames}), "
+                             f"got {self.upsampler_context_frames}")
+        if self.chunk_frames < 1 or self.crossfade_frames < 0 or self.upsampler_chunk_frames < 0:
+            raise ValueError("chunk_frames must be >= 1, crossfade_frames and upsampler_chunk_frames >= 0")
 
 
 class _ChunkStream:
@@ -72,7 +87,7 @@ class _ChunkStream:
 
     def __init__(self, sr: SRRuntime, chunk_frames: int | None, h: np.ndarray | None):
         inf = sr.chunking
-        self.run, self.h = sr._run, h
+        self.encode, self.upsample, self.h = sr.encode, sr.upsample_latent, h
         self.comb = sr.front.frame_comb_radius  # part of the postprocessing: only with a crossover (h)
         self.gain = 10.0 ** (sr.front.generated_gain_db / 20.0)  # likewise
         self.envelope = sr.front.envelope if sr.envelope is not None else None  # likewise; replaces the gain
@@ -82,6 +97,12 @@ class _ChunkStream:
         self.ctx, self.xf = inf.context_frames, inf.crossfade_frames
         self.mc, self.hop = sr.front.mel, sr.hop
         self.pad = self.mc.n_fft // 2
+        # Latent frames the upsampler runs on beyond the kept ones: its receptive field, plus (with the
+        # post-processing) the reach of the frame comb, the envelope's STFT frame and the crossover FIR.
+        self.margin = inf.upsampler_context_frames
+        if h is not None:
+            env_fft = self.envelope.n_fft if self.envelope is not None else 0
+            self.margin += self.comb + -(-env_fft // (2 * self.hop)) + -(-(len(h) // 2) // self.hop) + 1
         self.frame_cfg = replace(self.mc, center=False)
         self.buf = np.zeros(0, dtype=np.float32)  # input samples base ... base + len(buf)
         self.base = 0
@@ -115,20 +136,22 @@ class _ChunkStream:
         keep_end = min(b + xf, n_frames)
         w0, w1 = max(0, a - self.ctx), min(n_frames, keep_end + self.ctx)
         mel = mel_numpy(self._window(w0 * hop, (w1 - 1) * hop + self.mc.n_fft), self.frame_cfg)
-        y = self.run(mel)
-        if self.h is not None:  # samples w0*hop ... w1*hop
+        latent = self.encode(mel)
+        u0, u1 = max(w0, a - self.margin), min(w1, keep_end + self.margin)
+        y = self.upsample(latent[:, u0 - w0 : u1 - w0])
+        if self.h is not None:  # samples u0*hop ... u1*hop
             y = remove_frame_periodic(y, hop, self.comb)  # the crossover keeps only its high band, so this
             if self.envelope is not None:                 # rescaling and the gain act there only
-                y = apply_envelope(y, self.band_power(mel), self.envelope)
+                y = apply_envelope(y, self.band_power(mel)[:, u0 - w0 : u1 - w0], self.envelope)
             else:
                 y = y * np.float32(self.gain)
-            y = edge_fade(y, w0 * hop, self.n, self.fade)
+            y = edge_fade(y, u0 * hop, self.n, self.fade)
             x_win = np.zeros(len(y), dtype=np.float32)
-            end = w1 * hop if self.n is None else min(self.n, w1 * hop)
-            src = self.buf[w0 * hop - self.base : end - self.base]
+            end = u1 * hop if self.n is None else min(self.n, u1 * hop)
+            src = self.buf[u0 * hop - self.base : end - self.base]
             x_win[: len(src)] = src
             y = crossover(x_win, y, self.h)
-        part = y[(a - w0) * hop : (keep_end - w0) * hop].astype(np.float64)
+        part = y[(a - u0) * hop : (keep_end - u0) * hop].astype(np.float64)
         # Linear crossfade over the overlap; near the end the overlap can be shorter than xf
         # frames, and both sides then use the same truncated ramp so the weights still sum to 1.
         weight = np.ones(len(part))
@@ -178,7 +201,8 @@ class SRRuntime:
     """A HiFi-SR model folder ready to run (the torch module is ``model.Generator``)."""
 
     folder: ModelFolder
-    session: Any  # onnxruntime: mel float32 [B, n_mels, frames] -> audio float32 [B, frames * hop]
+    encoder: Any  # onnxruntime: mel float32 [B, n_mels, frames] -> latent float32 [B, channels, frames]
+    upsampler: Any  # onnxruntime: latent float32 [B, channels, frames] -> audio float32 [B, frames * hop]
     front: FrontEnd
     chunking: Chunking
     envelope: Any = None  # onnxruntime: mel float32 [B, n_mels, frames] -> band_power float32 [B, n_bands, frames]
@@ -186,20 +210,33 @@ class SRRuntime:
     @classmethod
     def load(cls, model_dir: str | Path | None = None, providers: Sequence[str] | None = None,
              threads: int | None = None, frame_comb_radius: int | None = None,
-             generated_gain_db: float | None = None, envelope: bool = True) -> SRRuntime:
+             generated_gain_db: float | None = None, envelope: bool = True, generator: bool = True) -> SRRuntime:
         """``frame_comb_radius``, ``generated_gain_db``: override the folder's ``frontend`` settings (None: keep
         them); ``envelope=False``: leave the folder's learned envelope out (the generated band at the
-        generator's own level, times the gain)."""
+        generator's own level, times the gain); ``generator=False``: do not load the encoder and upsampler
+        graphs (their files need not be there; the caller puts its own in, as training's validation does)."""
         folder = ModelFolder.find(KIND, model_dir)
+        if "generator" in folder.config.graphs and "encoder" not in folder.config.graphs:
+            raise ModelError(f"{folder.config_path} has one 'generator' graph, the layout before the encoder/upsampler "
+                             f"split of 2026-12-07: rewrite it with `python scripts/migrate_model_folders.py "
+                             f"{folder.path}` (needs torch; keeps everything else) or export it again")
         front = folder.section("frontend", FrontEnd)
         chunking = folder.section("runtime", Chunking)
-        spec = folder.graph("generator", ["mel"], ["audio"])
+        enc = folder.graph("encoder", ["mel"], ["latent"])
+        ups = folder.graph("upsampler", ["latent"], ["audio"])
         # n_mels and the hop are stored by the front end's mel, the generator config and the graph.
         model = folder.section("model", GeneratorConfig)
-        if not spec.inputs["mel"][1] == front.mel.n_mels == model.n_mels or model.hop != front.mel.hop_length:
+        if not enc.inputs["mel"][1] == front.mel.n_mels == model.n_mels or model.hop != front.mel.hop_length:
             raise ModelError(f"{folder.config_path}: frontend.mel (n_mels {front.mel.n_mels}, hop "
                              f"{front.mel.hop_length}) does not match the generator (n_mels {model.n_mels}, "
-                             f"hop {model.hop}) or the graph's input {spec.inputs['mel']}")
+                             f"hop {model.hop}) or the encoder graph's input {enc.inputs['mel']}")
+        if enc.outputs["latent"][1] != ups.inputs["latent"][1]:
+            raise ModelError(f"{folder.config_path}: the encoder writes {enc.outputs['latent'][1]} latent channels, "
+                             f"the upsampler reads {ups.inputs['latent'][1]}")
+        if chunking.upsampler_context_frames < model.upsampler.context_frames:
+            raise ModelError(f"{folder.config_path}: runtime.upsampler_context_frames "
+                             f"({chunking.upsampler_context_frames}) is below the upsampler's receptive field "
+                             f"({model.upsampler.context_frames} frames): chunked output would differ")
         if frame_comb_radius is not None:
             front = replace(front, frame_comb_radius=frame_comb_radius)
         if generated_gain_db is not None:
@@ -230,8 +267,9 @@ class SRRuntime:
             env_session = folder.session("envelope", providers=providers, threads=threads)
         elif not envelope:
             front = replace(front, envelope=None)
-        session = folder.session("generator", providers=providers, threads=threads)
-        return cls(folder=folder, session=session, front=front, chunking=chunking, envelope=env_session)
+        sessions = {role: folder.session(role, providers=providers, threads=threads) if generator else None
+                    for role in ("encoder", "upsampler")}
+        return cls(folder=folder, **sessions, front=front, chunking=chunking, envelope=env_session)
 
     @property
     def sample_rate(self) -> int:
@@ -241,9 +279,27 @@ class SRRuntime:
     def hop(self) -> int:
         return self.front.mel.hop_length
 
+    def encode(self, mel: np.ndarray) -> np.ndarray:
+        """``mel: [n_mels, F]`` -> the encoder graph's ``latent: float32 [channels, F]``."""
+        return self.encoder.run(["latent"], {"mel": mel[None].astype(np.float32)})[0][0]
+
+    def upsample_latent(self, latent: np.ndarray) -> np.ndarray:
+        """``latent: [channels, F]`` -> ``float32 [F * hop]``: the upsampler graph in pieces of
+        ``upsampler_chunk_frames`` with ``upsampler_context_frames`` each side (the same output as one piece)."""
+        n, piece, ctx, hop = latent.shape[1], self.chunking.upsampler_chunk_frames, self.chunking.upsampler_context_frames, self.hop
+        if piece <= 0 or n <= piece + 2 * ctx:
+            return self.upsampler.run(["audio"], {"latent": latent[None].astype(np.float32)})[0][0]
+        out = np.empty(n * hop, dtype=np.float32)
+        for s in range(0, n, piece):
+            e, lo = min(n, s + piece), max(0, s - ctx)
+            hi = min(n, e + ctx)
+            y = self.upsampler.run(["audio"], {"latent": np.ascontiguousarray(latent[None, :, lo:hi], dtype=np.float32)})[0][0]
+            out[s * hop : e * hop] = y[(s - lo) * hop : (e - lo) * hop]
+        return out
+
     def _run(self, mel: np.ndarray) -> np.ndarray:
-        """``mel: [n_mels, F]`` -> ``[F * hop]`` raw generator output."""
-        return self.session.run(["audio"], {"mel": mel[None].astype(np.float32)})[0][0]
+        """``mel: [n_mels, F]`` -> ``[F * hop]`` raw generator output (whole, no chunking of the encoder)."""
+        return self.upsample_latent(self.encode(mel))
 
     def band_power(self, mel: np.ndarray) -> np.ndarray:
         """``mel: [n_mels, F]`` -> the envelope graph's ``[n_bands, F]`` log10 band powers."""

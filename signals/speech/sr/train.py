@@ -143,24 +143,70 @@ def make_val_set(wavs: dict[str, np.ndarray], bandwidths: dict[str, float], max_
     return out
 
 
+class _TorchGraph:
+    """A torch function behind an onnxruntime session's ``run(names, feeds)`` (one input, one output)."""
+
+    def __init__(self, fn, device: torch.device, amp: bool):
+        self.fn, self.device, self.amp = fn, device, amp
+
+    @torch.no_grad()
+    def run(self, names, feeds):
+        (x,) = feeds.values()
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            y = self.fn(torch.from_numpy(x).to(self.device))
+        return [y.float().cpu().numpy()]
+
+
+def shipped_runtime(gen: Generator, model_dir: str | Path, device: torch.device, amp: bool):
+    """The runtime of the HiFi-SR folder ``model_dir`` (its front end, frame comb, learned envelope and
+    crossover; the envelope graph on the CPU) with ``gen`` in place of its encoder and upsampler graphs (which
+    are not loaded: a training machine needs only the folder's ``config.json`` and ``envelope.onnx``).
+
+    Why: the runtime rescales every 500 Hz band of every frame of the generated band to the envelope's
+    prediction, so the raw generator's LSD is mostly the level error the envelope replaces; scored through
+    the runtime, validation sees what a user of the exported folder hears (fine structure, lines, crossover).
+    """
+    from dataclasses import replace
+
+    from signals.speech.sr.infer import SRRuntime
+
+    rt = SRRuntime.load(model_dir, providers=["CPUExecutionProvider"], generator=False)
+    gcfg = gen.cfg
+    if (gcfg.n_mels, gcfg.hop) != (rt.front.mel.n_mels, rt.front.mel.hop_length):
+        raise ModelError(f"--val-postprocess {model_dir}: its front end reads {rt.front.mel.n_mels} mels at hop "
+                         f"{rt.front.mel.hop_length}, this generator {gcfg.n_mels} at hop {gcfg.hop}")
+    chunking = replace(rt.chunking, context_frames=gcfg.context_frames,
+                       upsampler_context_frames=gcfg.upsampler.context_frames, upsampler_chunk_frames=0)
+    return replace(rt, chunking=chunking, encoder=_TorchGraph(gen.encode, device, amp),
+                   upsampler=_TorchGraph(lambda z: gen.upsample(z).squeeze(1), device, amp))
+
+
 @torch.no_grad()
-def validate(gen: nn.Module, clips: list[ValClip], device: torch.device, amp: bool) -> dict[str, float]:
+def validate(gen: nn.Module, clips: list[ValClip], device: torch.device, amp: bool, post=None) -> dict[str, float]:
     """Mean LSD (up to each clip's bandwidth), high-band LSD (input Nyquist to bandwidth) and tonal excess
-    (dB, generated band, vs the target) of the raw generator, per condition (``8k``, ``16k``, ``voc``)."""
+    (dB, generated band, vs the target) per condition (``8k``, ``16k``, ``voc``): of the raw generator, or
+    with ``post`` (:func:`shipped_runtime`) of its output as the runtime post-processes it."""
     gen.eval()
     out: dict[str, list[float]] = {}
     for clip in clips:
         top = clip.bandwidth if clip.bandwidth < SAMPLE_RATE / 2 else None
         for cond, (nyq, low) in clip.inputs.items():
-            mel = mel_torch(torch.from_numpy(low).to(device)[None], SR_MEL)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                y = gen(mel)
-            y = y.float().squeeze().cpu().numpy()[: len(clip.wav)]
+            if post is not None:
+                y = post.upsample(low, SAMPLE_RATE)[: len(clip.wav)]
+            else:
+                mel = mel_torch(torch.from_numpy(low).to(device)[None], SR_MEL)
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                    y = gen(mel)
+                y = y.float().squeeze().cpu().numpy()[: len(clip.wav)]
             out.setdefault(f"lsd_{cond}", []).append(lsd(clip.wav, y, max_hz=top))
             out.setdefault(f"lsd_hf_{cond}", []).append(lsd(clip.wav, y, min_hz=nyq, max_hz=top))
             out.setdefault(f"tonal_{cond}", []).append(tonal_excess_db(clip.wav, y, min_hz=nyq, max_hz=top))
     gen.train()
     return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def _val_mode(val_postprocess: str | Path | None) -> str:
+    return f"LSD through {val_postprocess}'s post-processing" if val_postprocess else "LSD of the raw generator"
 
 
 def val_score(row: dict[str, Any]) -> float:
@@ -250,11 +296,13 @@ def gan_step(gen: nn.Module, disc: nn.Module, opt_g, opt_d, low: torch.Tensor, h
 
 def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str | None = None,
           resume: bool = False, init_weights: str | Path | None = None, workers: int = 2, checkpoint: bool = True,
-          amp: bool = True, progress: bool = True) -> dict[str, Any]:
+          amp: bool = True, progress: bool = True, val_postprocess: str | Path | None = None) -> dict[str, Any]:
     """Train on ``data`` (a training pack, a folder of wideband audio or a prepared ``.npz``) into ``out``.
 
     ``resume`` continues from the compact state ``out/last`` (if there is one); ``init_weights`` starts the
-    generator from saved weights (fine-tuning). Returns the step, the best validation LSD and the split.
+    generator from saved weights (fine-tuning); ``val_postprocess``: a HiFi-SR folder whose runtime
+    post-processing validation scores the generator through (:func:`shipped_runtime`; None: the raw
+    generator). Returns the step, the best validation LSD and the split.
     """
     cfg = config
     ctx = setup_distributed(device)
@@ -316,6 +364,10 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
                              f"discriminators ({first_line(exc)}); use another --out to start afresh") from None
         gen.to(device)
         disc.to(device)
+        if meta.get("val_postprocess") != (str(val_postprocess) if val_postprocess else None):
+            raise DataError(f"{out / LAST} chose its best checkpoint on validation "
+                            f"{_val_mode(meta.get('val_postprocess'))}, this call on {_val_mode(val_postprocess)}: "
+                            f"resume with the same --val-postprocess (the scores would not compare)")
         if "d moments" not in restored:
             d_warm_from = step
         if ctx.is_main:
@@ -331,6 +383,7 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
         disc_ddp = nn.parallel.DistributedDataParallel(disc, device_ids=[device.index] if device.type == "cuda" else None)
     else:
         gen_ddp, disc_ddp = gen, disc
+    post = shipped_runtime(gen, val_postprocess, device, amp) if val_postprocess and ctx.is_main else None
     if ctx.is_main:
         log.info("generator %.2f M params (%s), discriminators %.2f M (%s), device %s, amp=%s",
                  count_parameters(gen) / 1e6, cfg.generator, count_parameters(disc) / 1e6, cfg.discriminator,
@@ -356,7 +409,8 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
                     "loss": to_dict(lc), "data": str(data), "split": {"train": len(train_ids), "val": val_ids,
                                                                       "test": test_ids},
                     "init_weights": str(init_weights) if init_weights and state is None
-                    else previous.get("init_weights")}
+                    else previous.get("init_weights"),
+                    "val_postprocess": str(val_postprocess) if val_postprocess else None}
         config_file.write_text(json.dumps(resolved, indent=2))
     log_file = (out / LOG_FILE).open("a") if ctx.is_main else None
 
@@ -375,13 +429,14 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
         if ctx.is_main and checkpoint:
             tensors, info = state_tensors(gen, disc, opt_g, opt_d, cfg.state_moments)
             save_compact(out / LAST, tensors, {"step": step, "best": best, "steps": cfg.steps, **info,
+                                               "val_postprocess": str(val_postprocess) if val_postprocess else None,
                                                "generator": cfg.generator, "discriminator": cfg.discriminator,
                                                "train_config": to_dict(cfg)})
 
     if state is None and init_weights and ctx.is_main and val_set:
         # Score the starting weights: "_best" is then only written when fine-tuning beats them.
         row = {"step": step, "time_s": 0.0, "init": True,
-               **{f"val_{k}": round(v, 4) for k, v in validate(gen, val_set, device, amp).items()}}
+               **{f"val_{k}": round(v, 4) for k, v in validate(gen, val_set, device, amp, post).items()}}
         best = val_score(row)
         write_row(row)
 
@@ -427,7 +482,7 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
             stats = {}
             if step % cfg.eval_every == 0 or stop or step == total:
                 if val_set:
-                    row.update({f"val_{k}": round(v, 4) for k, v in validate(gen, val_set, device, amp).items()})
+                    row.update({f"val_{k}": round(v, 4) for k, v in validate(gen, val_set, device, amp, post).items()})
                 score = val_score(row)
                 if score < best:
                     best = score

@@ -251,7 +251,7 @@ def train_envelope(cfg: EnvelopeTrainConfig, data: list[str | Path], model_dir: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runtime = SRRuntime.load(model_dir, threads=threads, envelope=False)
-    runtime = replace(runtime, session=_CachedSession(runtime.session))
+    runtime = replace(runtime, encoder=_CachedSession(runtime.encoder), upsampler=_CachedSession(runtime.upsampler))
     t_load = time.time()
     split = load_split(list(data), runtime.folder, cfg.val_clips)
     cases = make_val_cases(split.val, split.val_bw)

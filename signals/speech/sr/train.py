@@ -24,7 +24,10 @@ Resumable across machines: ``out/last/`` is a compact state (:mod:`signals.speec
 weights + bf16 AdamW moments of G and D in <= 15.9 MiB shards), written at every evaluation and at the
 end; ``--resume`` continues from it (same step, schedule, best score and data stream). Checkpoints are
 chosen on validation LSD only (mean over 8 and 16 kHz inputs, each clip scored up to its own
-bandwidth): ``generator_best.safetensors``; ``generator.safetensors`` is the latest.
+bandwidth): ``generator_best.safetensors``; ``generator.safetensors`` is the latest. The LSD is of the raw
+generator, or with ``--val-postprocess FOLDER`` of its output as that HiFi-SR folder's runtime post-processes
+it (frame comb, learned envelope, crossover: what users of the exported model hear; see
+:func:`shipped_runtime`).
 """
 
 from __future__ import annotations

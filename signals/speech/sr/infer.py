@@ -98,11 +98,13 @@ class _ChunkStream:
         self.mc, self.hop = sr.front.mel, sr.hop
         self.pad = self.mc.n_fft // 2
         # Latent frames the upsampler runs on beyond the kept ones: its receptive field, plus (with the
-        # post-processing) the reach of the frame comb, the envelope's STFT frame and the crossover FIR.
+        # post-processing) the reach of the frame comb (its radius), of the envelope's STFT rescaling (an
+        # output sample sums frames centred up to n_fft / 2 away, each of which reads n_fft / 2 further) and of
+        # the crossover FIR (half its length), rounded up to frames.
         self.margin = inf.upsampler_context_frames
         if h is not None:
             env_fft = self.envelope.n_fft if self.envelope is not None else 0
-            self.margin += self.comb + -(-env_fft // (2 * self.hop)) + -(-(len(h) // 2) // self.hop) + 1
+            self.margin += self.comb + -(-env_fft // self.hop) + -(-(len(h) // 2) // self.hop) + 1
         self.frame_cfg = replace(self.mc, center=False)
         self.buf = np.zeros(0, dtype=np.float32)  # input samples base ... base + len(buf)
         self.base = 0

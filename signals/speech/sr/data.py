@@ -303,11 +303,13 @@ class Corpus:
     groups: dict[str, str] = field(default_factory=dict)
 
 
-def load_pack(folder: str | Path, splits: tuple[str, ...] = SPLITS, workers: int = 0) -> Corpus:
-    """Decode the clips of ``splits`` from a training pack (``workers`` > 1: that many processes)."""
+def load_pack(folder: str | Path, splits: tuple[str, ...] = SPLITS, workers: int = 0,
+              ids: set[str] | None = None) -> Corpus:
+    """Decode the clips of ``splits`` from a training pack (``workers`` > 1: that many processes); with
+    ``ids``, only those clips (the others are not decoded)."""
     folder = Path(folder)
     index = read_pack_index(folder)
-    entries = [e for e in index["clips"] if e["split"] in splits]
+    entries = [e for e in index["clips"] if e["split"] in splits and (ids is None or e["id"] in ids)]
     if not entries:
         raise DataError(f"{folder} holds no clips of split(s) {', '.join(splits)}")
     audio = str(folder / PACK_AUDIO)

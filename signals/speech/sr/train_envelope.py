@@ -52,6 +52,7 @@ from signals.speech.sr.data import (
     find_audio,
     is_pack,
     load_pack,
+    read_pack_index,
     resample_poly,
     utterance_id,
     vocoder_like,
@@ -98,10 +99,12 @@ def load_split(paths: list[str | Path], model: ModelFolder, val_clips: int) -> S
             raise DataError(f"training data not found: {path}")
         tag = Path(path).name
         if is_pack(path):
-            corpus = load_pack(path, ("train", "val"))
-            vids = sorted(u for u in corpus.wavs if corpus.split[u] == "val")
+            clips = read_pack_index(path)["clips"]
+            vids = sorted(e["id"] for e in clips if e["split"] == "val")
             if val_clips and len(vids) > val_clips:
                 vids = [vids[int(i)] for i in np.linspace(0, len(vids) - 1, val_clips).round()]
+            # only the validation clips that are scored get decoded
+            corpus = load_pack(path, ("train", "val"), ids={e["id"] for e in clips if e["split"] == "train"} | set(vids))
             for u, w in corpus.wavs.items():
                 if corpus.split[u] == "train":
                     train[f"{tag}/{u}"], train_bw[f"{tag}/{u}"] = w, corpus.bandwidth[u]

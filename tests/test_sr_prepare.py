@@ -271,6 +271,9 @@ def test_packs_decode_to_trimmed_normalised_48k_clips(prepared):
 
         assert abs(active_level_db(wav, SAMPLE_RATE) - (-26.0)) < 1.5
         assert corpus.bandwidth[entry["id"]] == entry["bandwidth_hz"]
+    some = {e["id"] for e in full["clips"][::3]}  # ids: only those clips are decoded, the same audio
+    part = load_pack(out / "full", ids=some)
+    assert set(part.wavs) == some and all(np.array_equal(part.wavs[u], corpus.wavs[u]) for u in some)
     # the device pack: no test clips, within its size, validation first then training clips
     dev = read_pack_index(out / "pack")
     assert dev["summary"]["bytes"] <= 0.6e6 and dev["summary"]["per_split"]["test"]["clips"] == 0

@@ -173,7 +173,7 @@ def shipped_runtime(gen: Generator, model_dir: str | Path, device: torch.device,
 
     from signals.speech.sr.infer import SRRuntime
 
-    rt = SRRuntime.load(model_dir, providers=["CPUExecutionProvider"], generator=False)
+    rt = SRRuntime.load(model_dir, providers=["CPUExecutionProvider"], threads=1, generator=False)
     gcfg = gen.cfg
     if (gcfg.n_mels, gcfg.hop) != (rt.front.mel.n_mels, rt.front.mel.hop_length):
         raise ModelError(f"--val-postprocess {model_dir}: its front end reads {rt.front.mel.n_mels} mels at hop "

@@ -269,6 +269,10 @@ def test_validation_through_the_runtime_post_processing(tmp_path, monkeypatch, m
     rows = [json.loads(r) for r in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert rows[0]["init"] and rows[0]["val_lsd_8k"] == round(shipped["lsd_8k"], 4)  # the starting weights, shipped
     assert json.loads((tmp_path / "run" / "train_config.json").read_text())["val_postprocess"] == str(model_folder)
+    from signals.errors import ModelError
+
+    with pytest.raises(ModelError, match="--val-postprocess .*no such model folder"):
+        run(["--steps", "1", "--val-postprocess", str(tmp_path / "missing")])
     with pytest.raises(DataError, match="resume with the same --val-postprocess"):
         run(["--steps", "2"], resume=True)
     assert run(["--steps", "2", "--val-postprocess", str(model_folder)], resume=True)["step"] == 2

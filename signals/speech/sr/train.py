@@ -308,6 +308,13 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
     generator). Returns the step, the best validation LSD and the split.
     """
     cfg = config
+    if val_postprocess:  # a wrong folder fails now, not after the data has loaded
+        from signals.speech.sr.infer import SRRuntime
+
+        if not Path(val_postprocess).is_dir():
+            raise ModelError(f"--val-postprocess {val_postprocess}: no such model folder (a HiFi-SR folder with "
+                             "config.json, and envelope.onnx when it has an envelope)")
+        SRRuntime.load(val_postprocess, providers=["CPUExecutionProvider"], threads=1, generator=False)
     ctx = setup_distributed(device)
     device = ctx.device
     out = Path(out)

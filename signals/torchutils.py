@@ -237,6 +237,21 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+class TorchSession:
+    """A torch function behind an onnxruntime session's ``run(names, feeds)`` (one input, one output), so a
+    runtime built around ONNX graphs can run a module being trained in their place."""
+
+    def __init__(self, fn, device: torch.device | str = "cpu", amp: bool = False):
+        self.fn, self.device, self.amp = fn, torch.device(device), amp
+
+    @torch.no_grad()
+    def run(self, names, feeds):
+        (x,) = feeds.values()
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            y = self.fn(torch.from_numpy(x).to(self.device))
+        return [y.float().cpu().numpy()]
+
+
 # --------------------------------------------------------------------------------------------------
 # compact, sharded checkpoints (the form that moves between machines)
 

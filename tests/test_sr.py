@@ -271,7 +271,7 @@ def test_validation_through_the_runtime_post_processing(tmp_path, monkeypatch, m
     assert json.loads((tmp_path / "run" / "train_config.json").read_text())["val_postprocess"] == str(model_folder)
     from signals.errors import ModelError
 
-    with pytest.raises(ModelError, match="--val-postprocess .*no such model folder"):
+    with pytest.raises(ModelError, match=r"model folder not found: .*missing \(given with --val-postprocess\)"):
         run(["--steps", "1", "--val-postprocess", str(tmp_path / "missing")])
     with pytest.raises(DataError, match="resume with the same --val-postprocess"):
         run(["--steps", "2"], resume=True)

@@ -72,6 +72,7 @@ from signals.speech.sr.data import (
 from signals.speech.sr.metrics import lsd, tonal_excess_db
 from signals.speech.sr.model import Generator
 from signals.torchutils import (
+    TorchSession,
     cleanup_distributed,
     count_parameters,
     first_line,
@@ -146,24 +147,20 @@ def make_val_set(wavs: dict[str, np.ndarray], bandwidths: dict[str, float], max_
     return out
 
 
-class _TorchGraph:
-    """A torch function behind an onnxruntime session's ``run(names, feeds)`` (one input, one output)."""
+def load_postprocess(model_dir: str | Path):
+    """The runtime of the HiFi-SR folder ``model_dir`` (``--val-postprocess``) without its encoder and upsampler
+    graphs (a training machine needs only the folder's ``config.json`` and ``envelope.onnx``); the envelope
+    graph on one CPU thread, beside training."""
+    from signals.modelfolder import find_model
+    from signals.speech.sr.infer import KIND, SRRuntime
 
-    def __init__(self, fn, device: torch.device, amp: bool):
-        self.fn, self.device, self.amp = fn, device, amp
-
-    @torch.no_grad()
-    def run(self, names, feeds):
-        (x,) = feeds.values()
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            y = self.fn(torch.from_numpy(x).to(self.device))
-        return [y.float().cpu().numpy()]
+    path = find_model(KIND, model_dir, option="--val-postprocess")
+    return SRRuntime.load(path, providers=["CPUExecutionProvider"], threads=1, generator=False)
 
 
-def shipped_runtime(gen: Generator, model_dir: str | Path, device: torch.device, amp: bool):
-    """The runtime of the HiFi-SR folder ``model_dir`` (its front end, frame comb, learned envelope and
-    crossover; the envelope graph on the CPU) with ``gen`` in place of its encoder and upsampler graphs (which
-    are not loaded: a training machine needs only the folder's ``config.json`` and ``envelope.onnx``).
+def shipped_runtime(gen: Generator, base, device: torch.device, amp: bool):
+    """``base`` (a runtime from :func:`load_postprocess`, or the folder to load it from: its front end, frame
+    comb, learned envelope and crossover) with ``gen`` in place of its encoder and upsampler graphs.
 
     Why: the runtime rescales every 500 Hz band of every frame of the generated band to the envelope's
     prediction, so the raw generator's LSD is mostly the level error the envelope replaces; scored through
@@ -171,17 +168,15 @@ def shipped_runtime(gen: Generator, model_dir: str | Path, device: torch.device,
     """
     from dataclasses import replace
 
-    from signals.speech.sr.infer import SRRuntime
-
-    rt = SRRuntime.load(model_dir, providers=["CPUExecutionProvider"], threads=1, generator=False)
+    rt = load_postprocess(base) if isinstance(base, (str, Path)) else base
     gcfg = gen.cfg
     if (gcfg.n_mels, gcfg.hop) != (rt.front.mel.n_mels, rt.front.mel.hop_length):
-        raise ModelError(f"--val-postprocess {model_dir}: its front end reads {rt.front.mel.n_mels} mels at hop "
+        raise ModelError(f"--val-postprocess {rt.folder.path}: its front end reads {rt.front.mel.n_mels} mels at hop "
                          f"{rt.front.mel.hop_length}, this generator {gcfg.n_mels} at hop {gcfg.hop}")
     chunking = replace(rt.chunking, context_frames=gcfg.context_frames,
                        upsampler_context_frames=gcfg.upsampler.context_frames, upsampler_chunk_frames=0)
-    return replace(rt, chunking=chunking, encoder=_TorchGraph(gen.encode, device, amp),
-                   upsampler=_TorchGraph(lambda z: gen.upsample(z).squeeze(1), device, amp))
+    return replace(rt, chunking=chunking, encoder=TorchSession(gen.encode, device, amp),
+                   upsampler=TorchSession(lambda z: gen.upsample(z).squeeze(1), device, amp))
 
 
 @torch.no_grad()
@@ -308,13 +303,8 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
     generator). Returns the step, the best validation LSD and the split.
     """
     cfg = config
-    if val_postprocess:  # a wrong folder fails now, not after the data has loaded
-        from signals.speech.sr.infer import SRRuntime
-
-        if not Path(val_postprocess).is_dir():
-            raise ModelError(f"--val-postprocess {val_postprocess}: no such model folder (a HiFi-SR folder with "
-                             "config.json, and envelope.onnx when it has an envelope)")
-        SRRuntime.load(val_postprocess, providers=["CPUExecutionProvider"], threads=1, generator=False)
+    val_mode = str(val_postprocess) if val_postprocess else None  # recorded in the run and its state
+    post_base = load_postprocess(val_postprocess) if val_postprocess else None  # before the data: fails fast
     ctx = setup_distributed(device)
     device = ctx.device
     out = Path(out)
@@ -374,7 +364,7 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
                              f"discriminators ({first_line(exc)}); use another --out to start afresh") from None
         gen.to(device)
         disc.to(device)
-        if meta.get("val_postprocess") != (str(val_postprocess) if val_postprocess else None):
+        if meta.get("val_postprocess") != val_mode:
             raise DataError(f"{out / LAST} chose its best checkpoint on validation "
                             f"{_val_mode(meta.get('val_postprocess'))}, this call on {_val_mode(val_postprocess)}: "
                             f"resume with the same --val-postprocess (the scores would not compare)")
@@ -393,7 +383,7 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
         disc_ddp = nn.parallel.DistributedDataParallel(disc, device_ids=[device.index] if device.type == "cuda" else None)
     else:
         gen_ddp, disc_ddp = gen, disc
-    post = shipped_runtime(gen, val_postprocess, device, amp) if val_postprocess and ctx.is_main else None
+    post = shipped_runtime(gen, post_base, device, amp) if post_base is not None and ctx.is_main else None
     if ctx.is_main:
         log.info("generator %.2f M params (%s), discriminators %.2f M (%s), device %s, amp=%s",
                  count_parameters(gen) / 1e6, cfg.generator, count_parameters(disc) / 1e6, cfg.discriminator,
@@ -420,7 +410,7 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
                                                                       "test": test_ids},
                     "init_weights": str(init_weights) if init_weights and state is None
                     else previous.get("init_weights"),
-                    "val_postprocess": str(val_postprocess) if val_postprocess else None}
+                    "val_postprocess": val_mode}
         config_file.write_text(json.dumps(resolved, indent=2))
     log_file = (out / LOG_FILE).open("a") if ctx.is_main else None
 
@@ -439,7 +429,7 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, device: str
         if ctx.is_main and checkpoint:
             tensors, info = state_tensors(gen, disc, opt_g, opt_d, cfg.state_moments)
             save_compact(out / LAST, tensors, {"step": step, "best": best, "steps": cfg.steps, **info,
-                                               "val_postprocess": str(val_postprocess) if val_postprocess else None,
+                                               "val_postprocess": val_mode,
                                                "generator": cfg.generator, "discriminator": cfg.discriminator,
                                                "train_config": to_dict(cfg)})
 

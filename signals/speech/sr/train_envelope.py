@@ -60,7 +60,7 @@ from signals.speech.sr.data import (
 from signals.speech.sr.metrics import lsd, tonal_excess_db
 from signals.speech.sr.model import EnvelopeNet
 from signals.speech.sr.postprocess import band_edges, band_log_power, detect_bandwidth
-from signals.torchutils import save_safetensors, seed_everything
+from signals.torchutils import TorchSession, save_safetensors, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -184,24 +184,13 @@ class _CachedSession:
         return self.cache[key]
 
 
-class _TorchEnvelope:
-    """The envelope net behind the runtime's ``envelope.run`` interface."""
-
-    def __init__(self, net: EnvelopeNet):
-        self.net = net
-
-    @torch.inference_mode()
-    def run(self, names, feeds):
-        return [self.net(torch.from_numpy(feeds["mel"])).numpy()]
-
-
 def validate(runtime, net: EnvelopeNet | None, cases: list[ValCase]) -> dict[str, float]:
     """Mean LSD (up to each clip's bandwidth) and tonal excess per condition, and the per-corpus means, of
     ``runtime`` with ``net`` as its envelope (None: the runtime as it is, the baseline)."""
     rt = runtime
     if net is not None:
         net.eval()
-        rt = replace(runtime, envelope=_TorchEnvelope(net), front=replace(runtime.front, envelope=net.cfg))
+        rt = replace(runtime, envelope=TorchSession(net), front=replace(runtime.front, envelope=net.cfg))
     out: dict[str, list[float]] = {}
     per_case = []
     for case in cases:

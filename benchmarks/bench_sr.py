@@ -17,6 +17,12 @@ Memory of ``signals speech upsample`` on long files (each run in a fresh subproc
 
 The inputs are synthetic 16 kHz speech-like signals (harmonics + noise, band-limited), written block by block.
 
+Two model folders against each other (say the shipped one and a copy made before a change), each run in a
+fresh process, alternating, ``--rounds`` times; prints the range over rounds of the generator's RTF (1 s, 10 s)
+and of the full path's (10 s of 16 kHz)::
+
+    .venv/bin/python benchmarks/bench_sr.py --compare runs/old_folder [--model models/super_resolution] --rounds 3
+
 Size of the compact resumable training state (``out/last``: fp16 weights, bf16 AdamW moments, <= 15.9 MiB
 shards) per generator / discriminator preset and ``--state-moments`` choice, written for real::
 
@@ -144,6 +150,45 @@ def state_sizes() -> None:
                 del gen, disc, opts, tensors
 
 
+_COMPARE_CHILD = r"""
+import json, sys, time
+import numpy as np
+from scipy.signal import butter, sosfilt
+from signals.speech.sr.infer import load
+sr = load(sys.argv[1], providers=["CPUExecutionProvider"], threads=int(sys.argv[2]))
+rng = np.random.default_rng(0)
+def best(fn, n):
+    fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+    return min(times)
+out = {}
+for s in (1, 10):
+    mel = (rng.standard_normal((sr.front.mel.n_mels, 1 + s * sr.sample_rate // sr.hop)) - 6).astype(np.float32)
+    out[f"generator {s} s"] = best(lambda: sr._run(mel), int(sys.argv[3])) / s
+wav = sosfilt(butter(8, 7000, fs=16000, output="sos"), 0.1 * rng.standard_normal(160000)).astype(np.float32)
+out["full path 10 s"] = best(lambda: sr.upsample(wav, 16000), 2) / 10
+print(json.dumps(out))
+"""
+
+
+def compare_folders(folders: list[str], threads: int, repeats: int, rounds: int) -> None:
+    """RTF of each folder, a fresh process per folder and round (no shared allocator or cache state)."""
+    results: dict[str, list[dict[str, float]]] = {f: [] for f in folders}
+    for r in range(rounds):
+        for folder in folders:
+            out = subprocess.run([sys.executable, "-c", _COMPARE_CHILD, folder, str(threads), str(repeats)],
+                                 capture_output=True, text=True, check=True).stdout
+            results[folder].append(json.loads(out.strip().splitlines()[-1]))
+            print(f"round {r + 1}: {folder}: " + ", ".join(f"{k} RTF {v:.3f}" for k, v in results[folder][-1].items()),
+                  flush=True)
+    print(f"RTF over {rounds} rounds (best of {repeats} within each), {threads} thread(s):")
+    for folder, rows in results.items():
+        print(f"  {folder}: " + ", ".join(f"{k} {min(r[k] for r in rows):.3f}-{max(r[k] for r in rows):.3f}"
+                                          for k in rows[0]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder (default: models/super_resolution)")
@@ -155,7 +200,15 @@ def main() -> None:
     ap.add_argument("--state-sizes", action="store_true", help="only measure the compact training state per preset")
     ap.add_argument("--upsampler-chunks", nargs="+", type=int, metavar="FRAMES",
                     help="also time the generator and the full path with these upsampler piece sizes (0: one piece)")
+    ap.add_argument("--compare", metavar="FOLDER", help="only time FOLDER against --model, alternating fresh processes")
+    ap.add_argument("--rounds", type=int, default=3, help="with --compare: rounds")
     args = ap.parse_args()
+    if args.compare:
+        from signals.paths import REPO_ROOT
+
+        compare_folders([args.compare, args.model or str(REPO_ROOT / "models" / "super_resolution")], args.threads,
+                        args.repeats, args.rounds)
+        return
     if args.state_sizes:
         state_sizes()
         return

@@ -5,7 +5,8 @@
 ONNX graphs and weights are left byte for byte; ``config.json`` is rewritten to the common layout,
 measured results move to ``metrics.json`` and a HAR training history to ``train_log.jsonl``. A HiFi-SR
 folder with one ``generator`` graph (before 2026-12-07) gets its ``encoder`` + ``upsampler`` pair exported
-from its own weights instead (torch needed), everything else kept. Each section
+from its own weights instead (torch needed), everything else kept; one whose upsampler still computes Snake with
+``Sin`` (before the polynomial of 2026-12-07, late) gets the pair exported again the same way (faster on CPU). Each section
 is checked by loading it into its config dataclass. A folder already in the new layout is left alone.
 """
 
@@ -133,13 +134,29 @@ def kind_of(old: dict) -> str:
     raise SystemExit(f"unknown config layout: keys {sorted(old)}")
 
 
+def _upsampler_has_sin(folder: Path, old: dict) -> bool:
+    """A HiFi-SR upsampler graph exported before Snake's ``sin`` became a polynomial (slower, else the same)."""
+    import onnx
+
+    graph = old.get("graphs", {}).get("upsampler")
+    if graph is None or not (folder / graph["file"]).is_file():
+        return False
+    return any(node.op_type == "Sin" for node in onnx.load(str(folder / graph["file"])).graph.node)
+
+
 def migrate(folder: Path) -> str:
     old = json.loads((folder / "config.json").read_text())
     if old.get("kind") == "super_resolution" and "generator" in old.get("graphs", {}):
-        from signals.speech.sr.export import split_generator_graph
+        from signals.speech.sr.export import export_generator_graphs
 
-        split_generator_graph(folder)  # 2026-12-07: one generator graph -> encoder + upsampler (needs torch)
+        export_generator_graphs(folder)  # 2026-12-07: one generator graph -> encoder + upsampler (needs torch)
         return f"{folder}: super_resolution generator graph split into encoder.onnx + upsampler.onnx"
+    if old.get("kind") == "super_resolution" and _upsampler_has_sin(folder, old):
+        from signals.speech.sr.export import export_generator_graphs
+
+        export_generator_graphs(folder)  # 2026-12-07 (late): Snake's sin as a polynomial, banded attention in blocks
+        return (f"{folder}: super_resolution encoder.onnx + upsampler.onnx exported again (faster on CPU; the same "
+                "output within the recorded parity)")
     if "kind" in old:
         return f"{folder}: already format {old.get('format')}"
     kind = kind_of(old)

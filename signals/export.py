@@ -63,6 +63,7 @@ def export_graph(
     atol: float = PARITY_ATOL,
     opset: int = OPSET,
     conv2d: bool = False,
+    reference: nn.Module | None = None,
 ) -> Graph:
     """Export ``module`` to ``path`` and check it; returns the :class:`Graph` entry for ``config.json``.
 
@@ -70,7 +71,9 @@ def export_graph(
     ``{"mels": ("batch", "frames", 40)}``). ``example``: the tensors traced. ``cases``: input tuples
     for :func:`check_parity` (default: the example alone); give several sizes along dynamic axes.
     ``conv2d``: store 1-D convolutions as 2-D ones (:func:`conv1d_as_conv2d`, faster in onnxruntime on CPU);
-    the parity check runs on the rewritten graph.
+    the parity check runs on the rewritten graph. ``reference``: the module the parity check compares with
+    (default ``module``), e.g. the exact model when ``module`` traces a faster approximation of it; the recorded
+    ``parity_max_abs_diff`` is then the approximation's error too.
     """
     import onnx
 
@@ -94,7 +97,8 @@ def export_graph(
         if conv2d and conv1d_as_conv2d(model):
             onnx.save(model, str(tmp))
         onnx.checker.check_model(model)
-        err = check_parity(module, tmp, list(inputs), list(outputs), cases, atol=atol)
+        ref = module if reference is None else reference.eval().cpu()
+        err = check_parity(ref, tmp, list(inputs), list(outputs), cases, atol=atol)
         digest = sha256(tmp)
     return Graph(file=path.name, inputs={k: tuple(v) for k, v in inputs.items()},
                  outputs={k: tuple(v) for k, v in outputs.items()}, opset=opset, sha256=digest,

@@ -297,6 +297,26 @@ def model_folder(tmp_path_factory):
     return folder
 
 
+@pytest.mark.parametrize("frames", [1, 5, 8, 9, 16, 17, 40])
+def test_banded_attention_equals_masked_full_attention(frames):
+    """The blocked O(T * window) attention is the full attention under the band mask |i - j| <= window, for
+    lengths below, at and between multiples of the window, and gradients flow through it."""
+    import torch.nn.functional as F
+
+    from signals.speech.sr.model import banded_attention
+
+    torch.manual_seed(frames)
+    window = 4
+    q, k, v = (torch.randn(2, 3, frames, 5, requires_grad=True) for _ in range(3))
+    i = torch.arange(frames)
+    mask = (i[None, :] - i[:, None]).abs() <= window
+    full = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    banded = banded_attention(q, k, v, window)
+    torch.testing.assert_close(banded, full, atol=1e-6, rtol=1e-5)
+    banded.square().sum().backward()
+    assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
 @pytest.fixture(scope="module")
 def model(model_folder):
     from signals.speech.sr.infer import load
@@ -337,6 +357,8 @@ def test_export_parity_on_dynamic_lengths(model_folder, model):
         g = onnx.load(str(model_folder / name)).graph
         dims = {i.name: len(i.dims) for i in g.initializer}
         assert {dims[n.input[1]] for n in g.node if n.op_type == "Conv"} == {4}
+    # Snake's sin^2 is a polynomial there (onnxruntime's Sin is scalar); compared above with the sin model
+    assert not any(n.op_type == "Sin" for n in onnx.load(str(model_folder / "upsampler.onnx")).graph.node)
 
 
 def test_runtime_reads_the_typed_model_section(model_folder, tmp_path):
@@ -417,6 +439,39 @@ def test_a_folder_with_one_generator_graph_is_named_and_migrated(model_folder, m
     assert sorted(new.graphs) == ["encoder", "upsampler"] and new.source == config.source
     assert new.runtime["upsampler_context_frames"] == TEST_CFG.upsampler.context_frames
     x8 = wideband(0.6)[::6].copy()
+    np.testing.assert_allclose(load(old, threads=1).upsample(x8, 8000), model.upsample(x8, 8000), atol=1e-5)
+    assert "already format" in migrate(old)
+
+
+def test_a_folder_whose_upsampler_uses_sin_is_exported_again(model_folder, model, tmp_path):
+    """Folders exported before Snake's polynomial still run (the same output, slower); the migration script
+    exports their pair again from their own weights and leaves the rest."""
+    import runpy
+    import shutil
+
+    import onnx
+
+    from signals.export import export_graph
+    from signals.modelfolder import ModelFolder, write_config
+    from signals.speech.sr.export import ExportedUpsampler, load_model
+    from signals.speech.sr.infer import load
+
+    old = tmp_path / "old"
+    shutil.copytree(model_folder, old)
+    graph = export_graph(ExportedUpsampler(load_model(old)), old / "upsampler.onnx",
+                         inputs={"latent": ("batch", TEST_CFG.upsample_initial_channel, "frames")},
+                         outputs={"audio": ("batch", "samples")}, example=[torch.randn(1, TEST_CFG.upsample_initial_channel, 20)],
+                         conv2d=True)
+    config = ModelFolder.load(old, "super_resolution").config
+    write_config(old, replace(config, graphs={**config.graphs, "upsampler": graph}))
+    assert any(n.op_type == "Sin" for n in onnx.load(str(old / "upsampler.onnx")).graph.node)
+    x8 = wideband(0.6)[::6].copy()
+    np.testing.assert_allclose(load(old, threads=1).upsample(x8, 8000), model.upsample(x8, 8000), atol=1e-5)
+    migrate = runpy.run_path("scripts/migrate_model_folders.py")["migrate"]
+    assert "exported again" in migrate(old)
+    assert not any(n.op_type == "Sin" for n in onnx.load(str(old / "upsampler.onnx")).graph.node)
+    new = ModelFolder.load(old, "super_resolution").config
+    assert new.source == config.source and new.frontend == config.frontend and new.runtime == config.runtime
     np.testing.assert_allclose(load(old, threads=1).upsample(x8, 8000), model.upsample(x8, 8000), atol=1e-5)
     assert "already format" in migrate(old)
 

@@ -25,6 +25,7 @@ from signals.configio import from_dict, to_dict
 from signals.errors import ConfigError, ModelError
 from signals.export import export_graph, save_weights, write_folder
 from signals.modelfolder import LOG_FILE, Graph, ModelConfig, ModelFolder, read_log, sha256, write_config
+from signals.speech.nn.layers import polynomial_snake
 from signals.speech.sr.config import SMALL, EnvelopeConfig, GeneratorConfig
 from signals.speech.sr.frontend import FrontEnd
 from signals.speech.sr.infer import ENCODER_ONNX, KIND, UPSAMPLER_ONNX, Chunking
@@ -152,7 +153,9 @@ def load_model(model_dir: str | Path | ModelFolder) -> Generator:
 
 def export_graphs(gen: Generator, out: str | Path) -> dict[str, Graph]:
     """``out/encoder.onnx`` and ``out/upsampler.onnx`` from ``gen`` (eval, float32), parity-checked; their
-    ``config.json`` entries. 1-D convolutions are stored as 2-D ones (faster in onnxruntime on CPU)."""
+    ``config.json`` entries. Two rewrites make them faster in onnxruntime on CPU, both checked against ``gen``
+    itself: 1-D convolutions are stored as 2-D ones, and the upsampler's Snake computes ``sin^2`` by polynomial
+    (:func:`~signals.speech.nn.layers.polynomial_snake`)."""
     gcfg, out = gen.cfg, Path(out)
     c0 = gcfg.upsample_initial_channel
     mels = parity_cases(gcfg.n_mels)
@@ -162,9 +165,10 @@ def export_graphs(gen: Generator, out: str | Path) -> dict[str, Graph]:
         "encoder": export_graph(ExportedEncoder(gen), out / ENCODER_ONNX, inputs={"mel": ("batch", gcfg.n_mels, "frames")},
                                 outputs={"latent": ("batch", c0, "frames")}, example=[torch.randn(1, gcfg.n_mels, 64)],
                                 cases=mels, conv2d=True),
-        "upsampler": export_graph(ExportedUpsampler(gen), out / UPSAMPLER_ONNX, inputs={"latent": ("batch", c0, "frames")},
-                                  outputs={"audio": ("batch", "samples")}, example=[torch.randn(1, c0, 64)],
-                                  cases=latents, conv2d=True),
+        "upsampler": export_graph(ExportedUpsampler(polynomial_snake(gen)), out / UPSAMPLER_ONNX,
+                                  inputs={"latent": ("batch", c0, "frames")}, outputs={"audio": ("batch", "samples")},
+                                  example=[torch.randn(1, c0, 64)], cases=latents, conv2d=True,
+                                  reference=ExportedUpsampler(gen)),
     }
 
 
@@ -199,23 +203,24 @@ def export(weights: str | Path, out: str | Path, gcfg: GeneratorConfig | None = 
     return config
 
 
-def split_generator_graph(model_dir: str | Path) -> ModelConfig:
-    """Rewrite a HiFi-SR folder that holds one ``generator`` graph (the layout before 2026-12-07) as the
-    ``encoder`` + ``upsampler`` pair, exported from its own ``model.safetensors``; every other section and
-    file stays (``runtime`` gains ``upsampler_context_frames``), and ``generator.onnx`` is removed."""
+def export_generator_graphs(model_dir: str | Path) -> ModelConfig:
+    """Export a HiFi-SR folder's ``encoder`` + ``upsampler`` graphs again from its own ``model.safetensors``, with
+    this code's rewrites (:func:`export_graphs`); a folder that holds one ``generator`` graph (the layout before
+    2026-12-07) gets the pair instead, and ``generator.onnx`` is removed. Every other section and file stays
+    (``runtime`` gains ``upsampler_context_frames`` where it lacks it)."""
     from dataclasses import replace
 
     folder = ModelFolder.load(model_dir, KIND)
     old = folder.config.graphs.get("generator")
-    if old is None:
-        raise ModelError(f"{folder.config_path} has no 'generator' graph to split (graphs: {sorted(folder.config.graphs)})")
     gen = load_model(folder)
-    graphs = {**export_graphs(gen, folder.path), **{k: v for k, v in folder.config.graphs.items() if k != "generator"}}
-    runtime = {**folder.config.runtime, "upsampler_context_frames": gen.cfg.upsampler.context_frames}
+    graphs = {**export_graphs(gen, folder.path), **{k: v for k, v in folder.config.graphs.items()
+                                                     if k not in ("generator", "encoder", "upsampler")}}
+    runtime = {"upsampler_context_frames": gen.cfg.upsampler.context_frames, **folder.config.runtime}
     config = replace(folder.config, graphs=graphs, runtime=to_dict(from_dict(Chunking, runtime, str(folder.config_path),
                                                                               "runtime")))
     write_config(folder.path, config)
-    (folder.path / old.file).unlink(missing_ok=True)
+    if old is not None:
+        (folder.path / old.file).unlink(missing_ok=True)
     return config
 
 

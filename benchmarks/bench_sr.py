@@ -23,6 +23,11 @@ and of the full path's (10 s of 16 kHz)::
 
     .venv/bin/python benchmarks/bench_sr.py --compare runs/old_folder [--model models/super_resolution] --rounds 3
 
+``--blocked-convs`` instead times one folder with onnxruntime's blocked (NCHWc) convolution kernels forced on and
+off (the runtime uses them on one thread only, where they are faster)::
+
+    .venv/bin/python benchmarks/bench_sr.py --blocked-convs --threads 2 --rounds 3
+
 Size of the compact resumable training state (``out/last``: fp16 weights, bf16 AdamW moments, <= 15.9 MiB
 shards) per generator / discriminator preset and ``--state-moments`` choice, written for real::
 
@@ -156,6 +161,11 @@ import numpy as np
 from scipy.signal import butter, sosfilt
 from signals.speech.sr.infer import load
 sr = load(sys.argv[1], providers=["CPUExecutionProvider"], threads=int(sys.argv[2]))
+if sys.argv[4] != "auto":  # force onnxruntime's blocked (NCHWc) convolution kernels on or off
+    from dataclasses import replace
+    sessions = {role: sr.folder.session(role, ["CPUExecutionProvider"], int(sys.argv[2]), sys.argv[4] == "on")
+                for role in ("encoder", "upsampler")}
+    sr = replace(sr, **sessions)
 rng = np.random.default_rng(0)
 def best(fn, n):
     fn()
@@ -173,20 +183,21 @@ print(json.dumps(out))
 """
 
 
-def compare_folders(folders: list[str], threads: int, repeats: int, rounds: int) -> None:
-    """RTF of each folder, a fresh process per folder and round (no shared allocator or cache state)."""
-    results: dict[str, list[dict[str, float]]] = {f: [] for f in folders}
+def compare_runs(runs: dict[str, tuple[str, str]], threads: int, repeats: int, rounds: int) -> None:
+    """RTF of each run (name -> (folder, blocked convolutions "auto" / "on" / "off")), a fresh process per run and
+    round (no shared allocator, cache or thread-pool state)."""
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
     for r in range(rounds):
-        for folder in folders:
-            out = subprocess.run([sys.executable, "-c", _COMPARE_CHILD, folder, str(threads), str(repeats)],
+        for name, (folder, blocked) in runs.items():
+            out = subprocess.run([sys.executable, "-c", _COMPARE_CHILD, folder, str(threads), str(repeats), blocked],
                                  capture_output=True, text=True, check=True).stdout
-            results[folder].append(json.loads(out.strip().splitlines()[-1]))
-            print(f"round {r + 1}: {folder}: " + ", ".join(f"{k} RTF {v:.3f}" for k, v in results[folder][-1].items()),
+            results[name].append(json.loads(out.strip().splitlines()[-1]))
+            print(f"round {r + 1}: {name}: " + ", ".join(f"{k} RTF {v:.3f}" for k, v in results[name][-1].items()),
                   flush=True)
     print(f"RTF over {rounds} rounds (best of {repeats} within each), {threads} thread(s):")
-    for folder, rows in results.items():
-        print(f"  {folder}: " + ", ".join(f"{k} {min(r[k] for r in rows):.3f}-{max(r[k] for r in rows):.3f}"
-                                          for k in rows[0]))
+    for name, rows in results.items():
+        print(f"  {name}: " + ", ".join(f"{k} {min(r[k] for r in rows):.3f}-{max(r[k] for r in rows):.3f}"
+                                        for k in rows[0]))
 
 
 def main() -> None:
@@ -201,13 +212,18 @@ def main() -> None:
     ap.add_argument("--upsampler-chunks", nargs="+", type=int, metavar="FRAMES",
                     help="also time the generator and the full path with these upsampler piece sizes (0: one piece)")
     ap.add_argument("--compare", metavar="FOLDER", help="only time FOLDER against --model, alternating fresh processes")
-    ap.add_argument("--rounds", type=int, default=3, help="with --compare: rounds")
+    ap.add_argument("--blocked-convs", action="store_true",
+                    help="only time --model with onnxruntime's blocked (NCHWc) convolutions on and off, alternating "
+                         "fresh processes (the runtime uses them on one thread only)")
+    ap.add_argument("--rounds", type=int, default=3, help="with --compare / --blocked-convs: rounds")
     args = ap.parse_args()
-    if args.compare:
+    if args.compare or args.blocked_convs:
         from signals.paths import REPO_ROOT
 
-        compare_folders([args.compare, args.model or str(REPO_ROOT / "models" / "super_resolution")], args.threads,
-                        args.repeats, args.rounds)
+        model = args.model or str(REPO_ROOT / "models" / "super_resolution")
+        runs = ({args.compare: (args.compare, "auto"), model: (model, "auto")} if args.compare else
+                {"blocked convolutions": (model, "on"), "im2col convolutions": (model, "off")})
+        compare_runs(runs, args.threads, args.repeats, args.rounds)
         return
     if args.state_sizes:
         state_sizes()

@@ -390,14 +390,16 @@ class ModelFolder:
                                  "changed after export; download or export the model again")
         return path
 
-    def session(self, role: str, providers: Sequence[str] | None = None, threads: int | None = None):
+    def session(self, role: str, providers: Sequence[str] | None = None, threads: int | None = None,
+                blocked_convs: bool = True):
         """An onnxruntime session of graph ``role`` (file verified by :meth:`verify`), checked to have the
-        named inputs and outputs with the ranks and fixed sizes config.json declares."""
+        named inputs and outputs with the ranks and fixed sizes config.json declares. ``blocked_convs``: see
+        :func:`signals.runtime.create_session`."""
         from signals.runtime import create_session
 
         spec = self.graph(role)
         path = self.verify(role)
-        sess = create_session(path, providers=providers, threads=threads)  # load errors: ModelError
+        sess = create_session(path, providers=providers, threads=threads, blocked_convs=blocked_convs)  # ModelError
         ins, outs = [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]
         if ins != list(spec.inputs) or not set(spec.outputs) <= set(outs):
             raise ModelError(f"{path}: expected inputs {list(spec.inputs)} and outputs {list(spec.outputs)}, "

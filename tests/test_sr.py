@@ -476,6 +476,28 @@ def test_a_folder_whose_upsampler_uses_sin_is_exported_again(model_folder, model
     assert "already format" in migrate(old)
 
 
+def test_blocked_convolutions_only_on_one_thread(model_folder, model, monkeypatch):
+    """The encoder and upsampler run onnxruntime's blocked (NCHWc) convolutions on one thread only (they are
+    slower on several); both ways give the same output."""
+    from signals.modelfolder import ModelFolder
+    from signals.speech.sr.infer import load
+
+    seen = {}
+    session = ModelFolder.session
+
+    def spy(self, role, providers=None, threads=None, blocked_convs=True):
+        seen[(role, threads)] = blocked_convs
+        return session(self, role, providers=providers, threads=threads, blocked_convs=blocked_convs)
+
+    monkeypatch.setattr(ModelFolder, "session", spy)
+    two = load(model_folder, threads=2)
+    assert seen[("encoder", 2)] is False and seen[("upsampler", 2)] is False
+    load(model_folder, threads=1)
+    assert seen[("encoder", 1)] is True and seen[("upsampler", 1)] is True
+    x8 = wideband(0.6)[::6].copy()
+    np.testing.assert_allclose(two.upsample(x8, 8000), model.upsample(x8, 8000), atol=1e-5)
+
+
 def test_config_and_runtime_are_torch_free():
     import subprocess
     import sys

@@ -69,6 +69,8 @@ class LocalSelfAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, window: int, dropout: float = 0.0):
         super().__init__()
         assert d_model % n_heads == 0, "d_model must be divisible by n_heads"
+        if window < 1:
+            raise ValueError(f"attn_window must be at least 1 frame, got {window}")
         self.n_heads = n_heads
         self.window = window
         self.qkv = nn.Linear(d_model, 3 * d_model)

@@ -391,7 +391,7 @@ class ModelFolder:
         return path
 
     def session(self, role: str, providers: Sequence[str] | None = None, threads: int | None = None,
-                blocked_convs: bool = True):
+                blocked_convs: bool | None = None):
         """An onnxruntime session of graph ``role`` (file verified by :meth:`verify`), checked to have the
         named inputs and outputs with the ranks and fixed sizes config.json declares. ``blocked_convs``: see
         :func:`signals.runtime.create_session`."""

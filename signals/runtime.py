@@ -33,15 +33,17 @@ def create_session(
     onnx_path: str | Path,
     providers: Sequence[str] | None = None,
     threads: int | None = None,
-    blocked_convs: bool = True,
+    blocked_convs: bool | None = None,
 ):
     """An ``onnxruntime.InferenceSession`` for ``onnx_path``.
 
     ``providers`` defaults to :func:`default_providers`; ``threads`` sets intra-op threads
-    (``None`` = onnxruntime's default, all cores). ``blocked_convs=False`` leaves out onnxruntime's NCHWc
-    layout transformer, so 2-D convolutions run as im2col + GEMM: its blocked kernels split the work by
-    16-channel blocks, which for the few channels of a waveform upsampler is faster on one thread and slower
-    on several (HiFi-SR's upsampler, 412 frames: 288 vs 347 ms on 1 thread, 247 vs 183 ms on 2).
+    (``None`` = onnxruntime's default, all cores). ``blocked_convs``: onnxruntime's NCHWc layout transformer on
+    or off; ``None`` (the default) = on for one intra-op thread only. Our waveform graphs store 1-D convolutions
+    as 2-D ones (:func:`signals.export.conv1d_as_conv2d`) for its blocked kernels, which split the work by
+    16-channel blocks: for the few channels of a waveform upsampler that is faster on one thread and slower on
+    several, where im2col + GEMM parallelises better (HiFi-SR's upsampler, 412 frames: 288 vs 347 ms on 1
+    thread, 247 vs 183 ms on 2). Graphs without 2-D convolutions are not affected.
     """
     import onnxruntime as ort
 
@@ -55,6 +57,8 @@ def create_session(
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    if blocked_convs is None:
+        blocked_convs = intra_op_threads(threads) == 1
     extra = {} if blocked_convs else {"disabled_optimizers": ["NchwcTransformer"]}
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=list(providers or default_providers()),

@@ -477,23 +477,30 @@ def test_a_folder_whose_upsampler_uses_sin_is_exported_again(model_folder, model
 
 
 def test_blocked_convolutions_only_on_one_thread(model_folder, model, monkeypatch):
-    """The encoder and upsampler run onnxruntime's blocked (NCHWc) convolutions on one thread only (they are
-    slower on several); both ways give the same output."""
-    from signals.modelfolder import ModelFolder
+    """Sessions use onnxruntime's blocked (NCHWc) convolutions on one thread only (for our few-channel 2-D
+    convolutions they are slower on several); either way the output is the same."""
+    import onnxruntime as ort
+
+    from signals import runtime
     from signals.speech.sr.infer import load
 
-    seen = {}
-    session = ModelFolder.session
+    seen = []
+    real = ort.InferenceSession
 
-    def spy(self, role, providers=None, threads=None, blocked_convs=True):
-        seen[(role, threads)] = blocked_convs
-        return session(self, role, providers=providers, threads=threads, blocked_convs=blocked_convs)
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("disabled_optimizers", []))
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(ModelFolder, "session", spy)
+    monkeypatch.setattr(ort, "InferenceSession", spy)
+    onnx_path = model_folder / "upsampler.onnx"
+    for threads, cores, blocked in [(1, 8, True), (2, 1, False), (None, 1, True), (None, 4, False)]:
+        monkeypatch.setattr(runtime.os, "cpu_count", lambda cores=cores: cores)
+        runtime.create_session(onnx_path, threads=threads)
+        assert ("NchwcTransformer" not in seen[-1]) == blocked, (threads, cores)
+    runtime.create_session(onnx_path, threads=4, blocked_convs=True)
+    assert seen[-1] == []
     two = load(model_folder, threads=2)
-    assert seen[("encoder", 2)] is False and seen[("upsampler", 2)] is False
-    load(model_folder, threads=1)
-    assert seen[("encoder", 1)] is True and seen[("upsampler", 1)] is True
+    assert seen[-2:] == [["NchwcTransformer"]] * 2  # encoder, upsampler
     x8 = wideband(0.6)[::6].copy()
     np.testing.assert_allclose(two.upsample(x8, 8000), model.upsample(x8, 8000), atol=1e-5)
 

@@ -34,7 +34,6 @@ import numpy as np
 
 from signals.errors import AudioError, ModelError
 from signals.modelfolder import ModelFolder
-from signals.runtime import intra_op_threads
 from signals.speech.audio import SILENCE_PEAK, check_audio, open_audio, resample
 from signals.speech.features import mel_numpy
 from signals.speech.sr.config import GeneratorConfig
@@ -270,11 +269,8 @@ class SRRuntime:
             env_session = folder.session("envelope", providers=providers, threads=threads)
         elif not envelope:
             front = replace(front, envelope=None)
-        # The graphs store 1-D convolutions as 2-D ones for onnxruntime's blocked (NCHWc) kernels: faster on one
-        # thread, slower on several (signals.runtime.create_session), so they are used on one thread only.
-        blocked = intra_op_threads(threads) == 1
-        sessions = {role: folder.session(role, providers=providers, threads=threads, blocked_convs=blocked)
-                    if generator else None for role in ("encoder", "upsampler")}
+        sessions = {role: folder.session(role, providers=providers, threads=threads) if generator else None
+                    for role in ("encoder", "upsampler")}
         return cls(folder=folder, **sessions, front=front, chunking=chunking, envelope=env_session)
 
     @property

@@ -189,9 +189,11 @@ def compare_runs(runs: dict[str, tuple[str, str]], threads: int, repeats: int, r
     results: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
     for r in range(rounds):
         for name, (folder, blocked) in runs.items():
-            out = subprocess.run([sys.executable, "-c", _COMPARE_CHILD, folder, str(threads), str(repeats), blocked],
-                                 capture_output=True, text=True, check=True).stdout
-            results[name].append(json.loads(out.strip().splitlines()[-1]))
+            proc = subprocess.run([sys.executable, "-c", _COMPARE_CHILD, folder, str(threads), str(repeats), blocked],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:  # e.g. no model folder there: the child's own last line names it
+                raise SystemExit(f"{name}: {(proc.stderr.strip().splitlines() or ['failed'])[-1]}")
+            results[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(f"round {r + 1}: {name}: " + ", ".join(f"{k} RTF {v:.3f}" for k, v in results[name][-1].items()),
                   flush=True)
     print(f"RTF over {rounds} rounds (best of {repeats} within each), {threads} thread(s):")

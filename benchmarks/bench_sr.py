@@ -155,37 +155,49 @@ def state_sizes() -> None:
                 del gen, disc, opts, tensors
 
 
-_COMPARE_CHILD = r"""
-import json, sys, time
-import numpy as np
-from scipy.signal import butter, sosfilt
-from signals.speech.sr.infer import load
-sr = load(sys.argv[1], providers=["CPUExecutionProvider"], threads=int(sys.argv[2]))
-if sys.argv[4] != "auto":  # force onnxruntime's blocked (NCHWc) convolution kernels on or off
+def random_mel(rng: np.random.Generator, sr, seconds: int) -> np.ndarray:
+    """A log-mel of ``seconds`` of 48 kHz output for runtime ``sr``: ``float32 [n_mels, frames]`` around -6."""
+    return (rng.standard_normal((sr.front.mel.n_mels, 1 + seconds * sr.sample_rate // sr.hop)) - 6).astype(np.float32)
+
+
+def band_limited_noise(rng: np.random.Generator, seconds: int = 10, rate: int = 16000) -> np.ndarray:
+    """The full path's input: noise low-passed at 7 kHz, ``float32 [seconds * rate]``."""
+    from scipy.signal import butter, sosfilt
+
+    wav = (0.1 * rng.standard_normal(seconds * rate)).astype(np.float32)
+    return sosfilt(butter(8, 7000, fs=rate, output="sos"), wav).astype(np.float32)
+
+
+def time_runtime(folder: str, threads: int, repeats: int, blocked: str) -> dict[str, float]:
+    """RTF of the generator (1 s, 10 s) and of the full path (10 s of 16 kHz) of ``folder``; ``blocked``:
+    "auto" (the runtime's choice) or "on" / "off" to force onnxruntime's blocked (NCHWc) convolutions."""
     from dataclasses import replace
-    sessions = {role: sr.folder.session(role, ["CPUExecutionProvider"], int(sys.argv[2]), sys.argv[4] == "on")
-                for role in ("encoder", "upsampler")}
-    sr = replace(sr, **sessions)
-rng = np.random.default_rng(0)
-def best(fn, n):
-    fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
-    return min(times)
-out = {}
-for s in (1, 10):
-    mel = (rng.standard_normal((sr.front.mel.n_mels, 1 + s * sr.sample_rate // sr.hop)) - 6).astype(np.float32)
-    out[f"generator {s} s"] = best(lambda: sr._run(mel), int(sys.argv[3])) / s
-wav = sosfilt(butter(8, 7000, fs=16000, output="sos"), 0.1 * rng.standard_normal(160000)).astype(np.float32)
-out["full path 10 s"] = best(lambda: sr.upsample(wav, 16000), 2) / 10
-print(json.dumps(out))
-"""
+
+    from signals.speech.sr.infer import load
+
+    sr = load(folder, providers=["CPUExecutionProvider"], threads=threads)
+    if blocked != "auto":
+        sr = replace(sr, **{role: sr.folder.session(role, ["CPUExecutionProvider"], threads, blocked == "on")
+                            for role in ("encoder", "upsampler")})
+    rng = np.random.default_rng(0)
+    out = {}
+    for seconds in (1, 10):
+        mel = random_mel(rng, sr, seconds)
+        out[f"generator {seconds} s"] = best_time(lambda mel=mel: sr._run(mel), repeats) / seconds
+    wav = band_limited_noise(rng)
+    out["full path 10 s"] = best_time(lambda: sr.upsample(wav, 16000), 2) / 10
+    return out
+
+
+# a fresh interpreter per timed run (no shared allocator, cache or thread-pool state), running time_runtime above
+_COMPARE_CHILD = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+                  "from bench_sr import time_runtime; "
+                  "print(json.dumps(time_runtime(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))")
 
 
 def compare_runs(runs: dict[str, tuple[str, str]], threads: int, repeats: int, rounds: int) -> None:
     """RTF of each run (name -> (folder, blocked convolutions "auto" / "on" / "off")), a fresh process per run and
-    round (no shared allocator, cache or thread-pool state)."""
+    round (:func:`time_runtime` in a fresh interpreter)."""
     results: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
     for r in range(rounds):
         for name, (folder, blocked) in runs.items():
@@ -242,8 +254,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows = []
     for seconds in (1, 10):
-        frames = 1 + seconds * sr.sample_rate // hop
-        mel = (rng.standard_normal((n_mels, frames)) - 6).astype(np.float32)
+        mel = random_mel(rng, sr, seconds)
         t = best_time(lambda mel=mel: sr._run(mel), args.repeats)
         rows.append(("onnxruntime", seconds, t))
     rss_ort = peak_rss_mb()
@@ -267,10 +278,7 @@ def main() -> None:
     for engine, seconds, t in rows:
         print(f"{engine:<14}{seconds:>6} s{t:>12.3f}{t / seconds:>10.3f}")
 
-    wav = (0.1 * rng.standard_normal(10 * 16000)).astype(np.float32)
-    from scipy.signal import butter, sosfilt
-
-    wav = sosfilt(butter(8, 7000, fs=16000, output="sos"), wav).astype(np.float32)
+    wav = band_limited_noise(rng)
     t = best_time(lambda: sr.upsample(wav, 16000), 1)
     envelope = "learned envelope" if sr.envelope is not None else f"gain {sr.front.generated_gain_db:+g} dB"
     print(f"full upsample path (10 s of 16 kHz input, chunked ONNX + frame comb (radius "
@@ -295,7 +303,7 @@ def main() -> None:
         other = replace(sr, chunking=replace(sr.chunking, upsampler_chunk_frames=piece))
         times = []
         for seconds in (1, 10):
-            mel = (rng.standard_normal((n_mels, 1 + seconds * sr.sample_rate // hop)) - 6).astype(np.float32)
+            mel = random_mel(rng, sr, seconds)
             times.append(best_time(lambda mel=mel, rt=other: rt._run(mel), args.repeats) / seconds)
         t = best_time(lambda rt=other: rt.upsample(wav, 16000), 1)
         print(f"upsampler pieces of {piece:>4} frames: generator RTF {times[0]:.3f} (1 s) / {times[1]:.3f} (10 s), "

@@ -146,15 +146,15 @@ def _upsampler_has_sin(folder: Path, old: dict) -> bool:
 
 def migrate(folder: Path) -> str:
     old = json.loads((folder / "config.json").read_text())
-    if old.get("kind") == "super_resolution" and "generator" in old.get("graphs", {}):
+    # HiFi-SR graphs exported again from the folder's own weights (needs torch): one generator graph (before
+    # 2026-12-07) becomes encoder + upsampler; an upsampler with Sin (before that evening) the polynomial Snake
+    split = "generator" in old.get("graphs", {})
+    if old.get("kind") == "super_resolution" and (split or _upsampler_has_sin(folder, old)):
         from signals.speech.sr.export import export_generator_graphs
 
-        export_generator_graphs(folder)  # 2026-12-07: one generator graph -> encoder + upsampler (needs torch)
-        return f"{folder}: super_resolution generator graph split into encoder.onnx + upsampler.onnx"
-    if old.get("kind") == "super_resolution" and _upsampler_has_sin(folder, old):
-        from signals.speech.sr.export import export_generator_graphs
-
-        export_generator_graphs(folder)  # 2026-12-07 (late): Snake's sin as a polynomial, banded attention in blocks
+        export_generator_graphs(folder)
+        if split:
+            return f"{folder}: super_resolution generator graph split into encoder.onnx + upsampler.onnx"
         return (f"{folder}: super_resolution encoder.onnx + upsampler.onnx exported again (faster on CPU; the same "
                 "output within the recorded parity)")
     if "kind" in old:

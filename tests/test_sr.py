@@ -239,7 +239,7 @@ def test_validation_through_the_runtime_post_processing(tmp_path, monkeypatch, m
     from signals.speech.sr.export import load_model
 
     gen = load_model(model_folder)
-    post = tr.shipped_runtime(gen, model_folder, torch.device("cpu"), False)
+    post = tr.shipped_runtime(gen, tr.load_postprocess(model_folder), torch.device("cpu"), False)
     x8 = resample(wideband(0.8, 5), SR, 8000)
     np.testing.assert_allclose(post.upsample(x8, 8000), model.upsample(x8, 8000), atol=1e-4)
     clips = tr.make_val_set({"a_3": wideband(0.5, 2)}, {}, 4)
@@ -263,7 +263,7 @@ def test_validation_through_the_runtime_post_processing(tmp_path, monkeypatch, m
     slim = tmp_path / "slim"  # what a training machine gets: no generator graphs, no weights
     slim.mkdir()
     (slim / "config.json").write_bytes((model_folder / "config.json").read_bytes())
-    np.testing.assert_array_equal(tr.shipped_runtime(gen, slim, torch.device("cpu"), False).upsample(x8, 8000),
+    np.testing.assert_array_equal(tr.shipped_runtime(gen, tr.load_postprocess(slim), torch.device("cpu"), False).upsample(x8, 8000),
                                   post.upsample(x8, 8000))
     run(["--steps", "1", "--val-postprocess", str(model_folder)])
     rows = [json.loads(r) for r in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]

@@ -158,9 +158,9 @@ def load_postprocess(model_dir: str | Path):
     return SRRuntime.load(path, providers=["CPUExecutionProvider"], threads=1, generator=False)
 
 
-def shipped_runtime(gen: Generator, base, device: torch.device, amp: bool):
-    """``base`` (a runtime from :func:`load_postprocess`, or the folder to load it from: its front end, frame
-    comb, learned envelope and crossover) with ``gen`` in place of its encoder and upsampler graphs.
+def shipped_runtime(gen: Generator, rt, device: torch.device, amp: bool):
+    """``rt`` (a runtime from :func:`load_postprocess`: its front end, frame comb, learned envelope and
+    crossover) with ``gen`` in place of its encoder and upsampler graphs.
 
     Why: the runtime rescales every 500 Hz band of every frame of the generated band to the envelope's
     prediction, so the raw generator's LSD is mostly the level error the envelope replaces; scored through
@@ -168,7 +168,6 @@ def shipped_runtime(gen: Generator, base, device: torch.device, amp: bool):
     """
     from dataclasses import replace
 
-    rt = load_postprocess(base) if isinstance(base, (str, Path)) else base
     gcfg = gen.cfg
     if (gcfg.n_mels, gcfg.hop) != (rt.front.mel.n_mels, rt.front.mel.hop_length):
         raise ModelError(f"--val-postprocess {rt.folder.path}: its front end reads {rt.front.mel.n_mels} mels at hop "
